@@ -1,0 +1,37 @@
+# The two commands of the README: `make run` and `make test` do all set-up themselves.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+ARGS   ?=
+
+.PHONY: install system-deps run test lint bench-topology clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# A pinned CPU build of torch; an open range would pull a multi-GB CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+install: $(STAMP)
+
+# Real Prometheus for the tests (Debian packages), installed only when missing.
+system-deps:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || \
+	  ($(SUDO) apt-get update -q && \
+	   DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q prometheus)
+
+run: install
+	$(BIN)/aura-exporter demo $(ARGS)
+
+test: install system-deps
+	$(BIN)/python -m pytest $(ARGS)
+
+bench-topology: install
+	$(BIN)/python bench/topology_cycle.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,3 @@
+"""AURA exporter: a failure-prediction sidecar for Prometheus."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from aura_exporter.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,430 @@
+"""The configuration file: YAML loaded into typed, frozen objects and validated once, at the edge.
+
+Every problem in a file is reported at once, each with the file, the key path and what is wrong,
+the way prometheus-pve-exporter and promtool report configuration errors.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+from urllib.parse import urlparse
+
+import promql_parser
+import yaml
+
+from aura_exporter.durations import parse_duration
+
+ROLES = ("network", "resources", "security", "performance")
+# Labels the exporter adds itself; an entity label of the same name would be ambiguous.
+RESERVED_LABELS = frozenset(
+    {"analysis", "homology_dimension", "feature", "horizon", "agent", "stage", "reason", "decision",
+     "le", "quantile", "shard"}
+)
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,62}$")
+MIN_WINDOW_STEPS = 8  # fewer points than this carry no usable shape
+
+
+class ConfigError(Exception):
+    """All problems of one configuration file, each as 'path: message'."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        super().__init__("\n".join(f"{source}: {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    server_name: str | None = None
+    insecure_skip_verify: bool = False
+
+
+@dataclass(frozen=True)
+class BasicAuth:
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class PrometheusConfig:
+    url: str
+    timeout: float = 30.0
+    bearer_token_file: str | None = None
+    basic_auth: BasicAuth | None = None
+    tls: TLSConfig = TLSConfig()
+    headers: tuple[tuple[str, str], ...] = ()
+    max_concurrency: int = 4
+    retries: int = 3
+    max_points_per_query: int = 11000  # Prometheus refuses more than 11,000 points per series
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    query: str
+    role: str
+    limit: float | None = None
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """How each entity's reference window is learned; see the README's 'Baselines' section."""
+
+    refresh_interval: float = 6 * 3600.0
+    min_history: int = 10  # drift samples needed before a z-score is given (warm-up)
+    history: int = 240  # drift samples kept for the z-score
+    learn_below_zscore: float = 3.0  # windows this unusual never become or feed the baseline
+    forget_after: float = 3600.0  # entities unseen this long lose their baseline
+
+
+@dataclass(frozen=True)
+class TopologyConfig:
+    homology_dimensions: tuple[int, ...] = (0, 1)
+    noise_factor: float = 3.0  # features shorter than this × the median H0 bar are noise
+    min_persistence: float = 0.5  # ...and never shorter than this, in robust-scaled units
+
+
+@dataclass(frozen=True)
+class Analysis:
+    name: str
+    entity_labels: tuple[str, ...]
+    step: float
+    window: float
+    interval: float
+    features: tuple[Feature, ...]
+    max_series: int = 10000
+    max_missing_ratio: float = 0.25
+    max_gap: float = 0.0  # seconds; 0 means "4 steps"
+    topology: TopologyConfig = TopologyConfig()
+    baseline: BaselineConfig = BaselineConfig()
+
+    @property
+    def steps(self) -> int:
+        """Points per window: the window divided by the step."""
+        return int(round(self.window / self.step))
+
+    @property
+    def max_gap_steps(self) -> int:
+        return int(self.max_gap // self.step) if self.max_gap else 4
+
+
+@dataclass(frozen=True)
+class Config:
+    prometheus: PrometheusConfig
+    analyses: tuple[Analysis, ...]
+    source: str = "<memory>"
+
+
+class _DuplicateKeyLoader(yaml.SafeLoader):
+    """PyYAML silently keeps the last of two equal keys; a config must not."""
+
+
+def _construct_mapping(loader: _DuplicateKeyLoader, node: yaml.MappingNode) -> dict:
+    seen: set = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_DuplicateKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+class _Reader:
+    """Reads typed values out of parsed YAML, collecting every problem with its key path."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def fail(self, path: str, message: str) -> None:
+        self.problems.append(f"{path}: {message}")
+
+    def mapping(self, value: Any, path: str, allowed: set[str], required: set[str] = frozenset()) -> dict:
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            self.fail(path, f"expected a mapping, found {type(value).__name__}")
+            return {}
+        for key in value:
+            if key not in allowed:
+                self.fail(f"{path}.{key}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
+        for key in sorted(required - set(value)):
+            self.fail(f"{path}.{key}", "required key is missing")
+        return value
+
+    def typed(self, value: Any, path: str, kind: type | tuple, default: Any, what: str) -> Any:
+        if value is None:
+            return default
+        if isinstance(value, bool) and kind is not bool:
+            self.fail(path, f"expected {what}, found a boolean")
+            return default
+        if not isinstance(value, kind):
+            self.fail(path, f"expected {what}, found {type(value).__name__} {value!r}")
+            return default
+        return value
+
+    def string(self, value: Any, path: str, default: str | None = None) -> str | None:
+        return self.typed(value, path, str, default, "a string")
+
+    def boolean(self, value: Any, path: str, default: bool = False) -> bool:
+        return self.typed(value, path, bool, default, "true or false")
+
+    def number(self, value: Any, path: str, default: float | None, low: float | None = None,
+               high: float | None = None) -> float | None:
+        number = self.typed(value, path, (int, float), default, "a number")
+        if value is not None and number is not None:
+            if (low is not None and number < low) or (high is not None and number > high):
+                self.fail(path, f"{number} is out of range [{low}, {high}]")
+        return None if number is None else float(number)
+
+    def integer(self, value: Any, path: str, default: int, low: int = 1) -> int:
+        number = self.typed(value, path, int, default, "a whole number")
+        if number < low:
+            self.fail(path, f"must be at least {low}, found {number}")
+        return number
+
+    def duration(self, value: Any, path: str, default: float | None) -> float | None:
+        if value is None:
+            return default
+        try:
+            seconds = parse_duration(str(value))
+        except ValueError as err:
+            self.fail(path, str(err))
+            return default
+        if seconds <= 0:
+            self.fail(path, "must be longer than 0s")
+        return seconds
+
+    def readable_file(self, value: Any, path: str) -> str | None:
+        name = self.string(value, path)
+        if name is not None and not os.access(name, os.R_OK):
+            self.fail(path, f"cannot read file {name!r}")
+        return name
+
+
+def load_config(path: str) -> Config:
+    """Parse and validate a configuration file; ConfigError lists every problem."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as err:
+        raise ConfigError(path, [f"cannot read the file: {err.strerror}"]) from err
+    return parse_config(text, source=path)
+
+
+def parse_config(text: str, source: str = "<memory>") -> Config:
+    try:
+        document = yaml.load(text, Loader=_DuplicateKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as err:
+        raise ConfigError(source, [f"invalid YAML: {err}"]) from err
+    reader = _Reader()
+    root = reader.mapping(document, "$", {"prometheus", "analyses"}, {"prometheus", "analyses"})
+    prometheus = _read_prometheus(reader, root.get("prometheus"), "prometheus")
+    analyses = _read_analyses(reader, root.get("analyses"), "analyses")
+    if reader.problems:
+        raise ConfigError(source, reader.problems)
+    return Config(prometheus=prometheus, analyses=analyses, source=source)
+
+
+def _read_prometheus(reader: _Reader, value: Any, path: str) -> PrometheusConfig:
+    allowed = {"url", "timeout", "bearer_token_file", "basic_auth", "tls_config", "headers",
+               "max_concurrency", "retries"}
+    node = reader.mapping(value, path, allowed, {"url"})
+    url = reader.string(node.get("url"), f"{path}.url", "")
+    parsed = urlparse(url or "")
+    if url and (parsed.scheme not in ("http", "https") or not parsed.netloc):
+        reader.fail(f"{path}.url", f"expected an http:// or https:// URL, found {url!r}")
+    token_file = reader.readable_file(node.get("bearer_token_file"), f"{path}.bearer_token_file")
+    basic = _read_basic_auth(reader, node.get("basic_auth"), f"{path}.basic_auth")
+    if token_file and basic:
+        reader.fail(path, "set at most one of bearer_token_file and basic_auth")
+    return PrometheusConfig(
+        url=(url or "").rstrip("/"),
+        timeout=reader.duration(node.get("timeout"), f"{path}.timeout", 30.0),
+        bearer_token_file=token_file,
+        basic_auth=basic,
+        tls=_read_tls(reader, node.get("tls_config"), f"{path}.tls_config"),
+        headers=_read_headers(reader, node.get("headers"), f"{path}.headers"),
+        max_concurrency=reader.integer(node.get("max_concurrency"), f"{path}.max_concurrency", 4),
+        retries=reader.integer(node.get("retries"), f"{path}.retries", 3, low=0),
+    )
+
+
+def _read_basic_auth(reader: _Reader, value: Any, path: str) -> BasicAuth | None:
+    if value is None:
+        return None
+    node = reader.mapping(value, path, {"username", "password", "password_file"}, {"username"})
+    password = reader.string(node.get("password"), f"{path}.password")
+    password_file = reader.readable_file(node.get("password_file"), f"{path}.password_file")
+    if (password is None) == (password_file is None):
+        reader.fail(path, "set exactly one of password and password_file")
+    if password_file and os.access(password_file, os.R_OK):
+        with open(password_file, encoding="utf-8") as handle:
+            password = handle.read().strip()
+    return BasicAuth(username=reader.string(node.get("username"), f"{path}.username", ""), password=password or "")
+
+
+def _read_tls(reader: _Reader, value: Any, path: str) -> TLSConfig:
+    node = reader.mapping(value, path, {"ca_file", "cert_file", "key_file", "server_name", "insecure_skip_verify"})
+    tls = TLSConfig(
+        ca_file=reader.readable_file(node.get("ca_file"), f"{path}.ca_file"),
+        cert_file=reader.readable_file(node.get("cert_file"), f"{path}.cert_file"),
+        key_file=reader.readable_file(node.get("key_file"), f"{path}.key_file"),
+        server_name=reader.string(node.get("server_name"), f"{path}.server_name"),
+        insecure_skip_verify=reader.boolean(node.get("insecure_skip_verify"), f"{path}.insecure_skip_verify"),
+    )
+    if (tls.cert_file is None) != (tls.key_file is None):
+        reader.fail(path, "cert_file and key_file go together")
+    return tls
+
+
+def _read_headers(reader: _Reader, value: Any, path: str) -> tuple[tuple[str, str], ...]:
+    node = reader.mapping(value, path, set(value) if isinstance(value, dict) else set())
+    headers = []
+    for name, header_value in node.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
+            reader.fail(f"{path}.{name}", "not a valid HTTP header name")
+        elif name.lower() in ("authorization", "host", "content-length"):
+            reader.fail(f"{path}.{name}", "set by the exporter itself (use bearer_token_file or basic_auth)")
+        elif reader.string(header_value, f"{path}.{name}") is not None:
+            headers.append((name, header_value))
+    return tuple(headers)
+
+
+def _read_analyses(reader: _Reader, value: Any, path: str) -> tuple[Analysis, ...]:
+    if not isinstance(value, list) or not value:
+        reader.fail(path, "expected a non-empty list of analyses")
+        return ()
+    analyses = []
+    seen: set[str] = set()
+    for index, item in enumerate(value):
+        analysis = _read_analysis(reader, item, f"{path}[{index}]")
+        if analysis is None:
+            continue
+        if analysis.name in seen:
+            reader.fail(f"{path}[{index}].name", f"duplicate analysis name {analysis.name!r}")
+        seen.add(analysis.name)
+        analyses.append(analysis)
+    return tuple(analyses)
+
+
+def _read_analysis(reader: _Reader, value: Any, path: str) -> Analysis | None:
+    allowed = {"name", "entity_labels", "step", "window", "interval", "features", "max_series",
+               "max_missing_ratio", "max_gap", "topology", "baseline"}
+    node = reader.mapping(value, path, allowed, {"name", "entity_labels", "step", "window", "features"})
+    name = _read_name(reader, node.get("name"), f"{path}.name")
+    step = reader.duration(node.get("step"), f"{path}.step", None)
+    window = reader.duration(node.get("window"), f"{path}.window", None)
+    if step and window and window / step < MIN_WINDOW_STEPS:
+        reader.fail(f"{path}.window", f"a window of {window:g}s holds only {window / step:g} steps of "
+                    f"{step:g}s; at least {MIN_WINDOW_STEPS} are needed")
+    return Analysis(
+        name=name or "",
+        entity_labels=_read_entity_labels(reader, node.get("entity_labels"), f"{path}.entity_labels"),
+        step=step or 0.0,
+        window=window or 0.0,
+        interval=reader.duration(node.get("interval"), f"{path}.interval", step or 60.0),
+        features=_read_features(reader, node.get("features"), f"{path}.features"),
+        max_series=reader.integer(node.get("max_series"), f"{path}.max_series", 10000),
+        max_missing_ratio=reader.number(node.get("max_missing_ratio"), f"{path}.max_missing_ratio", 0.25, 0.0, 0.9),
+        max_gap=reader.duration(node.get("max_gap"), f"{path}.max_gap", 0.0),
+        topology=_read_topology(reader, node.get("topology"), f"{path}.topology"),
+        baseline=_read_baseline(reader, node.get("baseline"), f"{path}.baseline"),
+    )
+
+
+def _read_name(reader: _Reader, value: Any, path: str) -> str | None:
+    name = reader.string(value, path)
+    if name is not None and not _NAME.match(name):
+        reader.fail(path, f"{name!r} is not a valid name (letters, digits and _, not starting with a digit)")
+    return name
+
+
+def _read_entity_labels(reader: _Reader, value: Any, path: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        reader.fail(path, "expected a non-empty list of label names")
+        return ()
+    labels = []
+    for index, label in enumerate(value):
+        where = f"{path}[{index}]"
+        if not isinstance(label, str) or not _LABEL_NAME.match(label) or label.startswith("__"):
+            reader.fail(where, f"{label!r} is not a valid Prometheus label name")
+        elif label in RESERVED_LABELS:
+            reader.fail(where, f"{label!r} is a label the exporter sets itself")
+        elif label in labels:
+            reader.fail(where, f"duplicate label {label!r}")
+        else:
+            labels.append(label)
+    return tuple(labels)
+
+
+def _read_features(reader: _Reader, value: Any, path: str) -> tuple[Feature, ...]:
+    if not isinstance(value, dict) or not value:
+        reader.fail(path, "expected a mapping of feature names to {query, role, limit}")
+        return ()
+    features = []
+    for name, spec in value.items():
+        where = f"{path}.{name}"
+        if _read_name(reader, name, where) is None:
+            continue
+        node = reader.mapping(spec, where, {"query", "role", "limit"}, {"query", "role"})
+        query = reader.string(node.get("query"), f"{where}.query", "")
+        _check_promql(reader, query, f"{where}.query")
+        role = reader.string(node.get("role"), f"{where}.role")
+        if role is not None and role not in ROLES:
+            reader.fail(f"{where}.role", f"{role!r} is not one of {', '.join(ROLES)}")
+        limit = reader.number(node.get("limit"), f"{where}.limit", None)
+        features.append(Feature(name=name, query=query or "", role=role or "", limit=limit))
+    return tuple(features)
+
+
+def _check_promql(reader: _Reader, query: str | None, path: str) -> None:
+    if not query:
+        if query == "":
+            reader.fail(path, "empty query")
+        return
+    try:
+        expression = promql_parser.parse(query)
+    except (ValueError, TypeError) as err:
+        reader.fail(path, f"PromQL does not parse: {err}")
+        return
+    if isinstance(expression, (promql_parser.MatrixSelector, promql_parser.SubqueryExpr,
+                               promql_parser.StringLiteral)):
+        reader.fail(path, "a range query needs an instant vector or scalar expression, not a range vector or string")
+
+
+def _read_topology(reader: _Reader, value: Any, path: str) -> TopologyConfig:
+    node = reader.mapping(value, path, {"homology_dimensions", "noise_factor", "min_persistence"})
+    dims = node.get("homology_dimensions", [0, 1])
+    if not isinstance(dims, list) or not dims or any(d not in (0, 1, 2) or isinstance(d, bool) for d in dims):
+        reader.fail(f"{path}.homology_dimensions", f"expected a list drawn from 0, 1, 2, found {dims!r}")
+        dims = [0, 1]
+    return TopologyConfig(
+        homology_dimensions=tuple(sorted(set(dims))),
+        noise_factor=reader.number(node.get("noise_factor"), f"{path}.noise_factor", 3.0, 0.0),
+        min_persistence=reader.number(node.get("min_persistence"), f"{path}.min_persistence", 0.5, 0.0),
+    )
+
+
+def _read_baseline(reader: _Reader, value: Any, path: str) -> BaselineConfig:
+    node = reader.mapping(value, path, {"refresh_interval", "min_history", "history", "learn_below_zscore",
+                                        "forget_after"})
+    get: Callable[[str], Any] = node.get
+    return BaselineConfig(
+        refresh_interval=reader.duration(get("refresh_interval"), f"{path}.refresh_interval", 6 * 3600.0),
+        min_history=reader.integer(get("min_history"), f"{path}.min_history", 10),
+        history=reader.integer(get("history"), f"{path}.history", 240, low=2),
+        learn_below_zscore=reader.number(get("learn_below_zscore"), f"{path}.learn_below_zscore", 3.0, 0.0),
+        forget_after=reader.duration(get("forget_after"), f"{path}.forget_after", 3600.0),
+    )

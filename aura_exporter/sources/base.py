@@ -1,0 +1,46 @@
+"""The source interface every stage after it relies on, and its error."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from aura_exporter.config import Analysis, Feature
+
+# Values of the `reason` label of aura_query_errors_total.
+ERROR_REASONS = ("timeout", "unreachable", "server_error", "bad_request", "invalid_response", "too_many_series",
+                 "credentials")
+
+
+class QueryError(Exception):
+    """A feature query that failed; `reason` is one of ERROR_REASONS."""
+
+    def __init__(self, reason: str, message: str):
+        assert reason in ERROR_REASONS, reason
+        self.reason = reason
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Series:
+    labels: dict[str, str]
+    timestamps: np.ndarray  # float seconds, ascending
+    values: np.ndarray  # float64, NaN/±Inf as Prometheus sent them
+
+
+@dataclass(frozen=True)
+class RangeResult:
+    """One feature query's answer over [start, end] at `step`."""
+
+    feature: str
+    series: tuple[Series, ...]
+
+
+class Source(Protocol):
+    async def query_range(self, analysis: Analysis, feature: Feature, start: float, end: float) -> RangeResult:
+        """All series of the feature's query on the analysis' step grid between start and end inclusive."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,156 @@
+"""The embedded replay fleet: a deterministic generated fleet with a scripted failure scenario.
+
+Every value is a pure function of (host, feature, time): any range can be asked for, in any order,
+by `demo`, by tests and (later) by training and backtests, and always gives the same numbers.
+
+The scenario repeats every `SCENARIO.period` seconds from the source's origin:
+  - a memory leak on `SCENARIO.leak_host` from `leak_start` that saturates memory at `saturation`,
+    then swaps (CPU and latency up) until a restart at `leak_end`;
+  - a network partition of `SCENARIO.partition_hosts` between `partition_start` and `partition_end`:
+    received traffic and connections collapse, latency climbs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from aura_exporter.config import Analysis, Feature
+from aura_exporter.sources.base import QueryError, RangeResult, Series
+
+FEATURES = ("cpu", "memory", "net_rx", "conns", "p99")
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    period: float = 6 * 3600.0
+    leak_host: int = 7
+    leak_start: float = 20 * 60.0
+    saturation: float = 3 * 3600.0 + 20 * 60.0
+    leak_end: float = 3 * 3600.0 + 50 * 60.0
+    partition_hosts: tuple[int, ...] = (40, 41, 42)
+    partition_start: float = 90 * 60.0
+    partition_end: float = 120 * 60.0
+
+
+SCENARIO = Scenario()
+
+
+def host_name(index: int) -> str:
+    return f"host-{index:02d}"
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser: a counter-based hash, so noise needs no state."""
+    x = x.astype(np.uint64)
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(31)
+    return x
+
+
+def _uniform(host: np.ndarray, stream: int, seconds: np.ndarray) -> np.ndarray:
+    key = (seconds.astype(np.int64).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+           + host.astype(np.uint64) * np.uint64(0x2545F4914F6CDD1D) + np.uint64((stream * 0x632BE59BD9B4E019) % 2**64))
+    return (_mix(key) >> np.uint64(11)).astype(np.float64) * (1.0 / 2**53)
+
+
+def _gaussian(host: np.ndarray, stream: int, seconds: np.ndarray) -> np.ndarray:
+    u1 = np.maximum(_uniform(host, 2 * stream, seconds), 1e-12)
+    u2 = _uniform(host, 2 * stream + 1, seconds)
+    return np.sqrt(-2 * np.log(u1)) * np.cos(2 * np.pi * u2)
+
+
+def _host_constant(host: np.ndarray, stream: int) -> np.ndarray:
+    return _uniform(host, 1000 + stream, np.zeros_like(host, dtype=np.float64))
+
+
+def _wander(host: np.ndarray, stream: int, t: np.ndarray) -> np.ndarray:
+    """Slow, smooth per-host variation: a few sines with host-specific periods and phases."""
+    total = np.zeros(np.broadcast_shapes(host.shape, t.shape))
+    for k in range(3):
+        period = 600.0 + 3000.0 * _host_constant(host, stream * 10 + k)
+        phase = 2 * np.pi * _host_constant(host, stream * 10 + k + 5)
+        total += np.sin(2 * np.pi * t / period + phase) / 3
+    return total
+
+
+class ReplayFleet:
+    """Values of the generated fleet: `values(feature, t)` is an [hosts, len(t)] array."""
+
+    def __init__(self, hosts: int = 50, origin: float = 0.0, scenario: Scenario = SCENARIO):
+        self.hosts = hosts
+        self.origin = origin
+        self.scenario = scenario
+
+    def values(self, feature: str, t: np.ndarray) -> np.ndarray:
+        host = np.arange(self.hosts)[:, None]
+        t = np.asarray(t, dtype=np.float64)[None, :]
+        daily = np.sin(2 * np.pi * (t % DAY) / DAY - np.pi / 2)  # low at midnight UTC, high at noon
+        s = (t - self.origin) % self.scenario.period
+        leak = self._leak_progress(host, s)
+        swapping = self._swapping(host, s)
+        partitioned = self._partitioned(host, s)
+        if feature == "cpu":
+            base = 0.2 + 0.3 * _host_constant(host, 1)
+            cpu = base + 0.12 * daily + 0.05 * _wander(host, 1, t) + 0.02 * _gaussian(host, 1, t)
+            return np.clip(np.where(swapping, 0.93 + 0.02 * _gaussian(host, 6, t), cpu), 0.0, 1.0)
+        if feature == "memory":
+            base = 0.45 + 0.2 * _host_constant(host, 2)
+            memory = base + 0.02 * _wander(host, 2, t) + 0.004 * _gaussian(host, 2, t)
+            memory = memory + (1.0 - memory) * leak
+            return np.clip(memory, 0.0, 0.999)
+        if feature == "net_rx":
+            base = 1e6 + 4e6 * _host_constant(host, 3)
+            rx = base * (1 + 0.35 * daily + 0.1 * _wander(host, 3, t)) * (1 + 0.05 * _gaussian(host, 3, t))
+            return np.where(partitioned, base * 0.01 * (1 + 0.3 * _uniform(host, 7, t)), rx)
+        if feature == "conns":
+            base = 100 + 300 * _host_constant(host, 4)
+            conns = np.round(base * (1 + 0.25 * daily + 0.1 * _wander(host, 4, t)) + 6 * _gaussian(host, 4, t))
+            return np.where(partitioned, np.round(3 + 3 * _uniform(host, 8, t)), np.maximum(conns, 0))
+        if feature == "p99":
+            base = 0.05 + 0.1 * _host_constant(host, 5)
+            load = np.clip(0.2 + 0.3 * _host_constant(host, 1) + 0.12 * daily, 0, 1)
+            p99 = base * (1 + 0.8 * load**3) * np.exp(0.05 * _gaussian(host, 5, t))
+            return p99 * np.where(swapping, 12.0, 1.0) * np.where(partitioned, 6.0, 1.0)
+        raise KeyError(feature)
+
+    def _leak_progress(self, host: np.ndarray, s: np.ndarray) -> np.ndarray:
+        sc = self.scenario
+        frac = np.clip((s - sc.leak_start) / (sc.saturation - sc.leak_start), 0.0, 1.0)
+        active = (host == sc.leak_host) & (s >= sc.leak_start) & (s < sc.leak_end)
+        return np.where(active, frac**1.5, 0.0)
+
+    def _swapping(self, host: np.ndarray, s: np.ndarray) -> np.ndarray:
+        sc = self.scenario
+        return (host == sc.leak_host) & (s >= sc.saturation) & (s < sc.leak_end)
+
+    def _partitioned(self, host: np.ndarray, s: np.ndarray) -> np.ndarray:
+        sc = self.scenario
+        return np.isin(host, sc.partition_hosts) & (s >= sc.partition_start) & (s < sc.partition_end)
+
+
+class ReplaySource:
+    """The Source of the replay fleet; a feature is found by its name in the config."""
+
+    def __init__(self, fleet: ReplayFleet):
+        self.fleet = fleet
+
+    async def query_range(self, analysis: Analysis, feature: Feature, start: float, end: float) -> RangeResult:
+        if feature.name not in FEATURES:
+            raise QueryError("bad_request", f"the replay fleet has no feature {feature.name!r} "
+                                            f"(it has {', '.join(FEATURES)})")
+        timestamps = np.arange(start, end + analysis.step / 2, analysis.step)
+        values = self.fleet.values(feature.name, timestamps)
+        series = tuple(
+            Series(labels={"instance": host_name(h), "job": "node"}, timestamps=timestamps, values=values[h])
+            for h in range(self.fleet.hosts)
+        )
+        return RangeResult(feature=feature.name, series=series)
+
+    async def close(self) -> None:
+        return None

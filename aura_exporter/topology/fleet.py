@@ -1,0 +1,65 @@
+"""Fleet topology: entities as points, their H0 persistence, behaviour clusters and isolation.
+
+Each entity is placed at its recent state in its own baseline units: the mean of the last eighth
+of its scaled window (at least 4 steps), one coordinate per feature. A healthy fleet sits in one
+cloud near the origin whatever each host's absolute levels; hosts that leave their normal state
+together (a partition) form a cluster of their own, and a host that leaves alone stands apart.
+
+H0 persistence of that cloud is single-linkage clustering (the death of each H0 bar is a merge
+height), so it is computed with scipy's single linkage. A cluster is counted when its merge height
+outlives the same noise rule as the per-entity diagrams: `max(min_distance, noise_factor × median
+merge height)`. An entity's isolation is the distance at which it joins the fleet's majority.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.cluster.hierarchy import linkage
+
+MIN_CLUSTER_DISTANCE = 1.0  # in baseline units (robust standard deviations, RMS over features)
+
+
+@dataclass(frozen=True)
+class FleetTopology:
+    components: int
+    isolation: np.ndarray  # [E]
+    threshold: float
+
+
+def recent_state(scaled: np.ndarray) -> np.ndarray:
+    """[E, F] mean of the last eighth of each scaled window."""
+    tail = max(4, scaled.shape[1] // 8)
+    return scaled[:, -tail:, :].mean(axis=1)
+
+
+def fleet_topology(scaled: np.ndarray, noise_factor: float) -> FleetTopology:
+    entities = scaled.shape[0]
+    if entities < 2:
+        return FleetTopology(components=entities, isolation=np.zeros(entities), threshold=MIN_CLUSTER_DISTANCE)
+    points = recent_state(scaled) / np.sqrt(scaled.shape[2])  # RMS distance over features
+    merges = linkage(points, method="single", metric="euclidean")
+    heights = merges[:, 2]
+    threshold = max(MIN_CLUSTER_DISTANCE, noise_factor * float(np.median(heights)))
+    components = 1 + int(np.sum(heights > threshold))
+    return FleetTopology(components=components, isolation=_isolation(merges, entities), threshold=threshold)
+
+
+def _isolation(merges: np.ndarray, entities: int) -> np.ndarray:
+    """Per entity, the merge height at which its cluster first joins one holding a majority."""
+    isolation = np.zeros(entities)
+    members: dict[int, list[int]] = {i: [i] for i in range(entities)}
+    majority = entities / 2
+    for step, (left, right, height, size) in enumerate(merges):
+        a, b = members.pop(int(left)), members.pop(int(right))
+        if size > majority:
+            big_a, big_b = len(a) > majority, len(b) > majority
+            for group, already_in in ((a, big_a), (b, big_b)):
+                if not already_in:
+                    isolation[group] = height
+        if len(a) < len(b):
+            a, b = b, a
+        a.extend(b)  # small into large: O(E log E) over the whole linkage
+        members[entities + step] = a
+    return isolation

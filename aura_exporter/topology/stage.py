@@ -1,0 +1,61 @@
+"""The topology stage of one analysis: scaled windows in, every topological summary out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from aura_exporter.config import Analysis
+from aura_exporter.topology.baseline import BaselineStore
+from aura_exporter.topology.fleet import FleetTopology, fleet_topology
+from aura_exporter.topology.persistence import Diagrams, PersistenceEngine
+from aura_exporter.topology.summaries import (
+    betti_numbers,
+    critical_features,
+    noise_thresholds,
+    persistence_entropy,
+)
+from aura_exporter.windows import Windows
+
+
+@dataclass(frozen=True)
+class Topology:
+    dims: tuple[int, ...]
+    scaled: np.ndarray  # [E, T, F] windows in baseline units
+    diagrams: Diagrams
+    thresholds: np.ndarray  # [E] noise threshold
+    betti: np.ndarray  # [E, dims]
+    entropy: np.ndarray  # [E, dims]
+    drift: np.ndarray  # [E, dims] Wasserstein distance from the baseline diagram
+    drift_zscore: np.ndarray  # [E]
+    critical: np.ndarray  # [E, k, 3] (dimension, birth, death), NaN-padded
+    fleet: FleetTopology
+
+
+class TopologyStage:
+    """Keeps the analysis' baselines across cycles; `run` is called once per cycle."""
+
+    def __init__(self, analysis: Analysis, workers: int = 1):
+        settings = analysis.topology
+        self.settings = settings
+        self.engine = PersistenceEngine(settings.homology_dimensions, workers)
+        self.baselines = BaselineStore(analysis.baseline, settings.homology_dimensions, analysis.window)
+
+    def run(self, windows: Windows, now: float) -> Topology:
+        scaled = self.baselines.scale(windows.entities, windows.values, now)
+        diagrams = self.engine.compute(scaled)
+        thresholds = noise_thresholds(diagrams, self.settings.noise_factor, self.settings.min_persistence)
+        drift = self.baselines.drift(windows.entities, diagrams, now)
+        return Topology(
+            dims=diagrams.dims,
+            scaled=scaled,
+            diagrams=diagrams,
+            thresholds=thresholds,
+            betti=betti_numbers(diagrams, thresholds),
+            entropy=persistence_entropy(diagrams),
+            drift=drift.per_dim,
+            drift_zscore=drift.zscore,
+            critical=critical_features(diagrams, thresholds),
+            fleet=fleet_topology(scaled, self.settings.noise_factor),
+        )

@@ -1,0 +1,111 @@
+"""Windows: the feature queries' answers aligned into one [entities, steps, features] array.
+
+Series are matched to entities by the analysis' entity labels and placed on the step grid. Gaps of
+at most `max_gap` steps are filled (linear inside the window, nearest value at its edges); an entity
+with a longer gap, too much missing data, a feature it lacks, or two series for one feature is
+skipped and counted by reason (`aura_entities_skipped{reason}`), never guessed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from aura_exporter.config import Analysis
+from aura_exporter.sources.base import RangeResult
+
+SKIP_REASONS = ("missing_feature", "duplicate_series", "missing_data")
+EntityKey = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Windows:
+    analysis: str
+    label_names: tuple[str, ...]
+    entities: tuple[EntityKey, ...]
+    features: tuple[str, ...]
+    timestamps: np.ndarray  # [T], the step grid
+    values: np.ndarray  # [E, T, F] raw values, gaps filled
+    skipped: Mapping[str, int] = field(default_factory=dict)
+
+
+def step_grid(analysis: Analysis, now: float) -> np.ndarray:
+    """The window's timestamps: `steps` points on multiples of the step, ending at or before now."""
+    end = np.floor(now / analysis.step) * analysis.step
+    return end - analysis.step * np.arange(analysis.steps - 1, -1, -1, dtype=np.float64)
+
+
+def build_windows(analysis: Analysis, results: Sequence[RangeResult], grid: np.ndarray) -> Windows:
+    features = tuple(f.name for f in analysis.features)
+    by_feature = {r.feature: r for r in results}
+    placed: dict[EntityKey, np.ndarray] = {}
+    duplicates: set[EntityKey] = set()
+    for column, name in enumerate(features):
+        seen: set[EntityKey] = set()
+        for series in by_feature[name].series:
+            key = tuple(series.labels.get(label, "") for label in analysis.entity_labels)
+            if key in seen:
+                duplicates.add(key)
+                continue
+            seen.add(key)
+            row = placed.setdefault(key, np.full((len(grid), len(features)), np.nan))
+            row[:, column] = _on_grid(series.timestamps, series.values, grid, analysis.step)
+    skipped = dict.fromkeys(SKIP_REASONS, 0)
+    keys = sorted(placed)
+    values = np.stack([placed[k] for k in keys]) if keys else np.empty((0, len(grid), len(features)))
+    lacking = np.all(np.isnan(values), axis=1).any(axis=1)  # a whole feature absent
+    dup = np.array([k in duplicates for k in keys], dtype=bool)
+    filled, complete = fill_gaps(values, analysis.max_gap_steps, analysis.max_missing_ratio)
+    skipped["missing_feature"] = int(np.sum(lacking & ~dup))
+    skipped["duplicate_series"] = int(np.sum(dup))
+    skipped["missing_data"] = int(np.sum(~complete & ~lacking & ~dup))
+    keep = complete & ~lacking & ~dup
+    return Windows(
+        analysis=analysis.name,
+        label_names=analysis.entity_labels,
+        entities=tuple(k for k, ok in zip(keys, keep) if ok),
+        features=features,
+        timestamps=grid,
+        values=filled[keep],
+        skipped=skipped,
+    )
+
+
+def _on_grid(timestamps: np.ndarray, values: np.ndarray, grid: np.ndarray, step: float) -> np.ndarray:
+    out = np.full(len(grid), np.nan)
+    if not len(timestamps):
+        return out
+    index = np.rint((timestamps - grid[0]) / step).astype(np.int64)
+    inside = (index >= 0) & (index < len(grid)) & (np.abs(timestamps - grid[np.clip(index, 0, len(grid) - 1)]) < step / 2)
+    finite = np.where(np.isfinite(values), values, np.nan)
+    out[index[inside]] = finite[inside]
+    return out
+
+
+def fill_gaps(values: np.ndarray, max_gap: int, max_missing_ratio: float) -> tuple[np.ndarray, np.ndarray]:
+    """Fill NaN runs of at most max_gap steps along axis 1 of [E, T, F].
+
+    Returns the filled array and, per entity, whether it is complete: no run longer than max_gap
+    and no more than max_missing_ratio of its points missing before filling.
+    """
+    entities, steps, features = values.shape
+    if entities == 0:
+        return values, np.zeros(0, dtype=bool)
+    rows = values.transpose(0, 2, 1).reshape(-1, steps)  # [E*F, T]
+    missing = np.isnan(rows)
+    positions = np.broadcast_to(np.arange(steps), rows.shape)
+    prev = np.maximum.accumulate(np.where(missing, -1, positions), axis=1)
+    nxt = np.flip(np.minimum.accumulate(np.flip(np.where(missing, steps, positions), axis=1), axis=1), axis=1)
+    run = np.where(missing, np.minimum(nxt, steps) - np.maximum(prev, -1) - 1, 0)
+    fillable = missing & (run <= max_gap) & ((prev >= 0) | (nxt < steps))
+    left = np.take_along_axis(rows, np.clip(prev, 0, steps - 1), axis=1)
+    right = np.take_along_axis(rows, np.clip(nxt, 0, steps - 1), axis=1)
+    weight = np.where((prev >= 0) & (nxt < steps), (positions - prev) / np.maximum(nxt - prev, 1), 0.0)
+    interpolated = np.where(prev < 0, right, np.where(nxt >= steps, left, left + weight * (right - left)))
+    filled = np.where(fillable, interpolated, rows)
+    ratio = missing.reshape(entities, features * steps).mean(axis=1)
+    unfilled = (missing & ~fillable).reshape(entities, -1).any(axis=1)
+    complete = (ratio <= max_missing_ratio) & ~unfilled
+    return filled.reshape(entities, features, steps).transpose(0, 2, 1), complete
