@@ -1,0 +1,116 @@
+"""The `aura-exporter` command: run, demo and check-config, with Prometheus-style flags."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from importlib import resources
+
+from aura_exporter import __version__
+from aura_exporter.clock import AcceleratedClock, WallClock
+from aura_exporter.config import Config, ConfigError, load_config
+from aura_exporter.logs import LEVELS, setup_logging
+
+DEFAULT_LISTEN_ADDRESS = ":10470"  # outside 9100-9999, which the exporter port registry has filled
+log = logging.getLogger("aura_exporter")
+
+
+def _common_flags() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--log.level", dest="log_level", choices=LEVELS, default="info")
+    common.add_argument("--log.format", dest="log_format", choices=("logfmt", "json"), default="logfmt")
+    return common
+
+
+def _serving_flags() -> argparse.ArgumentParser:
+    serving = argparse.ArgumentParser(add_help=False)
+    serving.add_argument("--web.listen-address", dest="listen_address", default=DEFAULT_LISTEN_ADDRESS,
+                         help="address to serve /metrics on (default %(default)s)")
+    serving.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics")
+    serving.add_argument("--topology.workers", dest="workers", type=int, default=0,
+                         help="processes computing persistence (default: one per CPU)")
+    return serving
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aura-exporter", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"aura-exporter {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    common, serving = _common_flags(), _serving_flags()
+
+    run = commands.add_parser("run", parents=[common, serving], help="analyse a live PromQL API")
+    run.add_argument("--config.file", dest="config_file", required=True)
+
+    demo = commands.add_parser("demo", parents=[common, serving],
+                               help="analyse the embedded replay fleet; needs no Prometheus")
+    demo.add_argument("--config.file", dest="config_file", default=None,
+                      help="a config whose feature names are replay features (default: the built-in one)")
+    demo.add_argument("--replay.hosts", dest="hosts", type=int, default=50)
+    demo.add_argument("--replay.speed", dest="speed", type=float, default=30.0,
+                      help="scenario seconds per wall-clock second (default %(default)s)")
+
+    check = commands.add_parser("check-config", parents=[common], help="validate a configuration file")
+    check.add_argument("--config.file", dest="config_file", required=True)
+    return parser
+
+
+def _demo_config_path() -> str:
+    return str(resources.files("aura_exporter") / "examples" / "demo.yml")
+
+
+def _check_config(path: str) -> int:
+    try:
+        config = load_config(path)
+    except ConfigError as err:
+        for problem in err.problems:
+            print(f"{err.source}: {problem}", file=sys.stderr)
+        print(f"{err.source}: {len(err.problems)} problem(s) found", file=sys.stderr)
+        return 1
+    print(f"{path}: ok, {len(config.analyses)} analyses, "
+          f"{sum(len(a.features) for a in config.analyses)} feature queries")
+    return 0
+
+
+async def _serve(config: Config, args: argparse.Namespace) -> None:
+    from aura_exporter.exporter import Exporter
+
+    if args.command == "demo":
+        from aura_exporter.sources.replay import ReplayFleet, ReplaySource
+
+        clock = AcceleratedClock(args.speed)
+        source = ReplaySource(ReplayFleet(hosts=args.hosts, origin=clock.origin))
+    else:
+        from aura_exporter.sources.promql import PromQLSource
+
+        clock, source = WallClock(), PromQLSource(config.prometheus)
+    exporter = Exporter(config, source, clock, args.listen_address, args.telemetry_path, args.workers or None)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await exporter.run(stop)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level, args.log_format)
+    if args.command == "check-config":
+        return _check_config(args.config_file)
+    path = args.config_file or _demo_config_path()
+    try:
+        config = load_config(path)
+    except ConfigError as err:
+        for problem in err.problems:
+            log.error("invalid configuration", extra={"file": err.source, "problem": problem})
+        return 1
+    log.info("starting", extra={"version": __version__, "command": args.command, "config": path,
+                                "analyses": len(config.analyses)})
+    try:
+        asyncio.run(_serve(config, args))
+    except OSError as err:  # e.g. the listen address is taken
+        log.error("cannot serve", extra={"error": str(err)})
+        return 1
+    return 0

@@ -1,0 +1,76 @@
+"""Render a snapshot once per content type and serve it from memory.
+
+Rendering 100k series takes a large fraction of a second in prometheus_client, far too slow for
+every scrape, so each snapshot is rendered once (text eagerly, OpenMetrics on first demand). The
+exporter's own metrics are few and live, so they are rendered on every scrape and appended.
+"""
+
+from __future__ import annotations
+
+import gzip
+import threading
+import zlib
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry
+from prometheus_client import exposition as text_format
+from prometheus_client.openmetrics import exposition as openmetrics_format
+
+from aura_exporter.exposition.collector import SnapshotCollector
+from aura_exporter.snapshot import Snapshot
+
+TEXT_CONTENT_TYPE = text_format.CONTENT_TYPE_LATEST
+OPENMETRICS_CONTENT_TYPE = openmetrics_format.CONTENT_TYPE_LATEST
+_EOF = b"# EOF\n"
+
+
+def _registry(snapshot: Snapshot) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(lambda: snapshot))
+    return registry
+
+
+@dataclass
+class Rendered:
+    snapshot: Snapshot
+    text: bytes
+    text_gzip_head: bytes  # the text compressed, flushed to a byte boundary but not finished
+    _compressor: "zlib._Compress"  # its state, copied per scrape to append the live part
+    _openmetrics: bytes | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def openmetrics(self) -> bytes:
+        """The snapshot in OpenMetrics, without the closing '# EOF' (the live part adds it)."""
+        with self._lock:
+            if self._openmetrics is None:
+                rendered = openmetrics_format.generate_latest(_registry(self.snapshot))
+                self._openmetrics = rendered[: -len(_EOF)] if rendered.endswith(_EOF) else rendered
+            return self._openmetrics
+
+    def text_gzip(self, live: bytes) -> bytes:
+        """One gzip member of text + live, compressing only the live part per scrape."""
+        with self._lock:
+            compressor = self._compressor.copy()
+        return self.text_gzip_head + compressor.compress(live) + compressor.flush()
+
+
+def render_snapshot(snapshot: Snapshot) -> Rendered:
+    text = text_format.generate_latest(_registry(snapshot))
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # 16+: gzip framing
+    head = compressor.compress(text) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    return Rendered(snapshot=snapshot, text=text, text_gzip_head=head, _compressor=compressor)
+
+
+def wants_openmetrics(accept: str) -> bool:
+    return "application/openmetrics-text" in (accept or "")
+
+
+def exposition_body(rendered: Rendered, live: CollectorRegistry, openmetrics: bool, use_gzip: bool) -> bytes:
+    """The snapshot part followed by the live part, in the negotiated format and encoding."""
+    if openmetrics:
+        body = rendered.openmetrics() + openmetrics_format.generate_latest(live)
+        return gzip.compress(body, compresslevel=1) if use_gzip else body
+    live_text = text_format.generate_latest(live)
+    if use_gzip:
+        return rendered.text_gzip(live_text)
+    return rendered.text + live_text

@@ -1,0 +1,61 @@
+"""The exporter's own health: live metrics, updated as things happen, rendered on every scrape."""
+
+from __future__ import annotations
+
+import platform
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from aura_exporter import __version__
+from aura_exporter.sources.base import ERROR_REASONS
+
+STAGES = ("query", "windows", "topology", "cycle")
+_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+
+
+def _library_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class SelfMetrics:
+    def __init__(self, analyses: list[str]):
+        self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        self.duration = Histogram(
+            "aura_analysis_duration_seconds", "Duration of each stage of an analysis cycle.",
+            ["analysis", "stage"], buckets=_BUCKETS, registry=self.registry,
+        )
+        self.query_errors = Counter(
+            "aura_query_errors_total", "PromQL queries that failed, by reason.",
+            ["analysis", "reason"], registry=self.registry,
+        )
+        self.cycles = Counter(
+            "aura_analysis_cycles_total", "Analysis cycles run, by result.",
+            ["analysis", "result"], registry=self.registry,
+        )
+        self.last_success = Gauge(
+            "aura_analysis_last_success_timestamp_seconds",
+            "Unix time of the last analysis cycle that completed.", ["analysis"], registry=self.registry,
+        )
+        build = Gauge(
+            "aura_exporter_build_info", "Build information; the value is always 1.",
+            ["version", "python_version", "giotto_tda_version"], registry=self.registry,
+        )
+        build.labels(__version__, platform.python_version(), _library_version("giotto-tda")).set(1)
+        for name in analyses:  # every series exists from the start, so rate() and absent() behave
+            for reason in ERROR_REASONS:
+                self.query_errors.labels(name, reason)
+            for result in ("success", "failure"):
+                self.cycles.labels(name, result)
+            for stage in STAGES:
+                self.duration.labels(name, stage)

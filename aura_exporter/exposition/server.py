@@ -1,0 +1,124 @@
+"""The HTTP surface: /metrics, a landing page, /-/healthy and /-/ready, on aiohttp.
+
+Handlers only read what the cycles already published; none of them computes an analysis.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from aura_exporter import __version__
+from aura_exporter.exposition.render import (
+    OPENMETRICS_CONTENT_TYPE,
+    TEXT_CONTENT_TYPE,
+    Rendered,
+    exposition_body,
+    render_snapshot,
+    wants_openmetrics,
+)
+from aura_exporter.snapshot import Snapshot
+
+
+@dataclass
+class ServerState:
+    live: CollectorRegistry
+    analyses: list[str]
+    rendered: Rendered = field(default_factory=lambda: render_snapshot(Snapshot()))
+    succeeded: set[str] = field(default_factory=set)  # analyses with at least one complete cycle
+    last_errors: dict[str, str] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.time)
+
+    def not_ready(self) -> list[str]:
+        return [name for name in self.analyses if name not in self.succeeded]
+
+
+def build_app(state: ServerState, telemetry_path: str = "/metrics",
+              run_blocking: Callable | None = None) -> web.Application:
+    app = web.Application()
+    handlers = _Handlers(state, telemetry_path, run_blocking)
+    app.router.add_get(telemetry_path, handlers.metrics)
+    app.router.add_get("/", handlers.landing)
+    app.router.add_get("/-/healthy", handlers.healthy)
+    app.router.add_get("/-/ready", handlers.ready)
+    return app
+
+
+class _Handlers:
+    def __init__(self, state: ServerState, telemetry_path: str, run_blocking: Callable | None):
+        self.state = state
+        self.telemetry_path = telemetry_path
+        self.run_blocking = run_blocking
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        openmetrics = wants_openmetrics(request.headers.get("Accept", ""))
+        use_gzip = "gzip" in request.headers.get("Accept-Encoding", "")
+        rendered = self.state.rendered
+        if openmetrics and self.run_blocking is not None:
+            # The first OpenMetrics scrape of a snapshot renders it: keep that off the event loop.
+            await self.run_blocking(rendered.openmetrics)
+        body = exposition_body(rendered, self.state.live, openmetrics, use_gzip)
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
+        if use_gzip:
+            response.headers["Content-Encoding"] = "gzip"
+        response.headers["Vary"] = "Accept, Accept-Encoding"
+        return response
+
+    async def healthy(self, request: web.Request) -> web.Response:
+        return web.Response(text="Healthy.\n")
+
+    async def ready(self, request: web.Request) -> web.Response:
+        waiting = self.state.not_ready()
+        if waiting:
+            return web.Response(status=503, text="Not ready: no complete cycle yet for analysis "
+                                + ", ".join(waiting) + ".\n")
+        return web.Response(text="Ready.\n")
+
+    async def landing(self, request: web.Request) -> web.Response:
+        rows = []
+        results = self.state.rendered.snapshot.results
+        for name in self.state.analyses:
+            result = results.get(name)
+            entities = len(result.windows.entities) if result else 0
+            fresh = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(result.completed_at)) if result else "never"
+            error = self.state.last_errors.get(name, "")
+            rows.append(f"<tr><td>{html.escape(name)}</td><td>{entities}</td><td>{fresh}</td>"
+                        f"<td>{html.escape(error)}</td></tr>")
+        page = _LANDING.format(version=html.escape(__version__), path=html.escape(self.telemetry_path),
+                               rows="\n".join(rows))
+        return web.Response(text=page, content_type="text/html")
+
+
+_LANDING = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>AURA exporter</title>
+<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em 1em;text-align:left}}</style></head>
+<body><h1>AURA exporter</h1><p>Version {version}. Failure prediction for Prometheus: persistent homology,
+forecasts and a risk council, exported as metrics.</p>
+<ul><li><a href="{path}">Metrics</a></li><li><a href="/-/healthy">Health</a></li>
+<li><a href="/-/ready">Readiness</a></li></ul>
+<h2>Analyses</h2><table><tr><th>analysis</th><th>entities</th><th>last complete cycle</th><th>last error</th></tr>
+{rows}
+</table></body></html>
+"""
+
+
+async def start_server(app: web.Application, listen_address: str) -> web.AppRunner:
+    """Start serving on 'host:port' (':port' for every interface); returns the runner to stop it."""
+    host, _, port = listen_address.rpartition(":")
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host.strip("[]") or None, int(port))
+    await site.start()
+    return runner
+
+
+def bound_port(runner: web.AppRunner) -> int:
+    """The port actually bound (useful with port 0)."""
+    return runner.addresses[0][1]
+

@@ -1,0 +1,63 @@
+"""Logging in Prometheus' style: logfmt or JSON, one line per event, key=value context.
+
+Context is passed with `extra={...}`; values are quoted and escaped, since label values from
+monitored systems can contain anything (newlines, quotes, markup).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+
+LEVELS = ("debug", "info", "warn", "error")
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "taskName"}
+
+
+def _context(record: logging.LogRecord) -> dict[str, object]:
+    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+
+
+def _level(record: logging.LogRecord) -> str:
+    return {"WARNING": "warn", "CRITICAL": "error"}.get(record.levelname, record.levelname.lower())
+
+
+def _logfmt_value(value: object) -> str:
+    text = str(value)
+    if text and all(c.isalnum() or c in "-._:/@+" for c in text):
+        return text
+    return json.dumps(text)  # quotes, backslashes and control characters escaped
+
+
+class _Formatter(logging.Formatter):
+    def fields(self, record: logging.LogRecord) -> dict[str, object]:
+        fields = {"ts": _timestamp(record), "level": _level(record), "logger": record.name,
+                  "msg": record.getMessage(), **_context(record)}
+        if record.exc_info:
+            fields["err"] = self.formatException(record.exc_info)
+        return fields
+
+
+class LogfmtFormatter(_Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return " ".join(f"{key}={_logfmt_value(value)}" for key, value in self.fields(record).items())
+
+
+class JSONFormatter(_Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(self.fields(record), default=str)
+
+
+def setup_logging(level: str = "info", fmt: str = "logfmt") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JSONFormatter() if fmt == "json" else LogfmtFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel({"warn": logging.WARNING}.get(level, getattr(logging, level.upper())))
+    for noisy in ("aiohttp.access", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,66 @@
+"""The immutable result of a cycle, and the holder that publishes the latest one.
+
+The exposition layer only ever reads the latest complete Snapshot: a scrape never sees half a
+cycle, and an entity that vanished from a cycle is gone from the next scrape.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Callable, Mapping
+
+from aura_exporter.config import Analysis
+from aura_exporter.topology import Topology
+from aura_exporter.windows import Windows
+
+# An analysis whose last success is older than this many intervals is dropped from /metrics:
+# better no series than confidently stale ones (its freshness gauge and AuraAnalysisStale remain).
+STALE_AFTER_INTERVALS = 5
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    analysis: Analysis
+    data_time: float  # the end of the window, on the step grid
+    completed_at: float  # wall clock
+    windows: Windows
+    topology: Topology
+
+    def entity_labels(self, index: int) -> dict[str, str]:
+        return dict(zip(self.windows.label_names, self.windows.entities[index]))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    results: Mapping[str, AnalysisResult] = field(default_factory=lambda: MappingProxyType({}))
+    version: int = 0
+
+
+class SnapshotHolder:
+    """Publishes snapshots atomically and tells listeners (the renderer) about each new one."""
+
+    def __init__(self, on_publish: Callable[[Snapshot], None] | None = None):
+        self._lock = threading.Lock()
+        self._snapshot = Snapshot()
+        self._on_publish = on_publish
+
+    @property
+    def latest(self) -> Snapshot:
+        return self._snapshot
+
+    def publish(self, result: AnalysisResult | None, analysis: str, now: float) -> Snapshot:
+        """A new snapshot with `result` for `analysis` (or, when None, without fresh data for it)."""
+        with self._lock:
+            results = {
+                name: kept for name, kept in self._snapshot.results.items()
+                if now - kept.completed_at <= STALE_AFTER_INTERVALS * kept.analysis.interval
+            }
+            if result is not None:
+                results[analysis] = result
+            snapshot = Snapshot(MappingProxyType(results), self._snapshot.version + 1)
+            self._snapshot = snapshot
+        if self._on_publish is not None:
+            self._on_publish(snapshot)
+        return snapshot
