@@ -1,0 +1,237 @@
+"""Real parts for the tests: a Prometheus server, a metrics target and the exporter as a process."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(condition, timeout: float, interval: float = 0.25, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = condition()
+            if last:
+                return last
+        except (OSError, ValueError) as err:  # not up yet
+            last = err
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def http_get(url: str, headers: dict | None = None, timeout: float = 5.0) -> tuple[int, dict, bytes]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read()
+
+
+class MetricsTarget:
+    """A scrape target serving noisy gauges for a few hosts; `values` can be steered by tests."""
+
+    def __init__(self, hosts: list[str], features: list[str]):
+        self.hosts = hosts
+        self.features = features
+        self.rng = random.Random(7)
+        self.port = free_port()
+        target = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's naming
+                body = target.exposition().encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def exposition(self) -> str:
+        lines = []
+        now = time.time()
+        for feature_index, feature in enumerate(self.features):
+            lines.append(f"# TYPE test_{feature} gauge")
+            for host_index, host in enumerate(self.hosts):
+                value = 10 * (feature_index + 1) + host_index + math.sin(now / 5 + host_index) + self.rng.gauss(0, 0.3)
+                lines.append(f'test_{feature}{{instance="{host}"}} {value}')
+        return "\n".join(lines) + "\n"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class PrometheusServer:
+    """The Debian `prometheus` binary on a loopback port with temporary storage."""
+
+    def __init__(self, tmp: Path, scrape_targets: dict[str, str], port: int | None = None,
+                 route_prefix: str = "/", scrape_interval: str = "1s"):
+        self.tmp = tmp
+        self.port = port or free_port()
+        self.route_prefix = route_prefix
+        jobs = [
+            {"job_name": job, "honor_labels": True, "scrape_interval": scrape_interval,
+             "static_configs": [{"targets": [address]}]}
+            for job, address in scrape_targets.items()
+        ]
+        config = {"global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
+                  "scrape_configs": jobs}
+        self.config_path = tmp / f"prometheus-{self.port}.yml"
+        self.config_path.write_text(json.dumps(config))  # JSON is YAML
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.route_prefix.rstrip('/')}"
+
+    def start(self) -> "PrometheusServer":
+        binary = shutil.which("prometheus")
+        if binary is None:
+            pytest.fail("the prometheus binary is missing: `make test` installs the Debian package")
+        self.log = open(self.tmp / f"prometheus-{self.port}.log", "wb")
+        self.process = subprocess.Popen(
+            [binary, f"--config.file={self.config_path}", f"--storage.tsdb.path={self.tmp / f'tsdb-{self.port}'}",
+             f"--web.listen-address=127.0.0.1:{self.port}", f"--web.route-prefix={self.route_prefix}",
+             f"--web.external-url=http://127.0.0.1:{self.port}{self.route_prefix}"],
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        wait_for(lambda: http_get(f"{self.url}/-/ready")[0] == 200, 30, what="prometheus ready")
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def query(self, promql: str) -> list[dict]:
+        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+        status, _, body = http_get(url)
+        document = json.loads(body)
+        assert status == 200 and document["status"] == "success", body
+        return document["data"]["result"]
+
+
+class ExporterProcess:
+    """`python -m aura_exporter ...` as a subprocess, on a port it chooses itself (port 0)."""
+
+    def __init__(self, tmp: Path, args: list[str]):
+        self.stderr_path = tmp / f"exporter-{time.monotonic_ns()}.log"
+        self.stderr = open(self.stderr_path, "wb")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "aura_exporter", *args, "--web.listen-address=127.0.0.1:0", "--log.level=debug"],
+            stdout=subprocess.DEVNULL, stderr=self.stderr, env=env, cwd=REPO,
+        )
+        self.port = wait_for(self._port, 60, what="exporter listening")
+
+    def _port(self) -> int | None:
+        if self.process.poll() is not None:
+            raise AssertionError(f"exporter exited with {self.process.returncode}:\n{self.log()}")
+        match = re.search(r"msg=listening .*port=(\d+)", self.log())
+        return int(match.group(1)) if match else None
+
+    def log(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def get(self, path: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+        return http_get(self.url + path, headers)
+
+    def metrics(self) -> str:
+        return self.get("/metrics")[2].decode()
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def sample_value(exposition: str, name: str, labels: dict[str, str]) -> float | None:
+    """The value of the sample `name` whose labels include `labels`, from text exposition."""
+    for line in exposition.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+@pytest.fixture
+def target():
+    served = MetricsTarget(hosts=[f"host-{c}" for c in "abcdef"], features=["cpu", "mem", "net"])
+    yield served
+    served.close()
+
+
+@pytest.fixture
+def exporters(tmp_path):
+    started: list[ExporterProcess] = []
+
+    def start(args: list[str]) -> ExporterProcess:
+        started.append(ExporterProcess(tmp_path, args))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def prometheus_servers(tmp_path):
+    started: list[PrometheusServer] = []
+
+    def start(**kwargs) -> PrometheusServer:
+        server = PrometheusServer(tmp_path, **kwargs)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
