@@ -19,7 +19,8 @@ from prometheus_client.openmetrics import exposition as openmetrics_format
 from aura_exporter.exposition.collector import SnapshotCollector
 from aura_exporter.snapshot import Snapshot
 
-TEXT_CONTENT_TYPE = text_format.CONTENT_TYPE_LATEST
+# The classic text format every Prometheus understands (prometheus_client now says 1.0.0).
+TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = openmetrics_format.CONTENT_TYPE_LATEST
 _EOF = b"# EOF\n"
 

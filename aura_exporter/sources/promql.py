@@ -8,6 +8,7 @@ under Prometheus' 11,000-points-per-series limit, and a cap on series per query.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import random
 import ssl
@@ -73,6 +74,9 @@ class PromQLSource:
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json", "User-Agent": "aura-exporter"}
         headers.update(dict(self._config.headers))
+        if self._config.basic_auth:
+            credentials = f"{self._config.basic_auth.username}:{self._config.basic_auth.password}"
+            headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
         if self._config.bearer_token_file:
             # Read on every request: Kubernetes rotates projected service-account tokens.
             try:
@@ -84,13 +88,10 @@ class PromQLSource:
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            auth = None
-            if self._config.basic_auth:
-                auth = aiohttp.BasicAuth(self._config.basic_auth.username, self._config.basic_auth.password)
             connector = aiohttp.TCPConnector(ssl=build_ssl_context(self._config),
                                              limit=self._config.max_concurrency)
             self._session = aiohttp.ClientSession(
-                connector=connector, auth=auth,
+                connector=connector,
                 timeout=aiohttp.ClientTimeout(total=self._config.timeout),
             )
         return self._session

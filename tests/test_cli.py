@@ -1,0 +1,60 @@
+"""The command line: the demo serves gauges with no Prometheus; flags and logs behave."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from aura_exporter.cli import build_parser
+from aura_exporter.durations import format_duration, parse_duration
+from aura_exporter.logs import JSONFormatter, LogfmtFormatter
+from conftest import sample_value, wait_for
+
+
+def test_demo_serves_gauges_without_prometheus(exporters):
+    demo = exporters(["demo", "--replay.hosts=12", "--replay.speed=60"])
+    wait_for(lambda: demo.get("/-/ready")[0] == 200, 60, what="demo ready")
+    text = demo.metrics()
+    for host in ("host-00", "host-07", "host-11"):
+        assert sample_value(text, "aura_betti", {"analysis": "node", "instance": host}) is not None
+    assert sample_value(text, "aura_entities_analysed", {"analysis": "node"}) == 12
+    assert sample_value(text, "aura_exporter_build_info", {}) == 1
+
+
+def test_flags_are_prometheus_style():
+    args = build_parser().parse_args(["run", "--config.file=a.yml", "--web.listen-address=:9999",
+                                      "--log.level=debug", "--log.format=json"])
+    assert (args.config_file, args.listen_address, args.log_level, args.log_format) == ("a.yml", ":9999", "debug",
+                                                                                      "json")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run"])  # --config.file is required
+
+
+def record(message: str, **context) -> logging.LogRecord:
+    item = logging.LogRecord("aura", logging.WARNING, __file__, 1, message, (), None)
+    item.__dict__.update(context)
+    return item
+
+
+def test_logfmt_quotes_hostile_values_on_one_line():
+    line = LogfmtFormatter().format(record("query failed", instance='a"b\nlevel=error c'))
+    assert "\n" not in line
+    assert 'instance="a\\"b\\nlevel=error c"' in line and "level=warn" in line
+
+
+def test_json_logs_are_json():
+    document = json.loads(JSONFormatter().format(record("x", analysis="node")))
+    assert document["level"] == "warn" and document["analysis"] == "node" and document["msg"] == "x"
+
+
+@pytest.mark.parametrize("text, seconds", [("15s", 15), ("1h30m", 5400), ("500ms", 0.5), ("2w", 1209600)])
+def test_durations_round_trip(text, seconds):
+    assert parse_duration(text) == seconds and format_duration(seconds) == text
+
+
+@pytest.mark.parametrize("text", ["", "5", "1x", "30m1h", "-1s"])
+def test_bad_durations(text):
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration(text)

@@ -1,0 +1,134 @@
+"""Exposition: the collector, rendering, content negotiation, and a server that never waits on a cycle."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import subprocess
+import time
+
+import aiohttp
+import numpy as np
+from prometheus_client import CollectorRegistry
+
+from aura_exporter.clock import WallClock
+from aura_exporter.config import Config, PrometheusConfig, parse_config
+from aura_exporter.exporter import Exporter
+from aura_exporter.exposition.collector import SnapshotCollector
+from aura_exporter.exposition.render import render_snapshot
+from aura_exporter.snapshot import AnalysisResult, SnapshotHolder
+from aura_exporter.sources.replay import ReplayFleet, ReplaySource
+from aura_exporter.topology import TopologyStage
+from aura_exporter.windows import Windows
+from conftest import sample_value
+
+DEMO = parse_config(open("aura_exporter/examples/demo.yml").read())
+ANALYSIS = DEMO.analyses[0]
+
+
+def result_for(entities: list[str]) -> AnalysisResult:
+    rng = np.random.default_rng(3)
+    windows = Windows(ANALYSIS.name, ("instance",), tuple((e,) for e in entities),
+                      tuple(f.name for f in ANALYSIS.features), np.arange(120.0),
+                      rng.normal(size=(len(entities), 120, 5)), {"missing_data": 2})
+    topology = TopologyStage(ANALYSIS).run(windows, now=0.0)
+    return AnalysisResult(ANALYSIS, 0.0, time.time(), windows, topology)
+
+
+def test_registering_the_collector_computes_nothing():
+    def explode():
+        raise AssertionError("describe() must not read the snapshot")
+
+    CollectorRegistry(auto_describe=True).register(SnapshotCollector(explode))
+
+
+def test_vanished_entities_leave_the_next_scrape():
+    holder = SnapshotHolder()
+    first = render_snapshot(holder.publish(result_for(["a", "b"]), "node", time.time())).text.decode()
+    second = render_snapshot(holder.publish(result_for(["a"]), "node", time.time())).text.decode()
+    assert sample_value(first, "aura_drift_zscore", {"instance": "b"}) is not None
+    assert sample_value(second, "aura_drift_zscore", {"instance": "b"}) is None
+    assert sample_value(second, "aura_drift_zscore", {"instance": "a"}) is not None
+    assert sample_value(second, "aura_entities_skipped", {"reason": "missing_data"}) == 2
+
+
+def test_hostile_label_values_are_escaped_and_promtool_accepts_them():
+    hostile = 'evil"} 1\naura_fake{x="<img src=x onerror=alert(1)>\\'
+    text = render_snapshot(SnapshotHolder().publish(result_for([hostile]), "node", time.time())).text
+    assert b"\naura_fake" not in text
+    check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+class SlowSource(ReplaySource):
+    """The replay fleet behind a slow network: every query takes `delay` seconds."""
+
+    def __init__(self, delay: float):
+        super().__init__(ReplayFleet(hosts=10))
+        self.delay = delay
+        self.started = asyncio.Event()
+
+    async def query_range(self, analysis, feature, start, end):
+        self.started.set()
+        await asyncio.sleep(self.delay)
+        return await super().query_range(analysis, feature, start, end)
+
+
+def serve_and(scenario, source) -> None:
+    async def main():
+        config = Config(PrometheusConfig(url="http://unused"), DEMO.analyses)
+        exporter = Exporter(config, source, WallClock(), "127.0.0.1:0", workers=1)
+        stop = asyncio.Event()
+        running = asyncio.create_task(exporter.run(stop))
+        await exporter.started.wait()
+        try:
+            async with aiohttp.ClientSession(f"http://127.0.0.1:{exporter.port}") as session:
+                await scenario(exporter, session)
+        finally:
+            stop.set()
+            await running
+
+    asyncio.run(main())
+
+
+def test_metrics_answer_while_a_cycle_computes():
+    source = SlowSource(delay=3.0)
+
+    async def scenario(exporter, session):
+        await source.started.wait()
+        async with session.get("/metrics") as response:
+            assert response.status == 200
+            assert "aura_analysis_cycles_total" in await response.text()
+        assert exporter.state.succeeded == set()  # the cycle is still running
+        async with session.get("/-/ready") as response:
+            assert response.status == 503 and "node" in await response.text()
+
+    serve_and(scenario, source)
+
+
+def test_negotiation_gzip_landing_and_health():
+    async def scenario(exporter, session):
+        while "node" not in exporter.state.succeeded:
+            await asyncio.sleep(0.05)
+        exporter.state.last_errors["node"] = "<script>alert(1)</script>"
+        async with session.get("/metrics", headers={"Accept-Encoding": "identity"}) as response:
+            plain = await response.read()
+            assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        async with session.get("/metrics", headers={"Accept-Encoding": "gzip"}, auto_decompress=False) as response:
+            assert response.headers["Content-Encoding"] == "gzip"
+            unzipped = gzip.decompress(await response.read())
+        strip = lambda body: [l for l in body.decode().splitlines() if l.startswith("aura_betti")]  # noqa: E731
+        assert strip(unzipped) == strip(plain) and strip(plain)
+        async with session.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}) as response:
+            body = await response.text()
+            assert response.headers["Content-Type"].startswith("application/openmetrics-text")
+            assert body.endswith("# EOF\n") and body.count("# EOF") == 1
+        async with session.get("/") as response:
+            page = await response.text()
+            assert "&lt;script&gt;" in page and "<script>" not in page
+        async with session.get("/-/healthy") as response:
+            assert response.status == 200
+        async with session.get("/-/ready") as response:
+            assert response.status == 200
+
+    serve_and(scenario, ReplaySource(ReplayFleet(hosts=10)))

@@ -1,0 +1,106 @@
+"""Topology on shapes whose answer is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aura_exporter.topology.fleet import fleet_topology
+from aura_exporter.topology.persistence import PersistenceEngine
+from aura_exporter.topology.summaries import (
+    betti_numbers,
+    critical_features,
+    noise_thresholds,
+    persistence_entropy,
+)
+from aura_exporter.topology.wasserstein import wasserstein, wasserstein_h0
+
+rng = np.random.default_rng(42)
+
+
+def circle(points: int = 60, noise: float = 0.02) -> np.ndarray:
+    angle = np.linspace(0, 2 * np.pi, points, endpoint=False)
+    return np.c_[np.cos(angle), np.sin(angle)] + rng.normal(scale=noise, size=(points, 2))
+
+
+def two_clusters(points: int = 60) -> np.ndarray:
+    half = points // 2
+    return np.r_[rng.normal(scale=0.05, size=(half, 2)), rng.normal(scale=0.05, size=(half, 2)) + [10, 0]]
+
+
+def summaries(clouds: np.ndarray, min_persistence: float = 0.2):
+    diagrams = PersistenceEngine((0, 1), workers=1).compute(clouds)
+    thresholds = noise_thresholds(diagrams, noise_factor=3.0, min_persistence=min_persistence)
+    return diagrams, thresholds, betti_numbers(diagrams, thresholds)
+
+
+def test_circle_has_one_long_loop():
+    _, _, betti = summaries(circle()[None])
+    assert betti[0].tolist() == [1, 1]
+
+
+def test_two_far_clusters_have_two_components():
+    _, _, betti = summaries(two_clusters()[None])
+    assert betti[0].tolist() == [2, 0]
+
+
+def test_batch_of_entities_is_analysed_at_once():
+    clouds = np.stack([circle(), two_clusters(), rng.normal(scale=0.01, size=(60, 2))])
+    diagrams, thresholds, betti = summaries(clouds)
+    assert betti.tolist() == [[1, 1], [2, 0], [1, 0]]
+    critical = critical_features(diagrams, thresholds)
+    assert critical[0, 0, 0] == 1  # the circle's most persistent significant feature is its loop
+    assert critical[1, 0, 0] == 0 and np.isnan(critical[1, 1]).all()  # one split, nothing else
+    assert np.isnan(critical[2]).all()  # pure noise: nothing significant
+
+
+def test_entropy_of_equal_bars_is_log2_of_their_count():
+    diagrams = PersistenceEngine((0,), workers=1).compute(np.arange(0, 5.0)[None, :, None])  # 4 bars of 1
+    assert persistence_entropy(diagrams)[0, 0] == pytest.approx(2.0)
+
+
+def test_identical_windows_have_zero_drift():
+    from aura_exporter.config import BaselineConfig
+    from aura_exporter.topology.baseline import BaselineStore
+
+    store = BaselineStore(BaselineConfig(), (0, 1), window=60)
+    engine = PersistenceEngine((0, 1), workers=1)
+    windows = rng.normal(size=(3, 40, 4))
+    keys = (("a",), ("b",), ("c",))
+    for now in (0.0, 15.0, 30.0):
+        scaled = store.scale(keys, windows, now)
+        drift = store.drift(keys, engine.compute(scaled), now)
+        assert np.all(drift.per_dim == 0)
+
+
+def test_wasserstein_by_hand():
+    # (0,2) against (0,4): moving the point costs |4-2| = 2, sending both to the diagonal 1 + 2 = 3.
+    assert wasserstein(np.array([[0, 2.0]]), np.array([[0, 4.0]])) == pytest.approx(2.0)
+    # (1,3) against nothing: its L∞ distance to the diagonal, (3-1)/2.
+    assert wasserstein(np.array([[1, 3.0]]), np.zeros((0, 2))) == pytest.approx(1.0)
+    # (0,1) and (0,10) against (0,9): match 10↔9 (1) and send (0,1) to the diagonal (0.5).
+    assert wasserstein(np.array([[0, 1.0], [0, 10.0]]), np.array([[0, 9.0]])) == pytest.approx(1.5)
+    assert wasserstein_h0(np.array([[1.0, 10.0]]), np.array([[9.0, 0.0]]))[0] == pytest.approx(1.5)
+
+
+def test_h0_dynamic_program_equals_the_hungarian_method():
+    for _ in range(100):
+        n, m = rng.integers(0, 12, size=2)
+        a, b = rng.gamma(2, 1, n), rng.gamma(2, 1, m)
+        exact = wasserstein(np.c_[np.zeros(n), a], np.c_[np.zeros(m), b])
+        padded_a, padded_b = np.r_[a, np.zeros(3)], np.r_[b, np.zeros(5)]
+        assert wasserstein_h0(padded_a[None], padded_b[None])[0] == pytest.approx(exact, abs=1e-9)
+
+
+def test_fleet_finds_a_group_that_left_together():
+    scaled = rng.normal(scale=0.3, size=(40, 32, 4))
+    scaled[[5, 6, 7], -8:, 1] -= 20.0  # three hosts' traffic collapses together
+    fleet = fleet_topology(scaled, noise_factor=3.0)
+    assert fleet.components == 2
+    assert set(np.argsort(fleet.isolation)[-3:]) == {5, 6, 7}
+    assert fleet.isolation[[5, 6, 7]].min() > 5 * np.median(fleet.isolation)
+
+
+def test_fleet_of_healthy_hosts_is_one_cluster():
+    fleet = fleet_topology(rng.normal(scale=0.3, size=(40, 32, 4)), noise_factor=3.0)
+    assert fleet.components == 1
