@@ -8,6 +8,7 @@ import subprocess
 import time
 
 import aiohttp
+import pytest
 import numpy as np
 from prometheus_client import CollectorRegistry
 
@@ -132,3 +133,30 @@ def test_negotiation_gzip_landing_and_health():
             assert response.status == 200
 
     serve_and(scenario, ReplaySource(ReplayFleet(hosts=10)))
+
+
+def test_landing_page_lists_standouts_and_escapes_label_values():
+    from aura_exporter.exposition.landing import render_landing
+
+    hostile = "<img src=x onerror=alert(1)>"
+    snapshot = SnapshotHolder().publish(result_for([hostile, "calm"]), "node", time.time())
+    page = render_landing(snapshot, ["node", "other"], {"other": "<b>down</b>"}, "/metrics")
+    assert hostile not in page and html_escaped(hostile) in page
+    assert "&lt;b&gt;down&lt;/b&gt;" in page and "<b>" not in page
+    assert "entities with the largest drift" in page and "calm" in page
+
+
+def html_escaped(text: str) -> str:
+    import html
+
+    return html.escape(text, quote=True)
+
+
+def test_critical_features_read_as_the_plan_interprets_them():
+    from aura_exporter.topology.summaries import describe_critical
+
+    rows = np.array([[1, 0.2, 1.7], [0, 0.0, 0.9], [np.nan, np.nan, np.nan]])
+    features = describe_critical(rows)
+    assert [f.dimension for f in features] == [1, 0]
+    assert features[0].persistence == pytest.approx(1.5)
+    assert "circular dependency" in features[0].interpretation and "partition" in features[1].interpretation

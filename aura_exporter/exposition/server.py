@@ -5,7 +5,6 @@ Handlers only read what the cycles already published; none of them computes an a
 
 from __future__ import annotations
 
-import html
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -13,7 +12,7 @@ from typing import Callable
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from aura_exporter import __version__
+from aura_exporter.exposition.landing import render_landing
 from aura_exporter.exposition.render import (
     OPENMETRICS_CONTENT_TYPE,
     TEXT_CONTENT_TYPE,
@@ -81,31 +80,9 @@ class _Handlers:
         return web.Response(text="Ready.\n")
 
     async def landing(self, request: web.Request) -> web.Response:
-        rows = []
-        results = self.state.rendered.snapshot.results
-        for name in self.state.analyses:
-            result = results.get(name)
-            entities = len(result.windows.entities) if result else 0
-            fresh = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(result.completed_at)) if result else "never"
-            error = self.state.last_errors.get(name, "")
-            rows.append(f"<tr><td>{html.escape(name)}</td><td>{entities}</td><td>{fresh}</td>"
-                        f"<td>{html.escape(error)}</td></tr>")
-        page = _LANDING.format(version=html.escape(__version__), path=html.escape(self.telemetry_path),
-                               rows="\n".join(rows))
+        page = render_landing(self.state.rendered.snapshot, self.state.analyses, self.state.last_errors,
+                              self.telemetry_path)
         return web.Response(text=page, content_type="text/html")
-
-
-_LANDING = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>AURA exporter</title>
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em 1em;text-align:left}}</style></head>
-<body><h1>AURA exporter</h1><p>Version {version}. Failure prediction for Prometheus: persistent homology,
-forecasts and a risk council, exported as metrics.</p>
-<ul><li><a href="{path}">Metrics</a></li><li><a href="/-/healthy">Health</a></li>
-<li><a href="/-/ready">Readiness</a></li></ul>
-<h2>Analyses</h2><table><tr><th>analysis</th><th>entities</th><th>last complete cycle</th><th>last error</th></tr>
-{rows}
-</table></body></html>
-"""
 
 
 async def start_server(app: web.Application, listen_address: str) -> web.AppRunner:

@@ -8,6 +8,8 @@ dimension that outlive the threshold (H0 also counts the one component that neve
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from gtda.diagrams import PersistenceEntropy
 
@@ -65,3 +67,21 @@ def critical_features(diagrams: Diagrams, thresholds: np.ndarray, top: int = 3) 
     if out.shape[1] < top:
         out = np.concatenate([out, np.full((out.shape[0], top - out.shape[1], 3), np.nan)], axis=1)
     return out
+
+
+@dataclass(frozen=True)
+class CriticalFeature:
+    dimension: int
+    birth: float
+    death: float
+    interpretation: str
+
+    @property
+    def persistence(self) -> float:
+        return self.death - self.birth
+
+
+def describe_critical(rows: np.ndarray) -> list[CriticalFeature]:
+    """One entity's [k, 3] critical-feature rows as readable features, most persistent first."""
+    return [CriticalFeature(int(dim), float(birth), float(death), INTERPRETATIONS[int(dim)])
+            for dim, birth, death in rows if not np.isnan(dim)]
