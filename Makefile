@@ -27,8 +27,12 @@ system-deps:
 run: install
 	$(BIN)/aura-exporter demo $(ARGS)
 
-test: install system-deps
+test: install system-deps lint
 	$(BIN)/python -m pytest $(ARGS)
+
+lint: install
+	$(BIN)/ruff check aura_exporter tests bench
+	$(BIN)/mypy aura_exporter
 
 bench-topology: install
 	$(BIN)/python bench/topology_cycle.py $(ARGS)

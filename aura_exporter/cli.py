@@ -75,8 +75,11 @@ def _check_config(path: str) -> int:
 
 
 async def _serve(config: Config, args: argparse.Namespace) -> None:
-    from aura_exporter.exporter import Exporter
+    from aura_exporter.exporter import Clock, Exporter
+    from aura_exporter.sources.base import Source
 
+    clock: Clock
+    source: Source
     if args.command == "demo":
         from aura_exporter.sources.replay import ReplayFleet, ReplaySource
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, overload
 from urllib.parse import urlparse
 
 import promql_parser
@@ -150,7 +151,8 @@ class _Reader:
     def fail(self, path: str, message: str) -> None:
         self.problems.append(f"{path}: {message}")
 
-    def mapping(self, value: Any, path: str, allowed: set[str], required: set[str] = frozenset()) -> dict:
+    def mapping(self, value: Any, path: str, allowed: set[str],
+                required: frozenset[str] | set[str] = frozenset()) -> dict:
         if value is None:
             value = {}
         if not isinstance(value, dict):
@@ -174,11 +176,23 @@ class _Reader:
             return default
         return value
 
+    @overload
+    def string(self, value: Any, path: str, default: str) -> str: ...
+    @overload
+    def string(self, value: Any, path: str, default: None = None) -> str | None: ...
+
     def string(self, value: Any, path: str, default: str | None = None) -> str | None:
         return self.typed(value, path, str, default, "a string")
 
     def boolean(self, value: Any, path: str, default: bool = False) -> bool:
         return self.typed(value, path, bool, default, "true or false")
+
+    @overload
+    def number(self, value: Any, path: str, default: float, low: float | None = None,
+               high: float | None = None) -> float: ...
+    @overload
+    def number(self, value: Any, path: str, default: None, low: float | None = None,
+               high: float | None = None) -> float | None: ...
 
     def number(self, value: Any, path: str, default: float | None, low: float | None = None,
                high: float | None = None) -> float | None:
@@ -193,6 +207,11 @@ class _Reader:
         if number < low:
             self.fail(path, f"must be at least {low}, found {number}")
         return number
+
+    @overload
+    def duration(self, value: Any, path: str, default: float) -> float: ...
+    @overload
+    def duration(self, value: Any, path: str, default: None) -> float | None: ...
 
     def duration(self, value: Any, path: str, default: float | None) -> float | None:
         if value is None:
@@ -334,7 +353,7 @@ def _read_analysis(reader: _Reader, value: Any, path: str) -> Analysis | None:
         entity_labels=_read_entity_labels(reader, node.get("entity_labels"), f"{path}.entity_labels"),
         step=step or 0.0,
         window=window or 0.0,
-        interval=reader.duration(node.get("interval"), f"{path}.interval", step or 60.0),
+        interval=reader.duration(node.get("interval"), f"{path}.interval", step or 60.0),  # default: the step
         features=_read_features(reader, node.get("features"), f"{path}.features"),
         max_series=reader.integer(node.get("max_series"), f"{path}.max_series", 10000),
         max_missing_ratio=reader.number(node.get("max_missing_ratio"), f"{path}.max_missing_ratio", 0.25, 0.0, 0.9),

@@ -83,4 +83,4 @@ class AnalysisCycle:
                 log.error("query crashed", exc_info=failure, extra={"analysis": self.analysis.name})
         if failures:
             raise CycleFailed(f"{len(failures)} of {len(answers)} feature queries failed")
-        return list(answers)
+        return [a for a in answers if isinstance(a, RangeResult)]

@@ -16,7 +16,7 @@ def parse_duration(text: str) -> float:
     match = _PATTERN.match(text.strip()) if isinstance(text, str) else None
     if not text or match is None or not any(match.groups()):
         raise ValueError(f"not a duration: {text!r} (expected e.g. 15s, 5m, 1h30m)")
-    return float(sum(int(n) * unit for n, (_, unit) in zip(match.groups(), _UNITS) if n))
+    return float(sum(int(n) * unit for n, (_, unit) in zip(match.groups(), _UNITS, strict=True) if n))
 
 
 def format_duration(seconds: float) -> str:

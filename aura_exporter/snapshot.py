@@ -7,9 +7,9 @@ cycle, and an entity that vanished from a cycle is gone from the next scrape.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Callable, Mapping
 
 from aura_exporter.config import Analysis
 from aura_exporter.topology import Topology
@@ -29,7 +29,7 @@ class AnalysisResult:
     topology: Topology
 
     def entity_labels(self, index: int) -> dict[str, str]:
-        return dict(zip(self.windows.label_names, self.windows.entities[index]))
+        return dict(zip(self.windows.label_names, self.windows.entities[index], strict=True))
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ skipped and counted by reason (`aura_entities_skipped{reason}`), never guessed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -65,7 +65,7 @@ def build_windows(analysis: Analysis, results: Sequence[RangeResult], grid: np.n
     return Windows(
         analysis=analysis.name,
         label_names=analysis.entity_labels,
-        entities=tuple(k for k, ok in zip(keys, keep) if ok),
+        entities=tuple(k for k, ok in zip(keys, keep, strict=True) if ok),
         features=features,
         timestamps=grid,
         values=filled[keep],
@@ -78,7 +78,8 @@ def _on_grid(timestamps: np.ndarray, values: np.ndarray, grid: np.ndarray, step:
     if not len(timestamps):
         return out
     index = np.rint((timestamps - grid[0]) / step).astype(np.int64)
-    inside = (index >= 0) & (index < len(grid)) & (np.abs(timestamps - grid[np.clip(index, 0, len(grid) - 1)]) < step / 2)
+    nearest = grid[np.clip(index, 0, len(grid) - 1)]
+    inside = (index >= 0) & (index < len(grid)) & (np.abs(timestamps - nearest) < step / 2)
     finite = np.where(np.isfinite(values), values, np.nan)
     out[index[inside]] = finite[inside]
     return out

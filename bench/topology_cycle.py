@@ -74,7 +74,8 @@ def main() -> None:
 
     cycle, floor = statistics.median(cycle_times), statistics.median(floor_times)
     ideal = floor / (os.cpu_count() or 1)
-    print(f"| what | wall time (median of {args.repeat}) | vs floor, 1 core | vs floor split over {os.cpu_count()} cores |")
+    cores = os.cpu_count()
+    print(f"| what | wall time (median of {args.repeat}) | vs floor, 1 core | vs floor split over {cores} cores |")
     print("|---|---|---|---|")
     print(f"| full topology cycle | {cycle:.2f} s | {cycle / floor:.2f}x | {cycle / ideal:.2f}x |")
     print(f"| raw ripser_parallel, 1 process (floor) | {floor:.2f} s | 1.00x | {floor / ideal:.2f}x |")

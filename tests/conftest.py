@@ -118,7 +118,7 @@ class PrometheusServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}{self.route_prefix.rstrip('/')}"
 
-    def start(self) -> "PrometheusServer":
+    def start(self) -> PrometheusServer:
         binary = shutil.which("prometheus")
         if binary is None:
             pytest.fail("the prometheus binary is missing: `make test` installs the Debian package")

@@ -6,11 +6,11 @@ import json
 import logging
 
 import pytest
+from conftest import sample_value, wait_for
 
 from aura_exporter.cli import build_parser
 from aura_exporter.durations import format_duration, parse_duration
 from aura_exporter.logs import JSONFormatter, LogfmtFormatter
-from conftest import sample_value, wait_for
 
 
 def test_demo_serves_gauges_without_prometheus(exporters):

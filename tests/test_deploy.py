@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO
 
 SCRAPE_CONFIGS = sorted(p for p in (REPO / "deploy").rglob("*.y*ml") if "scrape_configs" in p.read_text())

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-
 from conftest import free_port, sample_value, wait_for
 
 pytestmark = pytest.mark.prometheus

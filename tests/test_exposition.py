@@ -8,8 +8,9 @@ import subprocess
 import time
 
 import aiohttp
-import pytest
 import numpy as np
+import pytest
+from conftest import sample_value
 from prometheus_client import CollectorRegistry
 
 from aura_exporter.clock import WallClock
@@ -21,7 +22,6 @@ from aura_exporter.snapshot import AnalysisResult, SnapshotHolder
 from aura_exporter.sources.replay import ReplayFleet, ReplaySource
 from aura_exporter.topology import TopologyStage
 from aura_exporter.windows import Windows
-from conftest import sample_value
 
 DEMO = parse_config(open("aura_exporter/examples/demo.yml").read())
 ANALYSIS = DEMO.analyses[0]
@@ -118,7 +118,7 @@ def test_negotiation_gzip_landing_and_health():
         async with session.get("/metrics", headers={"Accept-Encoding": "gzip"}, auto_decompress=False) as response:
             assert response.headers["Content-Encoding"] == "gzip"
             unzipped = gzip.decompress(await response.read())
-        strip = lambda body: [l for l in body.decode().splitlines() if l.startswith("aura_betti")]  # noqa: E731
+        strip = lambda body: [s for s in body.decode().splitlines() if s.startswith("aura_betti")]  # noqa: E731
         assert strip(unzipped) == strip(plain) and strip(plain)
         async with session.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}) as response:
             body = await response.text()

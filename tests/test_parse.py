@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import FIXTURES
 
 from aura_exporter.sources.base import QueryError
 from aura_exporter.sources.parse import parse_matrix
-from conftest import FIXTURES
 
 
 def test_prometheus_shaped_answer():

@@ -10,11 +10,11 @@ import time
 import numpy as np
 import pytest
 from aiohttp import web
+from conftest import free_port, wait_for
 
 from aura_exporter.config import Analysis, BasicAuth, Feature, PrometheusConfig, TLSConfig
 from aura_exporter.sources.base import QueryError
 from aura_exporter.sources.promql import PromQLSource, split_range
-from conftest import free_port, wait_for
 
 ANALYSIS = Analysis(name="a", entity_labels=("instance",), step=1, window=10, interval=2,
                     features=(Feature("cpu", 'test_cpu{job="target"}', "resources"),))

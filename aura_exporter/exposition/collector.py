@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -75,4 +75,4 @@ def _add_result(families: dict[str, GaugeMetricFamily], result: AnalysisResult) 
 
 
 def _sample(metric: str, names: tuple[str, ...], values: tuple[str, ...], value: float) -> Sample:
-    return Sample(metric, dict(zip(names, values)), float(np.float64(value)))
+    return Sample(metric, dict(zip(names, values, strict=True)), float(np.float64(value)))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import html
 import time
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -43,7 +43,8 @@ def render_landing(snapshot: Snapshot, analyses: list[str], errors: Mapping[str,
     for name in analyses:
         result = snapshot.results.get(name)
         if result is None:
-            rows.append(f"<tr><td>{_e(name)}</td><td>0</td><td></td><td>never</td><td>{_e(errors.get(name, ''))}</td></tr>")
+            rows.append(f"<tr><td>{_e(name)}</td><td>0</td><td></td><td>never</td>"
+                        f"<td>{_e(errors.get(name, ''))}</td></tr>")
             continue
         completed = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(result.completed_at))
         rows.append(f"<tr><td>{_e(name)}</td><td>{len(result.windows.entities)}</td>"

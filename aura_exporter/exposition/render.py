@@ -36,7 +36,7 @@ class Rendered:
     snapshot: Snapshot
     text: bytes
     text_gzip_head: bytes  # the text compressed, flushed to a byte boundary but not finished
-    _compressor: "zlib._Compress"  # its state, copied per scrape to append the live part
+    _compressor: zlib._Compress  # its state, copied per scrape to append the live part
     _openmetrics: bytes | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -6,8 +6,8 @@ Handlers only read what the cycles already published; none of them computes an a
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry

@@ -12,7 +12,7 @@ import base64
 import logging
 import random
 import ssl
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import numpy as np
@@ -141,7 +141,7 @@ class PromQLSource:
                 async with self._get_session().post(url, data=params, headers=headers) as response:
                     body = await response.read()
                     status = response.status
-            except asyncio.TimeoutError as err:
+            except TimeoutError as err:
                 raise QueryError("timeout", f"no answer from {url} within {self._config.timeout:g}s") from err
             except (aiohttp.ClientError, OSError) as err:
                 raise QueryError("unreachable", f"cannot reach {url}: {err}") from err

@@ -88,36 +88,18 @@ class ReplayFleet:
         self.scenario = scenario
 
     def values(self, feature: str, t: np.ndarray) -> np.ndarray:
+        if feature not in FEATURES:
+            raise KeyError(feature)
         host = np.arange(self.hosts)[:, None]
         t = np.asarray(t, dtype=np.float64)[None, :]
-        daily = np.sin(2 * np.pi * (t % DAY) / DAY - np.pi / 2)  # low at midnight UTC, high at noon
         s = (t - self.origin) % self.scenario.period
-        leak = self._leak_progress(host, s)
-        swapping = self._swapping(host, s)
-        partitioned = self._partitioned(host, s)
-        if feature == "cpu":
-            base = 0.2 + 0.3 * _host_constant(host, 1)
-            cpu = base + 0.12 * daily + 0.05 * _wander(host, 1, t) + 0.02 * _gaussian(host, 1, t)
-            return np.clip(np.where(swapping, 0.93 + 0.02 * _gaussian(host, 6, t), cpu), 0.0, 1.0)
-        if feature == "memory":
-            base = 0.45 + 0.2 * _host_constant(host, 2)
-            memory = base + 0.02 * _wander(host, 2, t) + 0.004 * _gaussian(host, 2, t)
-            memory = memory + (1.0 - memory) * leak
-            return np.clip(memory, 0.0, 0.999)
-        if feature == "net_rx":
-            base = 1e6 + 4e6 * _host_constant(host, 3)
-            rx = base * (1 + 0.35 * daily + 0.1 * _wander(host, 3, t)) * (1 + 0.05 * _gaussian(host, 3, t))
-            return np.where(partitioned, base * 0.01 * (1 + 0.3 * _uniform(host, 7, t)), rx)
-        if feature == "conns":
-            base = 100 + 300 * _host_constant(host, 4)
-            conns = np.round(base * (1 + 0.25 * daily + 0.1 * _wander(host, 4, t)) + 6 * _gaussian(host, 4, t))
-            return np.where(partitioned, np.round(3 + 3 * _uniform(host, 8, t)), np.maximum(conns, 0))
-        if feature == "p99":
-            base = 0.05 + 0.1 * _host_constant(host, 5)
-            load = np.clip(0.2 + 0.3 * _host_constant(host, 1) + 0.12 * daily, 0, 1)
-            p99 = base * (1 + 0.8 * load**3) * np.exp(0.05 * _gaussian(host, 5, t))
-            return p99 * np.where(swapping, 12.0, 1.0) * np.where(partitioned, 6.0, 1.0)
-        raise KeyError(feature)
+        moment = _Moment(
+            host=host, t=t,
+            daily=np.sin(2 * np.pi * (t % DAY) / DAY - np.pi / 2),  # low at midnight UTC, high at noon
+            leak=self._leak_progress(host, s), swapping=self._swapping(host, s),
+            partitioned=self._partitioned(host, s),
+        )
+        return _GENERATORS[feature](moment)
 
     def _leak_progress(self, host: np.ndarray, s: np.ndarray) -> np.ndarray:
         sc = self.scenario
@@ -132,6 +114,52 @@ class ReplayFleet:
     def _partitioned(self, host: np.ndarray, s: np.ndarray) -> np.ndarray:
         sc = self.scenario
         return np.isin(host, sc.partition_hosts) & (s >= sc.partition_start) & (s < sc.partition_end)
+
+
+@dataclass(frozen=True)
+class _Moment:
+    """Everything a feature's generator needs at the requested times, as [hosts, times] arrays."""
+
+    host: np.ndarray
+    t: np.ndarray
+    daily: np.ndarray
+    leak: np.ndarray
+    swapping: np.ndarray
+    partitioned: np.ndarray
+
+
+def _cpu(m: _Moment) -> np.ndarray:
+    base = 0.2 + 0.3 * _host_constant(m.host, 1)
+    cpu = base + 0.12 * m.daily + 0.05 * _wander(m.host, 1, m.t) + 0.02 * _gaussian(m.host, 1, m.t)
+    return np.clip(np.where(m.swapping, 0.93 + 0.02 * _gaussian(m.host, 6, m.t), cpu), 0.0, 1.0)
+
+
+def _memory(m: _Moment) -> np.ndarray:
+    base = 0.45 + 0.2 * _host_constant(m.host, 2)
+    memory = base + 0.02 * _wander(m.host, 2, m.t) + 0.004 * _gaussian(m.host, 2, m.t)
+    return np.clip(memory + (1.0 - memory) * m.leak, 0.0, 0.999)
+
+
+def _net_rx(m: _Moment) -> np.ndarray:
+    base = 1e6 + 4e6 * _host_constant(m.host, 3)
+    rx = base * (1 + 0.35 * m.daily + 0.1 * _wander(m.host, 3, m.t)) * (1 + 0.05 * _gaussian(m.host, 3, m.t))
+    return np.where(m.partitioned, base * 0.01 * (1 + 0.3 * _uniform(m.host, 7, m.t)), rx)
+
+
+def _conns(m: _Moment) -> np.ndarray:
+    base = 100 + 300 * _host_constant(m.host, 4)
+    conns = np.round(base * (1 + 0.25 * m.daily + 0.1 * _wander(m.host, 4, m.t)) + 6 * _gaussian(m.host, 4, m.t))
+    return np.where(m.partitioned, np.round(3 + 3 * _uniform(m.host, 8, m.t)), np.maximum(conns, 0.0))
+
+
+def _p99(m: _Moment) -> np.ndarray:
+    base = 0.05 + 0.1 * _host_constant(m.host, 5)
+    load = np.clip(0.2 + 0.3 * _host_constant(m.host, 1) + 0.12 * m.daily, 0, 1)
+    p99 = base * (1 + 0.8 * load**3) * np.exp(0.05 * _gaussian(m.host, 5, m.t))
+    return p99 * np.where(m.swapping, 12.0, 1.0) * np.where(m.partitioned, 6.0, 1.0)
+
+
+_GENERATORS = {"cpu": _cpu, "memory": _memory, "net_rx": _net_rx, "conns": _conns, "p99": _p99}
 
 
 class ReplaySource:

@@ -89,7 +89,7 @@ class BaselineStore:
             else:
                 per_dim[:, column] = [wasserstein(current[i], ref[dim]) for i, ref in enumerate(references)]
         totals = per_dim.sum(axis=1)
-        zscore = np.array([self._zscore(self.entities[k], t) for k, t in zip(keys, totals)])
+        zscore = np.array([self._zscore(self.entities[k], t) for k, t in zip(keys, totals, strict=True)])
         for i, key in enumerate(keys):
             self._learn(key, totals[i], zscore[i], now)
         self._forget(now)
