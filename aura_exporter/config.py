@@ -93,6 +93,22 @@ class TopologyConfig:
 
 
 @dataclass(frozen=True)
+class ForecastConfig:
+    """The liquid-network forecaster of one analysis; see the README's 'Forecasts' section."""
+
+    enabled: bool = True
+    horizons: tuple[float, ...] = (900.0, 3600.0, 7200.0, 14400.0)
+    history: float = 3 * 86400.0  # seconds of history to train on
+    retrain_interval: float = 86400.0  # fine-tune this often; 0 never
+    device: str = "auto"  # auto | cpu | cuda
+    units: int = 64
+    input_steps: int = 60  # the window is average-pooled to at most this many steps
+    max_epochs: int = 40
+    max_train_time: float = 600.0
+    max_samples: int = 20000
+
+
+@dataclass(frozen=True)
 class Analysis:
     name: str
     entity_labels: tuple[str, ...]
@@ -105,6 +121,7 @@ class Analysis:
     max_gap: float = 0.0  # seconds; 0 means "4 steps"
     topology: TopologyConfig = TopologyConfig()
     baseline: BaselineConfig = BaselineConfig()
+    forecast: ForecastConfig = ForecastConfig()
 
     @property
     def steps(self) -> int:
@@ -340,7 +357,7 @@ def _read_analyses(reader: _Reader, value: Any, path: str) -> tuple[Analysis, ..
 
 def _read_analysis(reader: _Reader, value: Any, path: str) -> Analysis | None:
     allowed = {"name", "entity_labels", "step", "window", "interval", "features", "max_series",
-               "max_missing_ratio", "max_gap", "topology", "baseline"}
+               "max_missing_ratio", "max_gap", "topology", "baseline", "forecast"}
     node = reader.mapping(value, path, allowed, {"name", "entity_labels", "step", "window", "features"})
     name = _read_name(reader, node.get("name"), f"{path}.name")
     step = reader.duration(node.get("step"), f"{path}.step", None)
@@ -360,6 +377,7 @@ def _read_analysis(reader: _Reader, value: Any, path: str) -> Analysis | None:
         max_gap=reader.duration(node.get("max_gap"), f"{path}.max_gap", 0.0),
         topology=_read_topology(reader, node.get("topology"), f"{path}.topology"),
         baseline=_read_baseline(reader, node.get("baseline"), f"{path}.baseline"),
+        forecast=_read_forecast(reader, node.get("forecast"), f"{path}.forecast", step, window),
     )
 
 
@@ -446,4 +464,42 @@ def _read_baseline(reader: _Reader, value: Any, path: str) -> BaselineConfig:
         history=reader.integer(get("history"), f"{path}.history", 240, low=2),
         learn_below_zscore=reader.number(get("learn_below_zscore"), f"{path}.learn_below_zscore", 3.0, 0.0),
         forget_after=reader.duration(get("forget_after"), f"{path}.forget_after", 3600.0),
+    )
+
+
+def _read_forecast(reader: _Reader, value: Any, path: str, step: float | None,
+                   window: float | None) -> ForecastConfig:
+    allowed = {"enabled", "horizons", "history", "retrain_interval", "device", "units", "input_steps",
+               "max_epochs", "max_train_time", "max_samples"}
+    node = reader.mapping(value, path, allowed)
+    defaults = ForecastConfig()
+    horizons = node.get("horizons", ["15m", "1h", "2h", "4h"])
+    if not isinstance(horizons, list) or not horizons:
+        reader.fail(f"{path}.horizons", "expected a non-empty list of durations")
+        horizons = []
+    seconds = tuple(sorted({reader.duration(h, f"{path}.horizons[{i}]", 0.0) for i, h in enumerate(horizons)}))
+    for horizon in seconds:
+        if step and horizon and horizon % step:
+            reader.fail(f"{path}.horizons", f"{horizon:g}s is not a whole number of steps of {step:g}s")
+    history = reader.duration(node.get("history"), f"{path}.history", defaults.history)
+    if window and seconds and history < 4 * (window + max(seconds)):
+        reader.fail(f"{path}.history", f"{history:g}s of history is too short to learn horizons up to "
+                    f"{max(seconds):g}s from windows of {window:g}s (need at least 4 x (window + horizon))")
+    device = reader.string(node.get("device"), f"{path}.device", "auto")
+    if device not in ("auto", "cpu", "cuda"):
+        reader.fail(f"{path}.device", f"{device!r} is not one of auto, cpu, cuda")
+    retrain = node.get("retrain_interval")
+    return ForecastConfig(
+        enabled=reader.boolean(node.get("enabled"), f"{path}.enabled", True),
+        horizons=tuple(h for h in seconds if h),
+        history=history,
+        retrain_interval=0.0 if retrain in (0, "0", "0s") else reader.duration(
+            retrain, f"{path}.retrain_interval", defaults.retrain_interval),
+        device=device,
+        units=reader.integer(node.get("units"), f"{path}.units", defaults.units, low=4),
+        input_steps=reader.integer(node.get("input_steps"), f"{path}.input_steps", defaults.input_steps, low=4),
+        max_epochs=reader.integer(node.get("max_epochs"), f"{path}.max_epochs", defaults.max_epochs),
+        max_train_time=reader.duration(node.get("max_train_time"), f"{path}.max_train_time",
+                                          defaults.max_train_time),
+        max_samples=reader.integer(node.get("max_samples"), f"{path}.max_samples", defaults.max_samples, low=64),
     )

@@ -16,6 +16,9 @@ import numpy as np
 from aura_exporter.config import Analysis
 from aura_exporter.sources.base import RangeResult
 
+MAD_TO_SIGMA = 1.4826
+RELATIVE_SCALE_FLOOR = 0.05  # a feature's scale is at least 5% of its typical level...
+ABSOLUTE_SCALE_FLOOR = 1e-6  # ...and never zero, so flat features stay finite
 SKIP_REASONS = ("missing_feature", "duplicate_series", "missing_data")
 EntityKey = tuple[str, ...]
 
@@ -110,3 +113,11 @@ def fill_gaps(values: np.ndarray, max_gap: int, max_missing_ratio: float) -> tup
     unfilled = (missing & ~fillable).reshape(entities, -1).any(axis=1)
     complete = (ratio <= max_missing_ratio) & ~unfilled
     return filled.reshape(entities, features, steps).transpose(0, 2, 1), complete
+
+
+def robust_scale(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-entity, per-feature (median, scale) of [E, T, F] windows."""
+    center = np.median(values, axis=1)
+    mad = np.median(np.abs(values - center[:, None, :]), axis=1) * MAD_TO_SIGMA
+    scale = np.maximum(np.maximum(mad, RELATIVE_SCALE_FLOOR * np.abs(center)), ABSOLUTE_SCALE_FLOOR)
+    return center, scale

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from aura_exporter.config import BaselineConfig
-from aura_exporter.topology.baseline import BaselineStore, robust_scale
+from aura_exporter.topology.baseline import BaselineStore
 from aura_exporter.topology.persistence import PersistenceEngine
+from aura_exporter.windows import robust_scale
 
 ENGINE = PersistenceEngine((0, 1), workers=1)
 KEYS = (("a",), ("b",))

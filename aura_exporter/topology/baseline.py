@@ -24,10 +24,8 @@ import numpy as np
 from aura_exporter.config import BaselineConfig
 from aura_exporter.topology.persistence import Diagrams
 from aura_exporter.topology.wasserstein import wasserstein, wasserstein_h0
+from aura_exporter.windows import ABSOLUTE_SCALE_FLOOR, MAD_TO_SIGMA, RELATIVE_SCALE_FLOOR, robust_scale
 
-MAD_TO_SIGMA = 1.4826
-RELATIVE_SCALE_FLOOR = 0.05  # a feature's scale is at least 5% of its typical level...
-ABSOLUTE_SCALE_FLOOR = 1e-6  # ...and never zero, so flat features stay finite
 SCALED_CLIP = 1000.0
 
 
@@ -46,14 +44,6 @@ class EntityBaseline:
 class Drift:
     per_dim: np.ndarray  # [E, dims]
     zscore: np.ndarray  # [E]
-
-
-def robust_scale(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-entity, per-feature (median, scale) of [E, T, F] windows."""
-    center = np.median(values, axis=1)
-    mad = np.median(np.abs(values - center[:, None, :]), axis=1) * MAD_TO_SIGMA
-    scale = np.maximum(np.maximum(mad, RELATIVE_SCALE_FLOOR * np.abs(center)), ABSOLUTE_SCALE_FLOOR)
-    return center, scale
 
 
 @dataclass

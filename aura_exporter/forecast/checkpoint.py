@@ -1,0 +1,98 @@
+"""Checkpoints: written atomically, loaded safely, refused when they belong to something else.
+
+A checkpoint is written to a temporary file in the same directory, flushed and fsynced, then
+renamed over the old one (and the directory fsynced), so a crash at any moment leaves either the
+old checkpoint or the new one, never half of one. It is read with `torch.load(weights_only=True)`,
+which unpickles tensors and plain containers only. It carries the fingerprint of the configuration
+it was trained for and the model version; any mismatch, or a file that cannot be read, is a
+CheckpointError with a reason, and the caller retrains.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from aura_exporter.config import Analysis
+from aura_exporter.forecast.model import MODEL_VERSION
+
+FORMAT = "aura-forecast-checkpoint"
+REASONS = ("missing", "corrupt", "foreign", "version")
+
+
+class CheckpointError(Exception):
+    def __init__(self, reason: str, message: str):
+        assert reason in REASONS, reason
+        self.reason = reason
+        super().__init__(message)
+
+
+def fingerprint(analysis: Analysis) -> str:
+    """What a trained model depends on: features and their queries, step, window, forecaster settings."""
+    relevant = {
+        "features": [(f.name, f.query) for f in analysis.features],
+        "step": analysis.step,
+        "window": analysis.window,
+        "horizons": list(analysis.forecast.horizons),
+        "units": analysis.forecast.units,
+        "input_steps": analysis.forecast.input_steps,
+    }
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def checkpoint_path(storage: Path, analysis: Analysis) -> Path:
+    return storage / f"forecast-{analysis.name}.pt"  # analysis names are validated identifiers
+
+
+def save_checkpoint(path: Path, analysis: Analysis, state: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    payload = {"format": FORMAT, "model_version": MODEL_VERSION, "fingerprint": fingerprint(analysis),
+               "state_dict": {k: v.detach().cpu() for k, v in state.items()}, "meta": meta}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(payload, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def load_checkpoint(path: Path, analysis: Analysis) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(state_dict, meta) of a checkpoint made for this analysis; CheckpointError otherwise."""
+    if not path.exists():
+        raise CheckpointError("missing", f"no checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, bad pickle, wrong types: all mean "unusable file"
+        raise CheckpointError("corrupt", f"cannot read checkpoint {path}: {err}") from err
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError("corrupt", f"{path} is not an AURA forecast checkpoint")
+    if payload.get("model_version") != MODEL_VERSION:
+        raise CheckpointError("version", f"{path} holds model version {payload.get('model_version')}, "
+                                         f"this exporter runs {MODEL_VERSION}")
+    if payload.get("fingerprint") != fingerprint(analysis):
+        raise CheckpointError("foreign", f"{path} was trained for another configuration of {analysis.name!r}")
+    state, meta = payload.get("state_dict"), payload.get("meta", {})
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError("corrupt", f"{path} has no usable weights")
+    return state, meta
+
+
+def describe(analysis: Analysis) -> dict[str, Any]:
+    """Meta data stored beside the weights, for people reading a checkpoint."""
+    return {"analysis": analysis.name, "forecast": asdict(analysis.forecast)}

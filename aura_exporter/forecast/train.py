@@ -1,0 +1,108 @@
+"""Training: Adam on the pinball loss, early stopping on the held-out tail, visible progress."""
+
+from __future__ import annotations
+
+import copy
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from aura_exporter.forecast.data import Samples
+from aura_exporter.forecast.model import Forecaster, ModelShape, pinball_loss
+
+Progress = Callable[[int, int, float, float], None]
+
+
+@dataclass(frozen=True)
+class TrainingReport:
+    epochs: int
+    train_loss: float
+    validation_loss: float
+    samples: int
+    seconds: float
+    stopped_because: str  # "converged", "max_epochs" or "time_budget"
+
+
+def progress_bar(stream=sys.stderr) -> Progress:
+    """A one-line progress bar for long training runs."""
+    def show(epoch: int, epochs: int, train_loss: float, validation_loss: float) -> None:
+        filled = int(30 * epoch / epochs)
+        stream.write(f"\rtraining [{'#' * filled}{'.' * (30 - filled)}] epoch {epoch}/{epochs} "
+                     f"loss {train_loss:.4f} held-out {validation_loss:.4f}")
+        if epoch == epochs:
+            stream.write("\n")
+        stream.flush()
+
+    return show
+
+
+def autocast(device: torch.device):
+    """bfloat16 mixed precision on a GPU; plain float32 on the CPU."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def train_model(shape: ModelShape, train: Samples, validation: Samples, device: torch.device, max_epochs: int,
+                time_budget: float, initial: dict | None = None, patience: int = 4, batch_size: int = 256,
+                learning_rate: float = 3e-3, seed: int = 0, progress: Progress | None = None
+                ) -> tuple[Forecaster, TrainingReport]:
+    """Train (or fine-tune from `initial` weights) and return the best model on the held-out tail."""
+    torch.manual_seed(seed)
+    model = Forecaster(shape).to(device)
+    if initial is not None:
+        model.load_state_dict(initial)
+    optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    x, y = torch.from_numpy(train.inputs).to(device), torch.from_numpy(train.targets).to(device)
+    started, best, best_state, since_best = time.monotonic(), math.inf, None, 0
+    train_loss, reason, epoch = math.inf, "max_epochs", 0
+    generator = torch.Generator().manual_seed(seed)
+    for epoch in range(1, max_epochs + 1):
+        model.train()
+        order = torch.randperm(len(x), generator=generator).to(device)
+        losses = []
+        for batch in order.split(batch_size):
+            with autocast(device):
+                loss = pinball_loss(model(x[batch]).float(), y[batch])
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimiser.step()
+            losses.append(loss.item())
+        train_loss = float(np.mean(losses)) if losses else math.nan
+        validation_loss = evaluate(model, validation, device)
+        if progress:
+            progress(epoch, max_epochs, train_loss, validation_loss)
+        criterion = train_loss if math.isnan(validation_loss) else validation_loss  # no tail: train loss
+        if criterion < best - 1e-5:
+            best, best_state, since_best = criterion, copy.deepcopy(model.state_dict()), 0
+        else:
+            since_best += 1
+        if since_best >= patience:
+            reason = "converged"
+            break
+        if time.monotonic() - started > time_budget:
+            reason = "time_budget"
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    report = TrainingReport(epoch, train_loss, best, len(train), time.monotonic() - started, reason)
+    return model, report
+
+
+@torch.no_grad()
+def evaluate(model: Forecaster, samples: Samples, device: torch.device, batch_size: int = 2048) -> float:
+    if len(samples) == 0:
+        return math.nan
+    model.eval()
+    total = 0.0
+    for start in range(0, len(samples), batch_size):
+        x = torch.from_numpy(samples.inputs[start : start + batch_size]).to(device)
+        y = torch.from_numpy(samples.targets[start : start + batch_size]).to(device)
+        with autocast(device):
+            total += pinball_loss(model(x).float(), y).item() * len(x)
+    return total / len(samples)
