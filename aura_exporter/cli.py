@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from importlib import resources
+from pathlib import Path
 
 from aura_exporter import __version__
 from aura_exporter.clock import AcceleratedClock, WallClock
@@ -32,6 +33,8 @@ def _serving_flags() -> argparse.ArgumentParser:
     serving.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics")
     serving.add_argument("--topology.workers", dest="workers", type=int, default=0,
                          help="processes computing persistence (default: one per CPU)")
+    serving.add_argument("--storage.path", dest="storage", default="data",
+                         help="directory for forecaster checkpoints (default %(default)s)")
     return serving
 
 
@@ -51,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--replay.hosts", dest="hosts", type=int, default=50)
     demo.add_argument("--replay.speed", dest="speed", type=float, default=30.0,
                       help="scenario seconds per wall-clock second (default %(default)s)")
+
+    train = commands.add_parser("train", parents=[common], help="train the forecasters on history, write checkpoints")
+    train.add_argument("--config.file", dest="config_file", required=True)
+    train.add_argument("--storage.path", dest="storage", default="data")
+    train.add_argument("--analysis", dest="analysis", default=None, help="only this analysis (default: all)")
+    train.add_argument("--history.source", dest="history_source", choices=("prometheus", "replay"),
+                       default="prometheus", help="where history comes from (replay: the demo fleet)")
 
     check = commands.add_parser("check-config", parents=[common], help="validate a configuration file")
     check.add_argument("--config.file", dest="config_file", required=True)
@@ -84,12 +94,16 @@ async def _serve(config: Config, args: argparse.Namespace) -> None:
         from aura_exporter.sources.replay import ReplayFleet, ReplaySource
 
         clock = AcceleratedClock(args.speed)
-        source = ReplaySource(ReplayFleet(hosts=args.hosts, origin=clock.origin))
+        fleet = ReplayFleet(hosts=args.hosts, origin=clock.origin)
+        source = ReplaySource(fleet)
+        history = _replay_history(fleet)
     else:
         from aura_exporter.sources.promql import PromQLSource
 
         clock, source = WallClock(), PromQLSource(config.prometheus)
-    exporter = Exporter(config, source, clock, args.listen_address, args.telemetry_path, args.workers or None)
+        history = _prometheus_history(config)
+    exporter = Exporter(config, source, clock, args.listen_address, args.telemetry_path, args.workers or None,
+                        history=history, storage=_storage(args.storage))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -97,11 +111,86 @@ async def _serve(config: Config, args: argparse.Namespace) -> None:
     await exporter.run(stop)
 
 
+def _train(args: argparse.Namespace) -> int:
+    """Train each analysis' forecaster in the foreground, with progress, and write its checkpoint."""
+    import time
+
+    from aura_exporter.forecast.checkpoint import checkpoint_path, describe, save_checkpoint
+    from aura_exporter.forecast.manager import train_on_history
+    from aura_exporter.forecast.train import progress_bar
+    from aura_exporter.sources.replay import ReplayFleet
+
+    try:
+        config = load_config(args.config_file)
+        storage = _storage(args.storage)
+    except (ConfigError, StorageError) as err:
+        print(err, file=sys.stderr)
+        return 1
+    analyses = [a for a in config.analyses if args.analysis in (None, a.name)]
+    if not analyses:
+        print(f"no analysis named {args.analysis!r} in {args.config_file}", file=sys.stderr)
+        return 1
+    end = time.time()
+    load = (_replay_history(ReplayFleet(origin=end)) if args.history_source == "replay"
+            else _prometheus_history(config, progress=_fetch_progress))
+    failures = 0
+    for analysis in analyses:
+        print(f"{analysis.name}: fetching {analysis.forecast.history / 86400:g} days of history", file=sys.stderr)
+        try:
+            history = load(analysis, end - analysis.forecast.history, end)
+            state, report = train_on_history(analysis, history, progress=progress_bar())
+        except Exception as err:  # report it and go on with the next analysis
+            print(f"\n{analysis.name}: training failed: {err}", file=sys.stderr)
+            failures += 1
+            continue
+        path = checkpoint_path(storage, analysis)
+        save_checkpoint(path, analysis, state, {**describe(analysis), "trained_at": time.time(), "data_end": end})
+        print(f"\n{analysis.name}: {report.epochs} epochs, held-out loss {report.validation_loss:.4f} "
+              f"({report.stopped_because}, {report.seconds:.0f} s); wrote {path}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _fetch_progress(done: int, total: int) -> None:
+    sys.stderr.write(f"\rfetching history: {done}/{total} chunks" + ("\n" if done == total else ""))
+    sys.stderr.flush()
+
+
+def _replay_history(fleet):
+    from aura_exporter.sources.history import replay_history
+
+    return lambda analysis, start, end: replay_history(fleet, analysis, start, end)
+
+
+def _prometheus_history(config: Config, progress=None):
+    from aura_exporter.sources.history import prometheus_history
+
+    return lambda analysis, start, end: prometheus_history(config.prometheus, analysis, start, end, progress)
+
+
+def _storage(path: str) -> Path:
+    """The state directory, created and checked for writing once, at start-up."""
+    storage = Path(path)
+    try:
+        storage.mkdir(parents=True, exist_ok=True)
+        probe = storage / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise StorageError(f"--storage.path {path!r} is not a writable directory: {err.strerror}") from err
+    return storage
+
+
+class StorageError(Exception):
+    pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level, args.log_format)
     if args.command == "check-config":
         return _check_config(args.config_file)
+    if args.command == "train":
+        return _train(args)
     path = args.config_file or _demo_config_path()
     try:
         config = load_config(path)
@@ -113,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
                                 "analyses": len(config.analyses)})
     try:
         asyncio.run(_serve(config, args))
+    except StorageError as err:
+        log.error("cannot start", extra={"error": str(err)})
+        return 1
     except OSError as err:  # e.g. the listen address is taken
         log.error("cannot serve", extra={"error": str(err)})
         return 1

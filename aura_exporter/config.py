@@ -98,14 +98,20 @@ class ForecastConfig:
 
     enabled: bool = True
     horizons: tuple[float, ...] = (900.0, 3600.0, 7200.0, 14400.0)
+    context: float = 14400.0  # how far back the forecaster looks (default: the longest horizon)
     history: float = 3 * 86400.0  # seconds of history to train on
     retrain_interval: float = 86400.0  # fine-tune this often; 0 never
     device: str = "auto"  # auto | cpu | cuda
     units: int = 64
-    input_steps: int = 60  # the window is average-pooled to at most this many steps
+    input_steps: int = 60  # points in the context, context / input_steps apart
     max_epochs: int = 40
     max_train_time: float = 600.0
     max_samples: int = 20000
+    trend_share: float = 0.25  # training samples given a synthetic steady trend (see forecast/data.py)
+
+    @property
+    def context_step(self) -> float:
+        return self.context / self.input_steps
 
 
 @dataclass(frozen=True)
@@ -377,7 +383,7 @@ def _read_analysis(reader: _Reader, value: Any, path: str) -> Analysis | None:
         max_gap=reader.duration(node.get("max_gap"), f"{path}.max_gap", 0.0),
         topology=_read_topology(reader, node.get("topology"), f"{path}.topology"),
         baseline=_read_baseline(reader, node.get("baseline"), f"{path}.baseline"),
-        forecast=_read_forecast(reader, node.get("forecast"), f"{path}.forecast", step, window),
+        forecast=_read_forecast(reader, node.get("forecast"), f"{path}.forecast", step),
     )
 
 
@@ -467,10 +473,9 @@ def _read_baseline(reader: _Reader, value: Any, path: str) -> BaselineConfig:
     )
 
 
-def _read_forecast(reader: _Reader, value: Any, path: str, step: float | None,
-                   window: float | None) -> ForecastConfig:
-    allowed = {"enabled", "horizons", "history", "retrain_interval", "device", "units", "input_steps",
-               "max_epochs", "max_train_time", "max_samples"}
+def _read_forecast(reader: _Reader, value: Any, path: str, step: float | None) -> ForecastConfig:
+    allowed = {"enabled", "horizons", "context", "history", "retrain_interval", "device", "units", "input_steps",
+               "max_epochs", "max_train_time", "max_samples", "trend_share"}
     node = reader.mapping(value, path, allowed)
     defaults = ForecastConfig()
     horizons = node.get("horizons", ["15m", "1h", "2h", "4h"])
@@ -481,10 +486,16 @@ def _read_forecast(reader: _Reader, value: Any, path: str, step: float | None,
     for horizon in seconds:
         if step and horizon and horizon % step:
             reader.fail(f"{path}.horizons", f"{horizon:g}s is not a whole number of steps of {step:g}s")
+    longest = max(seconds) if seconds else defaults.context
+    context = reader.duration(node.get("context"), f"{path}.context", longest)
+    input_steps = reader.integer(node.get("input_steps"), f"{path}.input_steps", defaults.input_steps, low=4)
+    if step and context and (context / input_steps) % step:
+        reader.fail(f"{path}.context", f"context {context:g}s / input_steps {input_steps} = "
+                    f"{context / input_steps:g}s must be a whole number of steps of {step:g}s")
     history = reader.duration(node.get("history"), f"{path}.history", defaults.history)
-    if window and seconds and history < 4 * (window + max(seconds)):
+    if history < 4 * (context + longest):
         reader.fail(f"{path}.history", f"{history:g}s of history is too short to learn horizons up to "
-                    f"{max(seconds):g}s from windows of {window:g}s (need at least 4 x (window + horizon))")
+                    f"{longest:g}s from a context of {context:g}s (need at least 4 x (context + horizon))")
     device = reader.string(node.get("device"), f"{path}.device", "auto")
     if device not in ("auto", "cpu", "cuda"):
         reader.fail(f"{path}.device", f"{device!r} is not one of auto, cpu, cuda")
@@ -492,14 +503,16 @@ def _read_forecast(reader: _Reader, value: Any, path: str, step: float | None,
     return ForecastConfig(
         enabled=reader.boolean(node.get("enabled"), f"{path}.enabled", True),
         horizons=tuple(h for h in seconds if h),
+        context=context,
         history=history,
         retrain_interval=0.0 if retrain in (0, "0", "0s") else reader.duration(
             retrain, f"{path}.retrain_interval", defaults.retrain_interval),
         device=device,
         units=reader.integer(node.get("units"), f"{path}.units", defaults.units, low=4),
-        input_steps=reader.integer(node.get("input_steps"), f"{path}.input_steps", defaults.input_steps, low=4),
+        input_steps=input_steps,
         max_epochs=reader.integer(node.get("max_epochs"), f"{path}.max_epochs", defaults.max_epochs),
         max_train_time=reader.duration(node.get("max_train_time"), f"{path}.max_train_time",
                                           defaults.max_train_time),
         max_samples=reader.integer(node.get("max_samples"), f"{path}.max_samples", defaults.max_samples, low=64),
+        trend_share=reader.number(node.get("trend_share"), f"{path}.trend_share", defaults.trend_share, 0.0, 1.0),
     )

@@ -9,10 +9,11 @@ from concurrent.futures import Executor
 
 from aura_exporter.config import Analysis
 from aura_exporter.exposition.selfmetrics import SelfMetrics
+from aura_exporter.forecast.stage import ForecastStage
 from aura_exporter.snapshot import AnalysisResult
 from aura_exporter.sources.base import QueryError, RangeResult, Source
 from aura_exporter.topology import TopologyStage
-from aura_exporter.windows import build_windows, step_grid
+from aura_exporter.windows import Context, Windows, build_context, build_windows, context_grid, step_grid
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,8 @@ class AnalysisCycle:
         self.metrics = metrics
         self.executor = executor
         self.topology = TopologyStage(analysis, workers)
+        self.forecast = ForecastStage(analysis)
+        self.first_success: float | None = None
 
     async def run(self, now: float) -> AnalysisResult:
         """A result for the window ending at `now`, or CycleFailed (logged and counted)."""
@@ -54,12 +57,24 @@ class AnalysisCycle:
             self.executor, build_windows, self.analysis, results, grid))
         topology = await self._timed("topology", loop.run_in_executor(
             self.executor, self.topology.run, windows, float(grid[-1])))
+        context = await self._context(float(grid[-1]), windows) if self.forecast.trained else None
+        forecast = await self._timed("forecast", loop.run_in_executor(
+            self.executor, self.forecast.run, windows, context))
         self.metrics.duration.labels(name, "cycle").observe(time.perf_counter() - started)
         self.metrics.cycles.labels(name, "success").inc()
         self.metrics.last_success.labels(name).set(time.time())
         log.debug("cycle done", extra={"analysis": name, "entities": len(windows.entities),
                                        "seconds": round(time.perf_counter() - started, 3)})
-        return AnalysisResult(self.analysis, float(grid[-1]), time.time(), windows, topology)
+        data_time = float(grid[-1])
+        if self.first_success is None:
+            self.first_success = data_time
+        return AnalysisResult(self.analysis, data_time, time.time(), windows, topology, forecast,
+                              model_ready=forecast is not None and self._warmed_up(data_time))
+
+    def _warmed_up(self, data_time: float) -> bool:
+        """Baselines need a window beyond their reference plus min_history cycles of drift."""
+        warm_up = self.analysis.window + self.analysis.baseline.min_history * self.analysis.interval
+        return self.first_success is not None and data_time - self.first_success >= warm_up
 
     async def _timed(self, stage: str, awaitable):
         started = time.perf_counter()
@@ -68,9 +83,14 @@ class AnalysisCycle:
         finally:
             self.metrics.duration.labels(self.analysis.name, stage).observe(time.perf_counter() - started)
 
-    async def _fetch(self, start: float, end: float) -> list[RangeResult]:
+    async def _context(self, end: float, windows: Windows) -> Context:
+        grid = context_grid(self.analysis, end)
+        results = await self._timed("query", self._fetch(grid[0], grid[-1], self.analysis.forecast.context_step))
+        return build_context(self.analysis, results, grid, windows)
+
+    async def _fetch(self, start: float, end: float, step: float | None = None) -> list[RangeResult]:
         answers = await asyncio.gather(
-            *(self.source.query_range(self.analysis, f, start, end) for f in self.analysis.features),
+            *(self.source.query_range(self.analysis, f, start, end, step) for f in self.analysis.features),
             return_exceptions=True,
         )
         failures = [a for a in answers if isinstance(a, BaseException)]

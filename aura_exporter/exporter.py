@@ -7,6 +7,7 @@ import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Protocol
 
 from aura_exporter.config import Analysis, Config
@@ -14,6 +15,7 @@ from aura_exporter.cycle import AnalysisCycle, CycleFailed
 from aura_exporter.exposition.render import render_snapshot
 from aura_exporter.exposition.selfmetrics import SelfMetrics
 from aura_exporter.exposition.server import ServerState, bound_port, build_app, start_server
+from aura_exporter.forecast.manager import HistoryLoader, ModelManager
 from aura_exporter.snapshot import SnapshotHolder
 from aura_exporter.sources.base import Source
 
@@ -28,7 +30,8 @@ class Clock(Protocol):
 
 class Exporter:
     def __init__(self, config: Config, source: Source, clock: Clock, listen_address: str,
-                 telemetry_path: str = "/metrics", workers: int | None = None):
+                 telemetry_path: str = "/metrics", workers: int | None = None,
+                 history: HistoryLoader | None = None, storage: Path | None = None):
         self.config = config
         self.source = source
         self.clock = clock
@@ -40,6 +43,10 @@ class Exporter:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aura-compute")
         workers = workers or os.cpu_count() or 1
         self.cycles = [AnalysisCycle(a, source, self.metrics, self.executor, workers) for a in config.analyses]
+        self.managers = [
+            ModelManager(cycle.analysis, cycle.forecast, storage, history, self.metrics, clock)
+            for cycle in self.cycles if cycle.analysis.forecast.enabled and history is not None
+        ]
         self.state = ServerState(live=self.metrics.registry, analyses=names)
         self.holder = SnapshotHolder()
         self.port: int | None = None
@@ -52,6 +59,7 @@ class Exporter:
         log.info("listening", extra={"address": self.listen_address, "port": self.port})
         self.started.set()
         loops = [asyncio.create_task(self._loop(cycle)) for cycle in self.cycles]
+        loops += [asyncio.create_task(manager.run()) for manager in self.managers]
         try:
             await stop.wait()
         finally:

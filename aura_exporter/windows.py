@@ -40,7 +40,11 @@ def step_grid(analysis: Analysis, now: float) -> np.ndarray:
     return end - analysis.step * np.arange(analysis.steps - 1, -1, -1, dtype=np.float64)
 
 
-def build_windows(analysis: Analysis, results: Sequence[RangeResult], grid: np.ndarray) -> Windows:
+def place_series(analysis: Analysis, results: Sequence[RangeResult], grid: np.ndarray,
+                 step: float | None = None) -> tuple[list[EntityKey], np.ndarray, np.ndarray]:
+    """Entity keys (sorted), their [E, T, F] values on the grid (NaN where missing), and which of
+    them had two series for one feature (those keep only the first). The grid's step defaults to
+    the analysis' step."""
     features = tuple(f.name for f in analysis.features)
     by_feature = {r.feature: r for r in results}
     placed: dict[EntityKey, np.ndarray] = {}
@@ -54,22 +58,27 @@ def build_windows(analysis: Analysis, results: Sequence[RangeResult], grid: np.n
                 continue
             seen.add(key)
             row = placed.setdefault(key, np.full((len(grid), len(features)), np.nan))
-            row[:, column] = _on_grid(series.timestamps, series.values, grid, analysis.step)
-    skipped = dict.fromkeys(SKIP_REASONS, 0)
+            row[:, column] = _on_grid(series.timestamps, series.values, grid, step or analysis.step)
     keys = sorted(placed)
     values = np.stack([placed[k] for k in keys]) if keys else np.empty((0, len(grid), len(features)))
+    return keys, values, np.array([k in duplicates for k in keys], dtype=bool)
+
+
+def build_windows(analysis: Analysis, results: Sequence[RangeResult], grid: np.ndarray) -> Windows:
+    keys, values, dup = place_series(analysis, results, grid)
     lacking = np.all(np.isnan(values), axis=1).any(axis=1)  # a whole feature absent
-    dup = np.array([k in duplicates for k in keys], dtype=bool)
     filled, complete = fill_gaps(values, analysis.max_gap_steps, analysis.max_missing_ratio)
-    skipped["missing_feature"] = int(np.sum(lacking & ~dup))
-    skipped["duplicate_series"] = int(np.sum(dup))
-    skipped["missing_data"] = int(np.sum(~complete & ~lacking & ~dup))
+    skipped = {
+        "missing_feature": int(np.sum(lacking & ~dup)),
+        "duplicate_series": int(np.sum(dup)),
+        "missing_data": int(np.sum(~complete & ~lacking & ~dup)),
+    }
     keep = complete & ~lacking & ~dup
     return Windows(
         analysis=analysis.name,
         label_names=analysis.entity_labels,
         entities=tuple(k for k, ok in zip(keys, keep, strict=True) if ok),
-        features=features,
+        features=tuple(f.name for f in analysis.features),
         timestamps=grid,
         values=filled[keep],
         skipped=skipped,
@@ -121,3 +130,28 @@ def robust_scale(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mad = np.median(np.abs(values - center[:, None, :]), axis=1) * MAD_TO_SIGMA
     scale = np.maximum(np.maximum(mad, RELATIVE_SCALE_FLOOR * np.abs(center)), ABSOLUTE_SCALE_FLOOR)
     return center, scale
+
+
+@dataclass(frozen=True)
+class Context:
+    """The forecaster's longer, sparser look back, aligned to a Windows' entities."""
+
+    timestamps: np.ndarray  # [n], context_step apart, ending at the window's end
+    values: np.ndarray  # [E, n, F], NaN rows for entities whose context is incomplete
+
+
+def context_grid(analysis: Analysis, end: float) -> np.ndarray:
+    settings = analysis.forecast
+    return end - settings.context_step * np.arange(settings.input_steps - 1, -1, -1, dtype=np.float64)
+
+
+def build_context(analysis: Analysis, results: Sequence[RangeResult], grid: np.ndarray, windows: Windows) -> Context:
+    """Contexts for the windows' entities; short gaps (2 points) filled, others left NaN."""
+    keys, values, duplicated = place_series(analysis, results, grid, analysis.forecast.context_step)
+    filled, complete = fill_gaps(values, max_gap=2, max_missing_ratio=0.1)
+    rows = {key: i for i, key in enumerate(keys) if complete[i] and not duplicated[i]}
+    aligned = np.full((len(windows.entities), len(grid), len(windows.features)), np.nan)
+    for i, key in enumerate(windows.entities):
+        if key in rows:
+            aligned[i] = filled[rows[key]]
+    return Context(grid, aligned)

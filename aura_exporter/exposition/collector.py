@@ -2,25 +2,38 @@
 
 `describe()` returns the families without samples, so registering the collector runs nothing;
 `collect()` builds them from the snapshot it is given, without any computation of its own.
+Non-finite values (no breach in sight, no residual yet) are left out rather than exported as NaN.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 
-import numpy as np
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
+from aura_exporter.durations import format_duration
+from aura_exporter.forecast.stage import Forecast
 from aura_exporter.snapshot import AnalysisResult, Snapshot
 
-FAMILIES = {
-    "aura_betti": ("Persistent Betti number: features of the dimension that outlive the noise threshold.", True),
-    "aura_persistence_entropy": ("Persistence entropy (bits) of the window's diagram.", True),
-    "aura_wasserstein_drift": ("1-Wasserstein distance of the window's diagram from the entity's baseline.", True),
-    "aura_drift_zscore": ("Summed drift relative to the entity's own recent drift (robust z-score).", False),
-    "aura_fleet_isolation": ("Distance at which the entity joins the fleet's majority, in baseline units.", False),
+HELP = {
+    "aura_betti": "Persistent Betti number: features of the dimension that outlive the noise threshold.",
+    "aura_persistence_entropy": "Persistence entropy (bits) of the window's diagram.",
+    "aura_wasserstein_drift": "1-Wasserstein distance of the window's diagram from the entity's baseline.",
+    "aura_drift_zscore": "Summed drift relative to the entity's own recent drift (robust z-score).",
+    "aura_fleet_isolation": "Distance at which the entity joins the fleet's majority, in baseline units.",
+    "aura_fleet_components": "Behaviour clusters in the fleet (persistent H0 of entities' recent states).",
+    "aura_entities_analysed": "Entities analysed in the last cycle.",
+    "aura_entities_skipped": "Entities skipped in the last cycle, by reason.",
+    "aura_forecast": "Median forecast of the feature at the horizon, in the feature's units.",
+    "aura_forecast_lower": "10% quantile of the feature's forecast at the horizon.",
+    "aura_forecast_upper": "90% quantile of the feature's forecast at the horizon.",
+    "aura_forecast_residual_zscore": "How surprising the newest value was against its forecast (robust z-score).",
+    "aura_time_to_breach_seconds": "Forecast time until the feature reaches its limit (absent beyond the horizons).",
+    "aura_breach_probability": "Probability that the feature reaches its limit within the longest horizon.",
+    "aura_model_ready": "1 once the analysis has warmed-up baselines and a trained forecaster.",
 }
 
 
@@ -29,50 +42,64 @@ class SnapshotCollector(Collector):
         self._snapshot = snapshot
 
     def describe(self) -> Iterable[Metric]:
-        return list(self._families().values())
+        return list(_families().values())
 
     def collect(self) -> Iterable[Metric]:
-        families = self._families()
+        families = _families()
         for result in self._snapshot().results.values():
-            _add_result(families, result)
+            _Writer(families, result).write()
         return list(families.values())
 
-    @staticmethod
-    def _families() -> dict[str, GaugeMetricFamily]:
-        families = {name: GaugeMetricFamily(name, doc) for name, (doc, _) in FAMILIES.items()}
-        families["aura_fleet_components"] = GaugeMetricFamily(
-            "aura_fleet_components", "Behaviour clusters in the fleet (persistent H0 of entities' recent states).")
-        families["aura_entities_analysed"] = GaugeMetricFamily(
-            "aura_entities_analysed", "Entities analysed in the last cycle.")
-        families["aura_entities_skipped"] = GaugeMetricFamily(
-            "aura_entities_skipped", "Entities skipped in the last cycle, by reason.")
-        return families
+
+def _families() -> dict[str, GaugeMetricFamily]:
+    return {name: GaugeMetricFamily(name, doc) for name, doc in HELP.items()}
 
 
-def _add_result(families: dict[str, GaugeMetricFamily], result: AnalysisResult) -> None:
-    name = result.analysis.name
-    topology = result.topology
-    names = ("analysis", *result.windows.label_names)
-    for index, key in enumerate(result.windows.entities):
-        values = (name, *key)
-        per_dim = (("aura_betti", topology.betti), ("aura_persistence_entropy", topology.entropy),
-                   ("aura_wasserstein_drift", topology.drift))
-        for metric, array in per_dim:
-            for column, dim in enumerate(topology.dims):
-                families[metric].samples.append(_sample(metric, names + ("homology_dimension",),
-                                                        values + (str(dim),), array[index, column]))
-        families["aura_drift_zscore"].samples.append(
-            _sample("aura_drift_zscore", names, values, topology.drift_zscore[index]))
-        families["aura_fleet_isolation"].samples.append(
-            _sample("aura_fleet_isolation", names, values, topology.fleet.isolation[index]))
-    families["aura_fleet_components"].samples.append(
-        _sample("aura_fleet_components", ("analysis",), (name,), topology.fleet.components))
-    families["aura_entities_analysed"].samples.append(
-        _sample("aura_entities_analysed", ("analysis",), (name,), len(result.windows.entities)))
-    for reason, count in result.windows.skipped.items():
-        families["aura_entities_skipped"].samples.append(
-            _sample("aura_entities_skipped", ("analysis", "reason"), (name, reason), count))
+class _Writer:
+    """Appends one analysis result's samples to the families."""
 
+    def __init__(self, families: dict[str, GaugeMetricFamily], result: AnalysisResult):
+        self.families = families
+        self.result = result
+        self.name = result.analysis.name
 
-def _sample(metric: str, names: tuple[str, ...], values: tuple[str, ...], value: float) -> Sample:
-    return Sample(metric, dict(zip(names, values, strict=True)), float(np.float64(value)))
+    def add(self, metric: str, labels: dict[str, str], value: float) -> None:
+        value = float(value)
+        if math.isfinite(value):
+            self.families[metric].samples.append(Sample(metric, labels, value))
+
+    def write(self) -> None:
+        windows = self.result.windows
+        self.add("aura_entities_analysed", {"analysis": self.name}, len(windows.entities))
+        for reason, count in windows.skipped.items():
+            self.add("aura_entities_skipped", {"analysis": self.name, "reason": reason}, count)
+        self.add("aura_fleet_components", {"analysis": self.name}, self.result.topology.fleet.components)
+        self.add("aura_model_ready", {"analysis": self.name}, 1.0 if self.result.model_ready else 0.0)
+        for index, key in enumerate(windows.entities):
+            labels = {"analysis": self.name, **dict(zip(windows.label_names, key, strict=True))}
+            self._topology(index, labels)
+            if self.result.forecast is not None:
+                self._forecast(self.result.forecast, index, labels)
+
+    def _topology(self, index: int, labels: dict[str, str]) -> None:
+        topology = self.result.topology
+        for column, dim in enumerate(topology.dims):
+            with_dim = {**labels, "homology_dimension": str(dim)}
+            self.add("aura_betti", with_dim, topology.betti[index, column])
+            self.add("aura_persistence_entropy", with_dim, topology.entropy[index, column])
+            self.add("aura_wasserstein_drift", with_dim, topology.drift[index, column])
+        self.add("aura_drift_zscore", labels, topology.drift_zscore[index])
+        self.add("aura_fleet_isolation", labels, topology.fleet.isolation[index])
+
+    def _forecast(self, forecast: Forecast, index: int, labels: dict[str, str]) -> None:
+        for column, feature in enumerate(self.result.windows.features):
+            with_feature = {**labels, "feature": feature}
+            for h, horizon in enumerate(forecast.horizons):
+                with_horizon = {**with_feature, "horizon": format_duration(horizon)}
+                lower, median, upper = forecast.quantiles[index, column, h]
+                self.add("aura_forecast", with_horizon, median)
+                self.add("aura_forecast_lower", with_horizon, lower)
+                self.add("aura_forecast_upper", with_horizon, upper)
+            self.add("aura_forecast_residual_zscore", with_feature, forecast.residual_zscore[index, column])
+            self.add("aura_time_to_breach_seconds", with_feature, forecast.time_to_breach[index, column])
+            self.add("aura_breach_probability", with_feature, forecast.breach_probability[index, column])

@@ -10,9 +10,10 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from aura_exporter import __version__
+from aura_exporter.forecast.checkpoint import REASONS as CHECKPOINT_REASONS
 from aura_exporter.sources.base import ERROR_REASONS
 
-STAGES = ("query", "windows", "topology", "cycle")
+STAGES = ("query", "windows", "topology", "forecast", "cycle")
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 
 
@@ -47,6 +48,18 @@ class SelfMetrics:
             "aura_analysis_last_success_timestamp_seconds",
             "Unix time of the last analysis cycle that completed.", ["analysis"], registry=self.registry,
         )
+        self.checkpoint_errors = Counter(
+            "aura_checkpoint_errors_total", "Forecaster checkpoints that could not be used, by reason.",
+            ["analysis", "reason"], registry=self.registry,
+        )
+        self.trainings = Counter(
+            "aura_model_trainings_total", "Forecaster trainings and fine-tunings, by result.",
+            ["analysis", "result"], registry=self.registry,
+        )
+        self.model_trained = Gauge(
+            "aura_model_last_trained_timestamp_seconds", "Unix time the forecaster in use was trained.",
+            ["analysis"], registry=self.registry,
+        )
         build = Gauge(
             "aura_exporter_build_info", "Build information; the value is always 1.",
             ["version", "python_version", "giotto_tda_version"], registry=self.registry,
@@ -59,3 +72,7 @@ class SelfMetrics:
                 self.cycles.labels(name, result)
             for stage in STAGES:
                 self.duration.labels(name, stage)
+            for reason in CHECKPOINT_REASONS:
+                self.checkpoint_errors.labels(name, reason)
+            for result in ("success", "failure"):
+                self.trainings.labels(name, result)

@@ -40,9 +40,12 @@ def fingerprint(analysis: Analysis) -> str:
         "features": [(f.name, f.query) for f in analysis.features],
         "step": analysis.step,
         "window": analysis.window,
+        "interval": analysis.interval,  # the nowcast horizon
         "horizons": list(analysis.forecast.horizons),
         "units": analysis.forecast.units,
+        "context": analysis.forecast.context,
         "input_steps": analysis.forecast.input_steps,
+        "trend_share": analysis.forecast.trend_share,
     }
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -1,9 +1,11 @@
-"""What the forecaster sees: windows normalised one by one, and training samples cut from history.
+"""What the forecaster sees: context windows normalised one by one, and samples cut from history.
 
-Every window is normalised by itself (in the spirit of RevIN): its last value is the origin and its
-robust spread the unit, so one model serves entities of any level and "no change" is 0. Targets
-are the future values at each horizon in the same units. Two time-of-day inputs (sine, cosine)
-let the model learn daily shapes.
+The forecaster looks further back than the topology window: its context spans `forecast.context`
+(by default its longest horizon) sampled every `context_step` (context / input_steps), because a
+30-minute window cannot tell a 3-hour leak from a 40-minute wobble. Every context is normalised by
+itself (in the spirit of RevIN): its last value is the origin and its robust spread the unit, so
+one model serves entities of any level and "no change" is 0. Targets are the values at each
+horizon in the same units. Two time-of-day inputs (sine, cosine) let the model learn daily shapes.
 """
 
 from __future__ import annotations
@@ -21,25 +23,17 @@ CLIP = 50.0  # normalised values beyond this are clipped: one spike must not dom
 @dataclass(frozen=True)
 class ModelInputs:
     inputs: np.ndarray  # [B, steps, features + 2] float32
-    center: np.ndarray  # [B, F] the window's last value
-    scale: np.ndarray  # [B, F] the window's robust spread
+    center: np.ndarray  # [B, F] the context's last value
+    scale: np.ndarray  # [B, F] the context's robust spread
 
 
-def pooling_factor(window_steps: int, input_steps: int) -> int:
-    return max(1, -(-window_steps // input_steps))  # ceil division
-
-
-def model_inputs(values: np.ndarray, timestamps: np.ndarray, input_steps: int) -> ModelInputs:
-    """Normalise [B, T, F] windows ending at timestamps [B, T] (or a shared [T]) for the model."""
+def model_inputs(values: np.ndarray, timestamps: np.ndarray) -> ModelInputs:
+    """Normalise [B, n, F] contexts sampled at timestamps [B, n] (or a shared [n]) for the model."""
     center = values[:, -1, :]
     _, scale = robust_scale(values)
     normalised = np.clip((values - center[:, None, :]) / scale[:, None, :], -CLIP, CLIP)
-    factor = pooling_factor(values.shape[1], input_steps)
-    keep = (values.shape[1] // factor) * factor  # pool whole groups, keeping the newest steps
-    pooled = normalised[:, -keep:, :].reshape(values.shape[0], keep // factor, factor, -1).mean(axis=2)
-    times = np.broadcast_to(timestamps, values.shape[:2])[:, -keep:][:, factor - 1 :: factor]
-    phase = 2 * np.pi * (times % DAY) / DAY
-    features = np.concatenate([pooled, np.sin(phase)[..., None], np.cos(phase)[..., None]], axis=2)
+    phase = 2 * np.pi * (np.broadcast_to(timestamps, values.shape[:2]) % DAY) / DAY
+    features = np.concatenate([normalised, np.sin(phase)[..., None], np.cos(phase)[..., None]], axis=2)
     return ModelInputs(features.astype(np.float32), center, scale)
 
 
@@ -54,6 +48,11 @@ def denormalise(predicted: np.ndarray, inputs: ModelInputs) -> np.ndarray:
     return predicted * inputs.scale[:, :, None, None] + inputs.center[:, :, None, None]
 
 
+def model_horizons(interval: float, horizons: tuple[float, ...]) -> tuple[float, ...]:
+    """Horizons (seconds) the model predicts: the configured ones plus one interval ahead (the nowcast)."""
+    return tuple(sorted({interval, *horizons}))
+
+
 @dataclass(frozen=True)
 class Samples:
     inputs: np.ndarray  # [N, steps, F + 2]
@@ -63,41 +62,80 @@ class Samples:
         return len(self.inputs)
 
 
-def training_samples(history: np.ndarray, timestamps: np.ndarray, window_steps: int, horizon_steps: tuple[int, ...],
-                     input_steps: int, max_samples: int, rng: np.random.Generator,
-                     validation_share: float = 0.15) -> tuple[Samples, Samples]:
+@dataclass(frozen=True)
+class SampleShape:
+    """How samples sit on the history's step grid: all in steps of the history."""
+
+    input_steps: int  # points per context
+    stride: int  # context_step / step
+    horizons: tuple[int, ...]
+
+    @property
+    def span(self) -> int:
+        return (self.input_steps - 1) * self.stride
+
+    def context_index(self, ends: np.ndarray) -> np.ndarray:
+        return ends[:, None] - self.stride * np.arange(self.input_steps - 1, -1, -1)[None, :]
+
+
+def training_samples(history: np.ndarray, timestamps: np.ndarray, shape: SampleShape, max_samples: int,
+                     rng: np.random.Generator, validation_share: float = 0.15,
+                     trend_share: float = 0.0) -> tuple[Samples, Samples]:
     """Training and held-out samples from [E, N, F] history on a step grid [N].
 
-    The timeline is split at one point: training windows and all their targets lie before it,
-    validation windows end after it, so validation is strictly later than what the model learned
-    from (early stopping on a held-out tail). Windows or targets with missing values are left out.
+    The timeline is split at one point: training contexts and all their targets lie before it,
+    validation contexts end after it, so validation is strictly later than what the model learned
+    from (early stopping on a held-out tail). Samples touching missing values are left out.
     """
     steps = history.shape[1]
-    reach = max(horizon_steps)
-    first_end, last_end = window_steps - 1, steps - 1 - reach
+    reach = max(shape.horizons)
+    first_end, last_end = shape.span, steps - 1 - reach
     if last_end - first_end < 8:
-        raise ValueError(f"history of {steps} steps is too short for windows of {window_steps} steps "
+        raise ValueError(f"history of {steps} steps is too short for contexts of {shape.span + 1} steps "
                          f"and horizons up to {reach} steps")
     split = first_end + int((last_end + reach - first_end) * (1 - validation_share))
     budget = max(1, int(max_samples * validation_share))
-    train = _cut(history, timestamps, window_steps, horizon_steps, input_steps, first_end, split - reach,
-                 max_samples - budget, rng)
-    validation = _cut(history, timestamps, window_steps, horizon_steps, input_steps, split + 1, last_end, budget, rng)
-    return train, validation
+    cut = (history, timestamps, shape, rng, trend_share)
+    return _cut(*cut, first_end, split - reach, max_samples - budget), _cut(*cut, split + 1, last_end, budget)
 
 
-def _cut(history: np.ndarray, timestamps: np.ndarray, window_steps: int, horizon_steps: tuple[int, ...],
-         input_steps: int, first_end: int, last_end: int, count: int, rng: np.random.Generator) -> Samples:
-    """Up to `count` complete samples whose windows end between first_end and last_end."""
+def _cut(history: np.ndarray, timestamps: np.ndarray, shape: SampleShape, rng: np.random.Generator,
+         trend_share: float, first_end: int, last_end: int, count: int) -> Samples:
+    """Up to `count` complete samples whose contexts end between first_end and last_end."""
     if last_end < first_end:
-        return Samples(np.zeros((0, 1, history.shape[2] + 2), np.float32),
-                       np.zeros((0, history.shape[2], len(horizon_steps)), np.float32))
+        return Samples(np.zeros((0, shape.input_steps, history.shape[2] + 2), np.float32),
+                       np.zeros((0, history.shape[2], len(shape.horizons)), np.float32))
     ends = rng.integers(first_end, last_end + 1, size=count * 2)
     rows = rng.integers(0, history.shape[0], size=ends.size)
-    window_index = ends[:, None] - np.arange(window_steps - 1, -1, -1)[None, :]
-    windows = history[rows[:, None], window_index]  # [S, T, F]
-    future = history[rows[:, None], ends[:, None] + np.array(horizon_steps)[None, :]]  # [S, H, F]
-    complete = ~(np.isnan(windows).any(axis=(1, 2)) | np.isnan(future).any(axis=(1, 2)))
+    index = shape.context_index(ends)
+    contexts = history[rows[:, None], index]  # [S, n, F]
+    future = history[rows[:, None], ends[:, None] + np.array(shape.horizons)[None, :]]  # [S, H, F]
+    complete = ~(np.isnan(contexts).any(axis=(1, 2)) | np.isnan(future).any(axis=(1, 2)))
     keep = np.flatnonzero(complete)[:count]
-    prepared = model_inputs(windows[keep], timestamps[window_index[keep]], input_steps)
-    return Samples(prepared.inputs, normalised_targets(future[keep], prepared))
+    contexts, future = add_trends(contexts[keep], future[keep], shape, trend_share, rng)
+    prepared = model_inputs(contexts, timestamps[index[keep]])
+    return Samples(prepared.inputs, normalised_targets(future, prepared))
+
+
+def add_trends(contexts: np.ndarray, future: np.ndarray, shape: SampleShape, share: float,
+               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Give `share` of the samples a steady linear trend that starts somewhere in the context
+    (anywhere in its first three quarters) and runs on through the targets.
+
+    The prior this teaches: a clean, sustained ramp goes on (leaks, filling disks, growing queues),
+    which operational history alone rarely shows often enough to learn. Each trend rises or falls
+    by 2 to 30 robust spreads of its context by the context's end.
+    """
+    if share <= 0 or len(contexts) == 0:
+        return contexts, future
+    chosen = rng.random(len(contexts)) < share
+    _, scale = robust_scale(contexts[chosen])
+    rise = rng.uniform(2, 30, size=scale.shape) * rng.choice([-1.0, 1.0], size=scale.shape) * scale
+    length = shape.span * rng.uniform(0.25, 1.0, size=(len(scale), 1))  # history steps since it began
+    slope = rise / length  # per history step, [S', F]
+    offsets = -shape.stride * np.arange(shape.input_steps - 1, -1, -1)  # [n], 0 at the context's end
+    since_start = np.maximum(offsets[None, :] + length, 0.0)  # [S', n]
+    contexts, future = contexts.copy(), future.copy()
+    contexts[chosen] += slope[:, None, :] * (since_start - length)[:, :, None]
+    future[chosen] += slope[:, None, :] * np.array(shape.horizons, dtype=float)[None, :, None]
+    return contexts, future

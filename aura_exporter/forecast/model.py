@@ -1,9 +1,13 @@
 """The liquid neural network: an ncps CfC over the normalised window, a head for every feature,
-horizon and quantile.
+horizon and quantile, around a damped trend.
 
 One model per analysis, shared by its entities. It predicts three quantiles (10%, 50%, 90%) of
 each feature at each horizon; the outer two are the median minus and plus non-negative offsets,
-so quantiles never cross.
+so quantiles never cross. The median is the network's own correction plus two linear trends
+carried forward, the context's whole and its most recent quarter's, each damped by a factor in
+(0, 1) the network chooses per feature and horizon (Gardner's damped trend, a strong classic of
+forecasting competitions): extrapolating a ramp, one that began long ago or lately, is then
+something the network switches on, not something its bounded hidden state must imitate.
 """
 
 from __future__ import annotations
@@ -15,34 +19,52 @@ from ncps.torch import CfC
 from torch import nn
 
 QUANTILES = (0.1, 0.5, 0.9)
-MODEL_VERSION = 1  # bump when the architecture changes: older checkpoints are then retrained
+MODEL_VERSION = 3  # bump when the architecture changes: older checkpoints are then retrained
 
 
 @dataclass(frozen=True)
 class ModelShape:
     features: int
-    horizons: int
+    horizon_steps: tuple[float, ...]  # each horizon in input (pooled) steps after the window's end
     units: int = 64
+
+    @property
+    def horizons(self) -> int:
+        return len(self.horizon_steps)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
 
 
 class Forecaster(nn.Module):
+    horizon_steps: torch.Tensor
+
     def __init__(self, shape: ModelShape):
         super().__init__()
         self.shape = shape
         self.cell = CfC(shape.features + 2, shape.units, batch_first=True, return_sequences=False)
-        self.head = nn.Linear(shape.units, shape.features * shape.horizons * len(QUANTILES))
+        self.head = nn.Linear(shape.units, shape.features * shape.horizons * (len(QUANTILES) + 2))
+        self.register_buffer("horizon_steps", torch.tensor(shape.horizon_steps, dtype=torch.float32))
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """[B, steps, F + 2] normalised windows → [B, F, H, 3] quantiles in the same units."""
         hidden, _ = self.cell(inputs)
-        raw = self.head(hidden).view(-1, self.shape.features, self.shape.horizons, len(QUANTILES))
-        median = raw[..., 1]
+        raw = self.head(hidden).view(-1, self.shape.features, self.shape.horizons, len(QUANTILES) + 2)
+        values = inputs[..., : self.shape.features]
+        recent = values[:, -max(4, values.shape[1] // 4) :]
+        whole_trend = window_slope(values)[..., None] * self.horizon_steps
+        recent_trend = window_slope(recent)[..., None] * self.horizon_steps
+        median = raw[..., 1] + torch.sigmoid(raw[..., 3]) * whole_trend + torch.sigmoid(raw[..., 4]) * recent_trend
         lower = median - nn.functional.softplus(raw[..., 0])
         upper = median + nn.functional.softplus(raw[..., 2])
         return torch.stack([lower, median, upper], dim=-1)
+
+
+def window_slope(values: torch.Tensor) -> torch.Tensor:
+    """[B, F] least-squares slope per step of [B, T, F] values."""
+    steps = values.shape[1]
+    t = torch.arange(steps, device=values.device, dtype=values.dtype) - (steps - 1) / 2
+    return torch.einsum("btf,t->bf", values - values.mean(dim=1, keepdim=True), t) / (t * t).sum()
 
 
 def pinball_loss(predicted: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -39,8 +39,10 @@ class RangeResult:
 
 
 class Source(Protocol):
-    async def query_range(self, analysis: Analysis, feature: Feature, start: float, end: float) -> RangeResult:
-        """All series of the feature's query on the analysis' step grid between start and end inclusive."""
+    async def query_range(self, analysis: Analysis, feature: Feature, start: float, end: float,
+                          step: float | None = None) -> RangeResult:
+        """All series of the feature's query between start and end inclusive, every `step`
+        (default: the analysis' step)."""
         ...
 
     async def close(self) -> None: ...

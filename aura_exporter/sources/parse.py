@@ -27,10 +27,11 @@ def parse_matrix(body: bytes | str) -> list[Series]:
     data = document.get("data")
     if not isinstance(data, dict) or data.get("resultType") != "matrix" or not isinstance(data.get("result"), list):
         raise _invalid("answer is not a matrix result")
-    return [_parse_series(item) for item in data["result"]]
+    return [parse_series(item) for item in data["result"]]
 
 
-def _parse_series(item: Any) -> Series:
+def parse_series(item: Any) -> Series:
+    """One `{"metric": {...}, "values": [[t, "v"], ...]}` item, validated."""
     if not isinstance(item, dict):
         raise _invalid("series is not an object")
     labels, points = item.get("metric"), item.get("values")

@@ -100,16 +100,19 @@ class PromQLSource:
         if self._session is not None:
             await self._session.close()
 
-    async def query_range(self, analysis: Analysis, feature: Feature, start: float, end: float) -> RangeResult:
-        pieces = split_range(start, end, analysis.step, self._config.max_points_per_query)
+    async def query_range(self, analysis: Analysis, feature: Feature, start: float, end: float,
+                          step: float | None = None) -> RangeResult:
+        step = step or analysis.step
+        pieces = split_range(start, end, step, self._config.max_points_per_query)
         answers = await asyncio.gather(
-            *(self._query_piece(analysis, feature, s, e) for s, e in pieces)
+            *(self._query_piece(analysis, feature, s, e, step) for s, e in pieces)
         )
         series = answers[0] if len(answers) == 1 else merge_pieces(list(answers))
         return RangeResult(feature=feature.name, series=tuple(series))
 
-    async def _query_piece(self, analysis: Analysis, feature: Feature, start: float, end: float) -> list[Series]:
-        params = {"query": feature.query, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{analysis.step:g}",
+    async def _query_piece(self, analysis: Analysis, feature: Feature, start: float, end: float,
+                           step: float) -> list[Series]:
+        params = {"query": feature.query, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}",
                   "timeout": f"{self._config.timeout:g}s"}
         body = await self._post_with_retries("/api/v1/query_range", params)
         series = parse_matrix(body)

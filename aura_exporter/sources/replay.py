@@ -168,11 +168,16 @@ class ReplaySource:
     def __init__(self, fleet: ReplayFleet):
         self.fleet = fleet
 
-    async def query_range(self, analysis: Analysis, feature: Feature, start: float, end: float) -> RangeResult:
+    async def query_range(self, analysis: Analysis, feature: Feature, start: float, end: float,
+                          step: float | None = None) -> RangeResult:
+        step = step or analysis.step
+        return self.range_now(analysis, feature, np.arange(start, end + step / 2, step))
+
+    def range_now(self, analysis: Analysis, feature: Feature, timestamps: np.ndarray) -> RangeResult:
+        """The answer for explicit timestamps, synchronously (for history and tests)."""
         if feature.name not in FEATURES:
             raise QueryError("bad_request", f"the replay fleet has no feature {feature.name!r} "
                                             f"(it has {', '.join(FEATURES)})")
-        timestamps = np.arange(start, end + analysis.step / 2, analysis.step)
         values = self.fleet.values(feature.name, timestamps)
         series = tuple(
             Series(labels={"instance": host_name(h), "job": "node"}, timestamps=timestamps, values=values[h])

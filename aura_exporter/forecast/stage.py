@@ -1,0 +1,90 @@
+"""The forecast stage of one analysis: every entity's window in, quantile forecasts out.
+
+The trained model is swapped in whole (`install`) by whoever trains it; until then the stage
+returns nothing and `aura_model_ready` stays 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from aura_exporter.config import Analysis
+from aura_exporter.forecast.breach import exceedance_probability, time_to_breach
+from aura_exporter.forecast.data import denormalise, model_horizons, model_inputs
+from aura_exporter.forecast.model import Forecaster
+from aura_exporter.forecast.residuals import ResidualTracker
+from aura_exporter.forecast.train import autocast
+from aura_exporter.windows import Context, Windows
+
+INFERENCE_BATCH = 4096
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    model: Forecaster
+    device: torch.device
+    trained_at: float
+    meta: dict
+
+
+@dataclass(frozen=True)
+class Forecast:
+    horizons: tuple[float, ...]  # exported horizons, seconds
+    quantiles: np.ndarray  # [E, F, H, 3] (10%, 50%, 90%) in the features' units
+    residual_zscore: np.ndarray  # [E, F], NaN until a nowcast has come due
+    time_to_breach: np.ndarray  # [E, F] seconds, NaN without a limit or a breach within the horizons
+    breach_probability: np.ndarray  # [E, F], NaN without a limit
+
+
+class ForecastStage:
+    def __init__(self, analysis: Analysis):
+        self.analysis = analysis
+        self.trained: TrainedModel | None = None
+        self.horizons = model_horizons(analysis.interval, analysis.forecast.horizons)
+        self.exported = [self.horizons.index(h) for h in analysis.forecast.horizons]
+        self.nowcast = self.horizons.index(analysis.interval)
+        self.limits = np.array([np.nan if f.limit is None else f.limit for f in analysis.features])
+        self.residuals = ResidualTracker(analysis.step, analysis.baseline.min_history, analysis.baseline.history)
+
+    def install(self, trained: TrainedModel) -> None:
+        self.trained = trained
+
+    def run(self, windows: Windows, context: Context | None) -> Forecast | None:
+        """Forecasts for the windows' entities from their contexts (NaN where a context is incomplete)."""
+        trained = self.trained
+        if trained is None or context is None:
+            return None
+        quantiles = predict(trained, context.values, context.timestamps)
+        data_time = float(windows.timestamps[-1])
+        current = windows.values[:, -1, :]
+        nowcast = quantiles[:, :, self.nowcast, :]
+        zscores = self.residuals.update(windows.entities, data_time, current, data_time + self.analysis.interval,
+                                        nowcast[..., 1], nowcast[..., 2] - nowcast[..., 0])
+        exported = quantiles[:, :, self.exported, :]
+        seconds = np.array(self.analysis.forecast.horizons)
+        return Forecast(
+            horizons=self.analysis.forecast.horizons,
+            quantiles=exported,
+            residual_zscore=zscores,
+            time_to_breach=time_to_breach(current, exported[..., 1], seconds, self.limits),
+            breach_probability=exceedance_probability(exported, self.limits),
+        )
+
+
+@torch.inference_mode()
+def predict(trained: TrainedModel, values: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
+    """[E, F, H, 3] forecasts in the features' units for [E, n, F] contexts, in batches; NaN for
+    contexts with missing values."""
+    shape = trained.model.shape
+    result = np.full((len(values), shape.features, shape.horizons, 3), np.nan)
+    usable = np.flatnonzero(~np.isnan(values).any(axis=(1, 2)))
+    prepared = model_inputs(values[usable], timestamps)
+    for start in range(0, len(usable), INFERENCE_BATCH):
+        batch = torch.from_numpy(prepared.inputs[start : start + INFERENCE_BATCH]).to(trained.device)
+        with autocast(trained.device):
+            result[usable[start : start + INFERENCE_BATCH]] = trained.model(batch).float().cpu().numpy()
+    result[usable] = denormalise(result[usable], prepared)
+    return result
