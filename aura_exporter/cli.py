@@ -13,6 +13,7 @@ from pathlib import Path
 from aura_exporter import __version__
 from aura_exporter.clock import AcceleratedClock, WallClock
 from aura_exporter.config import Config, ConfigError, load_config
+from aura_exporter.durations import parse_duration
 from aura_exporter.logs import LEVELS, setup_logging
 
 DEFAULT_LISTEN_ADDRESS = ":10470"  # outside 9100-9999, which the exporter port registry has filled
@@ -54,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--replay.hosts", dest="hosts", type=int, default=50)
     demo.add_argument("--replay.speed", dest="speed", type=float, default=30.0,
                       help="scenario seconds per wall-clock second (default %(default)s)")
+    demo.add_argument("--replay.offset", dest="offset", type=parse_duration, default=0.0,
+                      help="start this far into the scenario, e.g. 100m: the leak is under way (default 0s)")
 
     train = commands.add_parser("train", parents=[common], help="train the forecasters on history, write checkpoints")
     train.add_argument("--config.file", dest="config_file", required=True)
@@ -94,7 +97,7 @@ async def _serve(config: Config, args: argparse.Namespace) -> None:
         from aura_exporter.sources.replay import ReplayFleet, ReplaySource
 
         clock = AcceleratedClock(args.speed)
-        fleet = ReplayFleet(hosts=args.hosts, origin=clock.origin)
+        fleet = ReplayFleet(hosts=args.hosts, origin=clock.origin - args.offset)
         source = ReplaySource(fleet)
         history = _replay_history(fleet)
     else:

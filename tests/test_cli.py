@@ -58,3 +58,38 @@ def test_durations_round_trip(text, seconds):
 def test_bad_durations(text):
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration(text)
+
+
+def test_train_then_demo_forecasts_the_leak(tmp_path, exporters):
+    """`train` writes a checkpoint; the demo loads it and shows the leaking host's memory breach coming."""
+    import subprocess
+    import sys
+    import time
+
+    config = "tests/fixtures/replay-forecast.yml"
+    trained = subprocess.run([sys.executable, "-m", "aura_exporter", "train", f"--config.file={config}",
+                              "--history.source=replay", f"--storage.path={tmp_path}"],
+                             capture_output=True, text=True, timeout=240)
+    assert trained.returncode == 0, trained.stderr
+    assert (tmp_path / "forecast-node.pt").exists()
+
+    demo = exporters(["demo", f"--config.file={config}", f"--storage.path={tmp_path}", "--replay.speed=60",
+                      "--replay.offset=100m"])
+    leak = {"instance": "host-07", "feature": "memory"}
+
+    def breach_seconds():
+        return sample_value(demo.metrics(), "aura_time_to_breach_seconds", leak)
+
+    first = wait_for(breach_seconds, 60, what="a memory time-to-breach for the leaking host")
+    wait_for(lambda: sample_value(demo.metrics(), "aura_forecast_residual_zscore", leak) is not None, 30,
+             what="a residual z-score once the first nowcast came due")
+    time.sleep(15)  # 15 more scenario minutes of leak at 60x
+    text = demo.metrics()
+    later = sample_value(text, "aura_time_to_breach_seconds", leak)
+    assert later is not None and later < 0.8 * first, (first, later)
+    assert sample_value(text, "aura_forecast", {**leak, "horizon": "4h"}) > 0.95
+    assert sample_value(text, "aura_forecast_upper", {**leak, "horizon": "1h"}) >= sample_value(
+        text, "aura_forecast_lower", {**leak, "horizon": "1h"})
+    assert sample_value(text, "aura_breach_probability", leak) > 0.5
+    assert sample_value(text, "aura_time_to_breach_seconds", {"instance": "host-03", "feature": "memory"}) is None
+    assert "forecaster loaded" in demo.log()

@@ -69,10 +69,10 @@ class SlowSource(ReplaySource):
         self.delay = delay
         self.started = asyncio.Event()
 
-    async def query_range(self, analysis, feature, start, end):
+    async def query_range(self, analysis, feature, start, end, step=None):
         self.started.set()
         await asyncio.sleep(self.delay)
-        return await super().query_range(analysis, feature, start, end)
+        return await super().query_range(analysis, feature, start, end, step)
 
 
 def serve_and(scenario, source) -> None:
@@ -84,7 +84,7 @@ def serve_and(scenario, source) -> None:
         await exporter.started.wait()
         try:
             async with aiohttp.ClientSession(f"http://127.0.0.1:{exporter.port}") as session:
-                await scenario(exporter, session)
+                await asyncio.wait_for(scenario(exporter, session), timeout=60)
         finally:
             stop.set()
             await running

@@ -58,6 +58,8 @@ def save_checkpoint(path: Path, analysis: Analysis, state: dict[str, torch.Tenso
     payload = {"format": FORMAT, "model_version": MODEL_VERSION, "fingerprint": fingerprint(analysis),
                "state_dict": {k: v.detach().cpu() for k, v in state.items()}, "meta": meta}
     path.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in path.parent.glob(f".{path.name}.*.tmp"):  # from a writer killed mid-write
+        leftover.unlink(missing_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as stream:

@@ -45,6 +45,10 @@ class Forecaster(nn.Module):
         self.cell = CfC(shape.features + 2, shape.units, batch_first=True, return_sequences=False)
         self.head = nn.Linear(shape.units, shape.features * shape.horizons * (len(QUANTILES) + 2))
         self.register_buffer("horizon_steps", torch.tensor(shape.horizon_steps, dtype=torch.float32))
+        # Trends start switched off (sigmoid(-4) ≈ 0.02) and are turned on where they pay: started
+        # half on, training settles in a worse basin (measured on noisy sines: MASE 0.9 against 0.4).
+        with torch.no_grad():
+            self.head.bias.view(shape.features, shape.horizons, len(QUANTILES) + 2)[..., 3:] = -4.0
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """[B, steps, F + 2] normalised windows → [B, F, H, 3] quantiles in the same units."""

@@ -47,7 +47,7 @@ def autocast(device: torch.device):
 
 
 def train_model(shape: ModelShape, train: Samples, validation: Samples, device: torch.device, max_epochs: int,
-                time_budget: float, initial: dict | None = None, patience: int = 4, batch_size: int = 256,
+                time_budget: float, initial: dict | None = None, patience: int = 6, batch_size: int = 256,
                 learning_rate: float = 3e-3, seed: int = 0, progress: Progress | None = None
                 ) -> tuple[Forecaster, TrainingReport]:
     """Train (or fine-tune from `initial` weights) and return the best model on the held-out tail."""
@@ -56,6 +56,8 @@ def train_model(shape: ModelShape, train: Samples, validation: Samples, device: 
     if initial is not None:
         model.load_state_dict(initial)
     optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    # halve the step size when the held-out loss stalls; stop after `patience` epochs without progress
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, factor=0.5, patience=2)
     x, y = torch.from_numpy(train.inputs).to(device), torch.from_numpy(train.targets).to(device)
     started, best, best_state, since_best = time.monotonic(), math.inf, None, 0
     train_loss, reason, epoch = math.inf, "max_epochs", 0
@@ -77,6 +79,7 @@ def train_model(shape: ModelShape, train: Samples, validation: Samples, device: 
         if progress:
             progress(epoch, max_epochs, train_loss, validation_loss)
         criterion = train_loss if math.isnan(validation_loss) else validation_loss  # no tail: train loss
+        scheduler.step(criterion)
         if criterion < best - 1e-5:
             best, best_state, since_best = criterion, copy.deepcopy(model.state_dict()), 0
         else:

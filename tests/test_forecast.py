@@ -1,0 +1,116 @@
+"""The forecaster: it learns, it extrapolates ramps to their limit, it never looks ahead, and its
+checkpoints survive corruption and crashes."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+import pytest
+
+from aura_exporter.config import Analysis, Feature, ForecastConfig
+from aura_exporter.forecast.manager import build_trained, train_on_history
+from aura_exporter.forecast.stage import predict
+from aura_exporter.sources.history import History
+from aura_exporter.windows import context_grid
+
+STEP = 60.0
+ORIGIN = 1_764_000_000.0
+
+
+def analysis(limit: float | None = None, **forecast) -> Analysis:
+    settings = dict(horizons=(900.0, 3600.0), context=7200.0, input_steps=30, history=3 * 86400.0, units=32,
+                    max_epochs=25, max_samples=6000, max_train_time=50.0)
+    settings.update(forecast)
+    return Analysis(name="t", entity_labels=("instance",), step=STEP, window=1800.0, interval=300.0,
+                    features=(Feature("x", "x", "resources", limit),), forecast=ForecastConfig(**settings))
+
+
+def history(values: np.ndarray) -> History:
+    timestamps = ORIGIN + STEP * np.arange(values.shape[1])
+    return History(tuple((f"e{i}",) for i in range(len(values))), timestamps, values[..., None])
+
+
+def contexts_at(h: History, a: Analysis, end_index: int) -> tuple[np.ndarray, np.ndarray]:
+    grid = context_grid(a, h.timestamps[end_index])
+    index = np.searchsorted(h.timestamps, grid)
+    return h.values[:, index, :], grid
+
+
+def noisy_sines(entities: int, steps: int, rng: np.random.Generator) -> np.ndarray:
+    t = STEP * np.arange(steps)
+    period = rng.uniform(3, 5, size=(entities, 1)) * 3600
+    level, amplitude = rng.uniform(10, 100, (entities, 1)), rng.uniform(2, 10, (entities, 1))
+    phase = rng.uniform(0, 2 * np.pi, (entities, 1))
+    return level + amplitude * np.sin(2 * np.pi * t / period + phase) + rng.normal(0, 0.05, (entities, steps)) * amplitude
+
+
+def test_learns_a_noisy_sine_in_under_a_minute():
+    rng = np.random.default_rng(0)
+    a = analysis(trend_share=0.0)
+    steps = int(a.forecast.history / STEP)
+    started = time.monotonic()
+    state, report = train_on_history(a, history(noisy_sines(16, steps, rng)))
+    assert time.monotonic() - started < 60
+    trained = build_trained(a, state, {})
+    fresh = history(noisy_sines(16, 2000, np.random.default_rng(1)))
+    errors, naive = [], []
+    for end in range(200, 1900, 37):
+        contexts, grid = contexts_at(fresh, a, end)
+        forecast = predict(trained, contexts, grid)[:, 0, 2, 1]  # model horizons: 5m nowcast, 15m, 1h
+        truth = fresh.values[:, end + 60, 0]
+        errors.append(np.abs(forecast - truth))
+        naive.append(np.abs(fresh.values[:, end, 0] - truth))
+    mase = np.mean(errors) / np.mean(naive)
+    assert mase < 0.5, (mase, report)
+
+
+def test_ramp_toward_a_limit_breaches_on_time():
+    from aura_exporter.forecast.stage import ForecastStage
+    from aura_exporter.windows import Context, Windows
+
+    rng = np.random.default_rng(2)
+    a = analysis(limit=100.0, horizons=(900.0, 3600.0, 7200.0, 14400.0), context=14400.0, input_steps=60,
+                 history=4 * 86400.0)
+    steps = int(a.forecast.history / STEP)
+    # a fleet where ramps start, run for hours, and reset: as disks fill and get cleaned
+    values = np.empty((12, steps))
+    for row in values:
+        level, t = rng.uniform(20, 40), 0
+        while t < steps:
+            flat, ramp = rng.integers(60, 600), rng.integers(600, 3000)
+            slope = rng.uniform(0.01, 0.1)
+            row[t : t + flat] = level
+            row[t + flat : t + flat + ramp] = level + slope * np.arange(min(ramp, max(0, steps - t - flat)))
+            t += flat + ramp
+    values += rng.normal(0, 0.2, values.shape)
+    state, _ = train_on_history(a, history(values))
+    stage = ForecastStage(a)
+    stage.install(build_trained(a, state, {}))
+
+    start, slope = 40.0, 0.05  # per minute: 100 is reached after 1200 minutes of ramp
+    ramp_minutes = 1000  # so 200 minutes (3.3 h) are left to the limit
+    t = ORIGIN + STEP * np.arange(ramp_minutes + 1)
+    series = start + slope * np.arange(ramp_minutes + 1) + np.random.default_rng(3).normal(0, 0.2, len(t))
+    grid = context_grid(a, t[-1])
+    context = Context(grid, np.interp(grid, t, series)[None, :, None])
+    windows = Windows("t", ("instance",), (("ramp",),), ("x",), t[-30:], series[None, -30:, None])
+    forecast = stage.run(windows, context)
+    truth = (100.0 - series[-1]) / slope * 60
+    assert forecast.time_to_breach[0, 0] == pytest.approx(truth, rel=0.15), forecast.quantiles[0, 0]
+    assert forecast.breach_probability[0, 0] > 0.5
+
+
+def test_forecasts_at_t_ignore_everything_after_t():
+    rng = np.random.default_rng(4)
+    a = analysis(max_epochs=2, max_samples=500)
+    h = history(noisy_sines(4, int(a.forecast.history / STEP), rng))
+    state, _ = train_on_history(a, h)
+    trained = build_trained(a, state, {})
+    end = 3000
+    truncated = dataclasses.replace(h, timestamps=h.timestamps[: end + 1], values=h.values[:, : end + 1])
+    full_contexts, grid = contexts_at(h, a, end)
+    cut_contexts, cut_grid = contexts_at(truncated, a, end)
+    np.testing.assert_array_equal(grid, cut_grid)
+    np.testing.assert_array_equal(predict(trained, full_contexts, grid), predict(trained, cut_contexts, cut_grid))
