@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS   ?=
 
-.PHONY: install system-deps run test lint bench-topology clean
+.PHONY: install bench-deps system-deps run test lint bench bench-topology bench-forecast forecast-quality clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,20 @@ lint: install
 	$(BIN)/ruff check aura_exporter tests bench
 	$(BIN)/mypy aura_exporter
 
+# Heavy runs: scripts that print figures, never part of `make test`.
+bench: bench-topology bench-forecast
+
 bench-topology: install
 	$(BIN)/python bench/topology_cycle.py $(ARGS)
+
+bench-forecast: install
+	$(BIN)/python bench/forecast_speed.py $(ARGS)
+
+bench-deps: install
+	$(BIN)/pip install -q -e '.[bench]'
+
+forecast-quality: bench-deps
+	$(BIN)/python bench/forecast_quality.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

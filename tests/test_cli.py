@@ -93,3 +93,17 @@ def test_train_then_demo_forecasts_the_leak(tmp_path, exporters):
     assert sample_value(text, "aura_breach_probability", leak) > 0.5
     assert sample_value(text, "aura_time_to_breach_seconds", {"instance": "host-03", "feature": "memory"}) is None
     assert "forecaster loaded" in demo.log()
+
+
+def test_demo_trains_on_first_start_and_keeps_the_checkpoint(tmp_path, exporters):
+    config = "tests/fixtures/replay-forecast.yml"
+    demo = exporters(["demo", f"--config.file={config}", f"--storage.path={tmp_path}", "--replay.hosts=12"])
+    wait_for(lambda: sample_value(demo.metrics(), "aura_model_trainings_total",
+                                  {"analysis": "node", "result": "success"}) == 1, 180, interval=1,
+             what="a first training in the background")
+    assert (tmp_path / "forecast-node.pt").exists()
+    assert sample_value(demo.metrics(), "aura_checkpoint_errors_total", {"analysis": "node", "reason": "missing"}) == 1
+    wait_for(lambda: sample_value(demo.metrics(), "aura_forecast",
+                                  {"instance": "host-03", "feature": "cpu", "horizon": "1h"}) is not None, 30,
+             what="forecasts once the model is installed")
+    assert "forecaster trained" in demo.log()

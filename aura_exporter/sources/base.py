@@ -46,3 +46,17 @@ class Source(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+def merge_pieces(pieces: list[list[Series]]) -> list[Series]:
+    """Join the series of consecutive range pieces by label set, in time order."""
+    merged: dict[tuple, list[Series]] = {}
+    for piece in pieces:
+        for series in piece:
+            merged.setdefault(tuple(sorted(series.labels.items())), []).append(series)
+    return [
+        Series(labels=parts[0].labels,
+               timestamps=np.concatenate([p.timestamps for p in parts]),
+               values=np.concatenate([p.values for p in parts]))
+        for parts in merged.values()
+    ]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aura_exporter.config import Analysis, PrometheusConfig
-from aura_exporter.sources.base import QueryError, RangeResult
+from aura_exporter.sources.base import QueryError, RangeResult, merge_pieces
 from aura_exporter.sources.parse import parse_series
 from aura_exporter.sources.replay import ReplayFleet, ReplaySource
 from aura_exporter.windows import EntityKey, fill_gaps, place_series
@@ -61,13 +61,13 @@ def prometheus_history(config: PrometheusConfig, analysis: Analysis, start: floa
     total, done = len(pieces) * len(analysis.features), 0
     results = []
     for feature in analysis.features:
-        series = []
+        chunks = []
         for piece_start, piece_end in pieces:
-            series.extend(_query_chunk(client, feature.query, piece_start, piece_end, analysis.step))
+            chunks.append(_query_chunk(client, feature.query, piece_start, piece_end, analysis.step))
             done += 1
             if progress:
                 progress(done, total)
-        results.append(RangeResult(feature.name, tuple(series)))
+        results.append(RangeResult(feature.name, tuple(merge_pieces(chunks))))
     return align_history(analysis, results, grid)
 
 

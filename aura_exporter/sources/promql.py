@@ -15,10 +15,9 @@ import ssl
 from collections.abc import Awaitable, Callable
 
 import aiohttp
-import numpy as np
 
 from aura_exporter.config import Analysis, Feature, PrometheusConfig
-from aura_exporter.sources.base import QueryError, RangeResult, Series
+from aura_exporter.sources.base import QueryError, RangeResult, Series, merge_pieces
 from aura_exporter.sources.parse import parse_matrix
 
 log = logging.getLogger(__name__)
@@ -46,20 +45,6 @@ def split_range(start: float, end: float, step: float, max_points: int) -> list[
         pieces.append((start, piece_end))
         start = piece_end + step
     return pieces
-
-
-def merge_pieces(pieces: list[list[Series]]) -> list[Series]:
-    """Join the series of consecutive range pieces by label set, in time order."""
-    merged: dict[tuple, list[Series]] = {}
-    for piece in pieces:
-        for series in piece:
-            merged.setdefault(tuple(sorted(series.labels.items())), []).append(series)
-    return [
-        Series(labels=parts[0].labels,
-               timestamps=np.concatenate([p.timestamps for p in parts]),
-               values=np.concatenate([p.values for p in parts]))
-        for parts in merged.values()
-    ]
 
 
 class PromQLSource:

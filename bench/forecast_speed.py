@@ -1,0 +1,89 @@
+"""Forecaster speed: inference latency and training throughput, on CPU and on CUDA when present.
+
+    python bench/forecast_speed.py [--entities 1000 10000] [--steps 60 120] [--features 8]
+
+Inference: one forward pass of the whole batch of entities (the per-cycle work), median of 5
+after a warm-up. Training: windows per second over 10 optimiser steps of 256 windows, with the
+pinball loss and bf16 autocast on CUDA. Figures only: nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from aura_exporter.forecast.model import Forecaster, ModelShape, pinball_loss
+from aura_exporter.forecast.train import autocast
+
+
+def synchronise(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def inference_seconds(model: Forecaster, inputs: torch.Tensor, device: torch.device, repeat: int = 5) -> float:
+    times = []
+    with torch.inference_mode(), autocast(device):
+        model(inputs)  # warm-up
+        for _ in range(repeat):
+            synchronise(device)
+            started = time.perf_counter()
+            model(inputs)
+            synchronise(device)
+            times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def training_windows_per_second(model: Forecaster, steps: int, features: int, device: torch.device,
+                                batch: int = 256, iterations: int = 10) -> float:
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.randn(batch, steps, features + 2, device=device)
+    y = torch.randn(batch, features, model.shape.horizons, device=device)
+
+    def step() -> None:
+        with autocast(device):
+            loss = pinball_loss(model(x).float(), y)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+
+    step()  # warm-up
+    synchronise(device)
+    started = time.perf_counter()
+    for _ in range(iterations):
+        step()
+    synchronise(device)
+    return batch * iterations / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--entities", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--steps", type=int, nargs="+", default=[60, 120])
+    parser.add_argument("--features", type=int, default=8)
+    parser.add_argument("--units", type=int, default=64)
+    args = parser.parse_args()
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
+          + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no CUDA device"))
+    print("| device | context steps | entities | inference (one batch) | training (windows/s) |")
+    print("|---|---|---|---|---|")
+    shape_horizons = (0.25, 3.75, 15.0, 30.0, 60.0)
+    for device in devices:
+        for steps in args.steps:
+            torch.manual_seed(0)
+            model = Forecaster(ModelShape(args.features, shape_horizons, args.units)).to(device)
+            throughput = training_windows_per_second(model, steps, args.features, device)
+            model.eval()
+            for entities in args.entities:
+                inputs = torch.randn(entities, steps, args.features + 2, device=device)
+                seconds = inference_seconds(model, inputs, device)
+                print(f"| {device.type} | {steps} | {entities} | {seconds * 1000:.1f} ms | {throughput:,.0f} |",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()
