@@ -95,15 +95,25 @@ def test_train_then_demo_forecasts_the_leak(tmp_path, exporters):
     assert "forecaster loaded" in demo.log()
 
 
-def test_demo_trains_on_first_start_and_keeps_the_checkpoint(tmp_path, exporters):
-    config = "tests/fixtures/replay-forecast.yml"
-    demo = exporters(["demo", f"--config.file={config}", f"--storage.path={tmp_path}", "--replay.hosts=12"])
-    wait_for(lambda: sample_value(demo.metrics(), "aura_model_trainings_total",
-                                  {"analysis": "node", "result": "success"}) == 1, 180, interval=1,
-             what="a first training in the background")
-    assert (tmp_path / "forecast-node.pt").exists()
+def test_demo_trains_on_first_start_then_fine_tunes(tmp_path, exporters):
+    from pathlib import Path
+
+    config = tmp_path / "aura.yml"
+    text = Path("tests/fixtures/replay-forecast.yml").read_text()
+    config.write_text(text.replace("max_train_time: 10m", "max_train_time: 10m\n      retrain_interval: 20m"))
+    storage = tmp_path / "state"
+    demo = exporters(["demo", f"--config.file={config}", f"--storage.path={storage}", "--replay.hosts=12",
+                      "--replay.speed=120"])
+
+    def trainings() -> float | None:
+        return sample_value(demo.metrics(), "aura_model_trainings_total", {"analysis": "node", "result": "success"})
+
+    wait_for(lambda: trainings() == 1, 180, interval=1, what="a first training in the background")
+    first = (storage / "forecast-node.pt").stat().st_mtime
     assert sample_value(demo.metrics(), "aura_checkpoint_errors_total", {"analysis": "node", "reason": "missing"}) == 1
     wait_for(lambda: sample_value(demo.metrics(), "aura_forecast",
                                   {"instance": "host-03", "feature": "cpu", "horizon": "1h"}) is not None, 30,
              what="forecasts once the model is installed")
-    assert "forecaster trained" in demo.log()
+    wait_for(lambda: trainings() == 2, 180, interval=1, what="a fine-tuning 20 scenario minutes later")
+    assert (storage / "forecast-node.pt").stat().st_mtime > first
+    assert "fine_tune=True" in demo.log()

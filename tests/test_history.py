@@ -6,12 +6,12 @@ import time
 
 import numpy as np
 import pytest
+from conftest import wait_for
 
 from aura_exporter.config import Analysis, Feature, PrometheusConfig
 from aura_exporter.sources import history as history_module
 from aura_exporter.sources.history import prometheus_history, replay_history
 from aura_exporter.sources.replay import ReplayFleet
-from conftest import wait_for
 
 ANALYSIS = Analysis(name="a", entity_labels=("instance",), step=1.0, window=10.0, interval=2.0,
                     features=(Feature("cpu", 'test_cpu{job="target"}', "resources"),
@@ -35,8 +35,9 @@ def test_history_from_real_prometheus_in_chunks(target, prometheus_servers, monk
 
 
 def test_history_from_prometheus_that_is_down_is_a_query_error():
-    from aura_exporter.sources.base import QueryError
     from conftest import free_port
+
+    from aura_exporter.sources.base import QueryError
 
     with pytest.raises(QueryError):
         prometheus_history(PrometheusConfig(url=f"http://127.0.0.1:{free_port()}", timeout=2), ANALYSIS, 0, 10)

@@ -10,6 +10,7 @@ ends it at once); checkpoints are written atomically.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import multiprocessing
 import time
@@ -75,6 +76,24 @@ def build_trained(analysis: Analysis, state: dict, meta: dict) -> TrainedModel:
     model = Forecaster(model_shape(analysis))
     model.load_state_dict(state)
     return TrainedModel(model.to(device).eval(), device, float(meta.get("trained_at", time.time())), meta)
+
+
+def _to_bytes(state: dict) -> bytes:
+    """Weights as plain bytes: torch shares pickled tensors through file descriptors that die with
+    the process that made them, so tensors never cross the process boundary as objects."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def _from_bytes(data: bytes) -> dict[str, torch.Tensor]:
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+def _train_job(analysis: Analysis, history: History, initial: bytes | None) -> tuple[bytes, TrainingReport]:
+    """What the child process runs."""
+    state, report = train_on_history(analysis, history, None if initial is None else _from_bytes(initial))
+    return _to_bytes(state), report
 
 
 def _child(connection, function, args) -> None:
@@ -168,12 +187,14 @@ class ModelManager:
             history = await loop.run_in_executor(None, self.history, self.analysis, end - settings.history, end)
             log.info("training forecaster", extra={"analysis": name, "entities": len(history.entities),
                                                    "steps": len(history.timestamps), "fine_tune": initial is not None})
-            state, report = await run_in_child_process(train_on_history, self.analysis, history, initial)
+            weights = None if initial is None else _to_bytes(initial)
+            data, report = await run_in_child_process(_train_job, self.analysis, history, weights)
+            state = _from_bytes(data)
         except asyncio.CancelledError:
             raise
         except Exception as err:  # no history yet, Prometheus down, too few windows: retry later
             self.metrics.trainings.labels(name, "failure").inc()
-            log.warning("training failed", extra={"analysis": name, "error": str(err)})
+            log.warning("training failed", exc_info=err, extra={"analysis": name, "error": str(err)})
             return None
         meta = {**describe(self.analysis), "trained_at": time.time(), "report": asdict(report),
                 "data_end": end}
