@@ -9,250 +9,31 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import Any
 from urllib.parse import urlparse
 
 import promql_parser
 import yaml
 
-from aura_exporter.durations import parse_duration
-
-ROLES = ("network", "resources", "security", "performance")
-# Labels the exporter adds itself; an entity label of the same name would be ambiguous.
-RESERVED_LABELS = frozenset(
-    {"analysis", "homology_dimension", "feature", "horizon", "agent", "stage", "reason", "decision",
-     "le", "quantile", "shard"}
+from aura_exporter.config.model import (
+    MIN_WINDOW_STEPS,
+    RESERVED_LABELS,
+    ROLES,
+    Analysis,
+    BaselineConfig,
+    BasicAuth,
+    Config,
+    ConfigError,
+    Feature,
+    ForecastConfig,
+    PrometheusConfig,
+    TLSConfig,
+    TopologyConfig,
 )
+from aura_exporter.config.reader import DuplicateKeyLoader, Reader
+
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,62}$")
-MIN_WINDOW_STEPS = 8  # fewer points than this carry no usable shape
-
-
-class ConfigError(Exception):
-    """All problems of one configuration file, each as 'path: message'."""
-
-    def __init__(self, source: str, problems: list[str]):
-        self.source = source
-        self.problems = problems
-        super().__init__("\n".join(f"{source}: {p}" for p in problems))
-
-
-@dataclass(frozen=True)
-class TLSConfig:
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    server_name: str | None = None
-    insecure_skip_verify: bool = False
-
-
-@dataclass(frozen=True)
-class BasicAuth:
-    username: str
-    password: str = field(repr=False)
-
-
-@dataclass(frozen=True)
-class PrometheusConfig:
-    url: str
-    timeout: float = 30.0
-    bearer_token_file: str | None = None
-    basic_auth: BasicAuth | None = None
-    tls: TLSConfig = TLSConfig()
-    headers: tuple[tuple[str, str], ...] = ()
-    max_concurrency: int = 4
-    retries: int = 3
-    max_points_per_query: int = 11000  # Prometheus refuses more than 11,000 points per series
-
-
-@dataclass(frozen=True)
-class Feature:
-    name: str
-    query: str
-    role: str
-    limit: float | None = None
-
-
-@dataclass(frozen=True)
-class BaselineConfig:
-    """How each entity's reference window is learned; see the README's 'Baselines' section."""
-
-    refresh_interval: float = 6 * 3600.0
-    min_history: int = 10  # drift samples needed before a z-score is given (warm-up)
-    history: int = 240  # drift samples kept for the z-score
-    learn_below_zscore: float = 3.0  # windows this unusual never become or feed the baseline
-    forget_after: float = 3600.0  # entities unseen this long lose their baseline
-
-
-@dataclass(frozen=True)
-class TopologyConfig:
-    homology_dimensions: tuple[int, ...] = (0, 1)
-    noise_factor: float = 3.0  # features shorter than this × the median H0 bar are noise
-    min_persistence: float = 0.5  # ...and never shorter than this, in robust-scaled units
-
-
-@dataclass(frozen=True)
-class ForecastConfig:
-    """The liquid-network forecaster of one analysis; see the README's 'Forecasts' section."""
-
-    enabled: bool = True
-    horizons: tuple[float, ...] = (900.0, 3600.0, 7200.0, 14400.0)
-    context: float = 14400.0  # how far back the forecaster looks (default: the longest horizon)
-    history: float = 3 * 86400.0  # seconds of history to train on
-    retrain_interval: float = 86400.0  # fine-tune this often; 0 never
-    device: str = "auto"  # auto | cpu | cuda
-    units: int = 64
-    input_steps: int = 60  # points in the context, context / input_steps apart
-    max_epochs: int = 40
-    max_train_time: float = 600.0
-    max_samples: int = 20000
-    trend_share: float = 0.25  # training samples given a synthetic steady trend (see forecast/data.py)
-
-    @property
-    def context_step(self) -> float:
-        return self.context / self.input_steps
-
-
-@dataclass(frozen=True)
-class Analysis:
-    name: str
-    entity_labels: tuple[str, ...]
-    step: float
-    window: float
-    interval: float
-    features: tuple[Feature, ...]
-    max_series: int = 10000
-    max_missing_ratio: float = 0.25
-    max_gap: float = 0.0  # seconds; 0 means "4 steps"
-    topology: TopologyConfig = TopologyConfig()
-    baseline: BaselineConfig = BaselineConfig()
-    forecast: ForecastConfig = ForecastConfig()
-
-    @property
-    def steps(self) -> int:
-        """Points per window: the window divided by the step."""
-        return int(round(self.window / self.step))
-
-    @property
-    def max_gap_steps(self) -> int:
-        return int(self.max_gap // self.step) if self.max_gap else 4
-
-
-@dataclass(frozen=True)
-class Config:
-    prometheus: PrometheusConfig
-    analyses: tuple[Analysis, ...]
-    source: str = "<memory>"
-
-
-class _DuplicateKeyLoader(yaml.SafeLoader):
-    """PyYAML silently keeps the last of two equal keys; a config must not."""
-
-
-def _construct_mapping(loader: _DuplicateKeyLoader, node: yaml.MappingNode) -> dict:
-    seen: set = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_DuplicateKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-class _Reader:
-    """Reads typed values out of parsed YAML, collecting every problem with its key path."""
-
-    def __init__(self) -> None:
-        self.problems: list[str] = []
-
-    def fail(self, path: str, message: str) -> None:
-        self.problems.append(f"{path}: {message}")
-
-    def mapping(self, value: Any, path: str, allowed: set[str],
-                required: frozenset[str] | set[str] = frozenset()) -> dict:
-        if value is None:
-            value = {}
-        if not isinstance(value, dict):
-            self.fail(path, f"expected a mapping, found {type(value).__name__}")
-            return {}
-        for key in value:
-            if key not in allowed:
-                self.fail(f"{path}.{key}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
-        for key in sorted(required - set(value)):
-            self.fail(f"{path}.{key}", "required key is missing")
-        return value
-
-    def typed(self, value: Any, path: str, kind: type | tuple, default: Any, what: str) -> Any:
-        if value is None:
-            return default
-        if isinstance(value, bool) and kind is not bool:
-            self.fail(path, f"expected {what}, found a boolean")
-            return default
-        if not isinstance(value, kind):
-            self.fail(path, f"expected {what}, found {type(value).__name__} {value!r}")
-            return default
-        return value
-
-    @overload
-    def string(self, value: Any, path: str, default: str) -> str: ...
-    @overload
-    def string(self, value: Any, path: str, default: None = None) -> str | None: ...
-
-    def string(self, value: Any, path: str, default: str | None = None) -> str | None:
-        return self.typed(value, path, str, default, "a string")
-
-    def boolean(self, value: Any, path: str, default: bool = False) -> bool:
-        return self.typed(value, path, bool, default, "true or false")
-
-    @overload
-    def number(self, value: Any, path: str, default: float, low: float | None = None,
-               high: float | None = None) -> float: ...
-    @overload
-    def number(self, value: Any, path: str, default: None, low: float | None = None,
-               high: float | None = None) -> float | None: ...
-
-    def number(self, value: Any, path: str, default: float | None, low: float | None = None,
-               high: float | None = None) -> float | None:
-        number = self.typed(value, path, (int, float), default, "a number")
-        if value is not None and number is not None:
-            if (low is not None and number < low) or (high is not None and number > high):
-                self.fail(path, f"{number} is out of range [{low}, {high}]")
-        return None if number is None else float(number)
-
-    def integer(self, value: Any, path: str, default: int, low: int = 1) -> int:
-        number = self.typed(value, path, int, default, "a whole number")
-        if number < low:
-            self.fail(path, f"must be at least {low}, found {number}")
-        return number
-
-    @overload
-    def duration(self, value: Any, path: str, default: float) -> float: ...
-    @overload
-    def duration(self, value: Any, path: str, default: None) -> float | None: ...
-
-    def duration(self, value: Any, path: str, default: float | None) -> float | None:
-        if value is None:
-            return default
-        try:
-            seconds = parse_duration(str(value))
-        except ValueError as err:
-            self.fail(path, str(err))
-            return default
-        if seconds <= 0:
-            self.fail(path, "must be longer than 0s")
-        return seconds
-
-    def readable_file(self, value: Any, path: str) -> str | None:
-        name = self.string(value, path)
-        if name is not None and not os.access(name, os.R_OK):
-            self.fail(path, f"cannot read file {name!r}")
-        return name
 
 
 def load_config(path: str) -> Config:
@@ -267,10 +48,10 @@ def load_config(path: str) -> Config:
 
 def parse_config(text: str, source: str = "<memory>") -> Config:
     try:
-        document = yaml.load(text, Loader=_DuplicateKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        document = yaml.load(text, Loader=DuplicateKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
         raise ConfigError(source, [f"invalid YAML: {err}"]) from err
-    reader = _Reader()
+    reader = Reader()
     root = reader.mapping(document, "$", {"prometheus", "analyses"}, {"prometheus", "analyses"})
     prometheus = _read_prometheus(reader, root.get("prometheus"), "prometheus")
     analyses = _read_analyses(reader, root.get("analyses"), "analyses")
@@ -279,7 +60,7 @@ def parse_config(text: str, source: str = "<memory>") -> Config:
     return Config(prometheus=prometheus, analyses=analyses, source=source)
 
 
-def _read_prometheus(reader: _Reader, value: Any, path: str) -> PrometheusConfig:
+def _read_prometheus(reader: Reader, value: Any, path: str) -> PrometheusConfig:
     allowed = {"url", "timeout", "bearer_token_file", "basic_auth", "tls_config", "headers",
                "max_concurrency", "retries"}
     node = reader.mapping(value, path, allowed, {"url"})
@@ -303,7 +84,7 @@ def _read_prometheus(reader: _Reader, value: Any, path: str) -> PrometheusConfig
     )
 
 
-def _read_basic_auth(reader: _Reader, value: Any, path: str) -> BasicAuth | None:
+def _read_basic_auth(reader: Reader, value: Any, path: str) -> BasicAuth | None:
     if value is None:
         return None
     node = reader.mapping(value, path, {"username", "password", "password_file"}, {"username"})
@@ -317,7 +98,7 @@ def _read_basic_auth(reader: _Reader, value: Any, path: str) -> BasicAuth | None
     return BasicAuth(username=reader.string(node.get("username"), f"{path}.username", ""), password=password or "")
 
 
-def _read_tls(reader: _Reader, value: Any, path: str) -> TLSConfig:
+def _read_tls(reader: Reader, value: Any, path: str) -> TLSConfig:
     node = reader.mapping(value, path, {"ca_file", "cert_file", "key_file", "server_name", "insecure_skip_verify"})
     tls = TLSConfig(
         ca_file=reader.readable_file(node.get("ca_file"), f"{path}.ca_file"),
@@ -331,7 +112,7 @@ def _read_tls(reader: _Reader, value: Any, path: str) -> TLSConfig:
     return tls
 
 
-def _read_headers(reader: _Reader, value: Any, path: str) -> tuple[tuple[str, str], ...]:
+def _read_headers(reader: Reader, value: Any, path: str) -> tuple[tuple[str, str], ...]:
     node = reader.mapping(value, path, set(value) if isinstance(value, dict) else set())
     headers = []
     for name, header_value in node.items():
@@ -344,7 +125,7 @@ def _read_headers(reader: _Reader, value: Any, path: str) -> tuple[tuple[str, st
     return tuple(headers)
 
 
-def _read_analyses(reader: _Reader, value: Any, path: str) -> tuple[Analysis, ...]:
+def _read_analyses(reader: Reader, value: Any, path: str) -> tuple[Analysis, ...]:
     if not isinstance(value, list) or not value:
         reader.fail(path, "expected a non-empty list of analyses")
         return ()
@@ -361,7 +142,7 @@ def _read_analyses(reader: _Reader, value: Any, path: str) -> tuple[Analysis, ..
     return tuple(analyses)
 
 
-def _read_analysis(reader: _Reader, value: Any, path: str) -> Analysis | None:
+def _read_analysis(reader: Reader, value: Any, path: str) -> Analysis | None:
     allowed = {"name", "entity_labels", "step", "window", "interval", "features", "max_series",
                "max_missing_ratio", "max_gap", "topology", "baseline", "forecast"}
     node = reader.mapping(value, path, allowed, {"name", "entity_labels", "step", "window", "features"})
@@ -387,14 +168,14 @@ def _read_analysis(reader: _Reader, value: Any, path: str) -> Analysis | None:
     )
 
 
-def _read_name(reader: _Reader, value: Any, path: str) -> str | None:
+def _read_name(reader: Reader, value: Any, path: str) -> str | None:
     name = reader.string(value, path)
     if name is not None and not _NAME.match(name):
         reader.fail(path, f"{name!r} is not a valid name (letters, digits and _, not starting with a digit)")
     return name
 
 
-def _read_entity_labels(reader: _Reader, value: Any, path: str) -> tuple[str, ...]:
+def _read_entity_labels(reader: Reader, value: Any, path: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not value:
         reader.fail(path, "expected a non-empty list of label names")
         return ()
@@ -412,7 +193,7 @@ def _read_entity_labels(reader: _Reader, value: Any, path: str) -> tuple[str, ..
     return tuple(labels)
 
 
-def _read_features(reader: _Reader, value: Any, path: str) -> tuple[Feature, ...]:
+def _read_features(reader: Reader, value: Any, path: str) -> tuple[Feature, ...]:
     if not isinstance(value, dict) or not value:
         reader.fail(path, "expected a mapping of feature names to {query, role, limit}")
         return ()
@@ -432,7 +213,7 @@ def _read_features(reader: _Reader, value: Any, path: str) -> tuple[Feature, ...
     return tuple(features)
 
 
-def _check_promql(reader: _Reader, query: str | None, path: str) -> None:
+def _check_promql(reader: Reader, query: str | None, path: str) -> None:
     if not query:
         if query == "":
             reader.fail(path, "empty query")
@@ -447,7 +228,7 @@ def _check_promql(reader: _Reader, query: str | None, path: str) -> None:
         reader.fail(path, "a range query needs an instant vector or scalar expression, not a range vector or string")
 
 
-def _read_topology(reader: _Reader, value: Any, path: str) -> TopologyConfig:
+def _read_topology(reader: Reader, value: Any, path: str) -> TopologyConfig:
     node = reader.mapping(value, path, {"homology_dimensions", "noise_factor", "min_persistence"})
     dims = node.get("homology_dimensions", [0, 1])
     if not isinstance(dims, list) or not dims or any(d not in (0, 1, 2) or isinstance(d, bool) for d in dims):
@@ -460,7 +241,7 @@ def _read_topology(reader: _Reader, value: Any, path: str) -> TopologyConfig:
     )
 
 
-def _read_baseline(reader: _Reader, value: Any, path: str) -> BaselineConfig:
+def _read_baseline(reader: Reader, value: Any, path: str) -> BaselineConfig:
     node = reader.mapping(value, path, {"refresh_interval", "min_history", "history", "learn_below_zscore",
                                         "forget_after"})
     get: Callable[[str], Any] = node.get
@@ -473,7 +254,7 @@ def _read_baseline(reader: _Reader, value: Any, path: str) -> BaselineConfig:
     )
 
 
-def _read_forecast(reader: _Reader, value: Any, path: str, step: float | None) -> ForecastConfig:
+def _read_forecast(reader: Reader, value: Any, path: str, step: float | None) -> ForecastConfig:
     allowed = {"enabled", "horizons", "context", "history", "retrain_interval", "device", "units", "input_steps",
                "max_epochs", "max_train_time", "max_samples", "trend_share"}
     node = reader.mapping(value, path, allowed)

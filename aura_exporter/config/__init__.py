@@ -1,0 +1,24 @@
+"""Configuration: typed objects (model), typed YAML reading (reader), validation (load)."""
+
+from aura_exporter.config.load import load_config, parse_config
+from aura_exporter.config.model import (
+    MIN_WINDOW_STEPS,
+    RESERVED_LABELS,
+    ROLES,
+    Analysis,
+    BaselineConfig,
+    BasicAuth,
+    Config,
+    ConfigError,
+    Feature,
+    ForecastConfig,
+    PrometheusConfig,
+    TLSConfig,
+    TopologyConfig,
+)
+
+__all__ = [
+    "MIN_WINDOW_STEPS", "RESERVED_LABELS", "ROLES", "Analysis", "BaselineConfig", "BasicAuth", "Config",
+    "ConfigError", "Feature", "ForecastConfig", "PrometheusConfig", "TLSConfig", "TopologyConfig",
+    "load_config", "parse_config",
+]

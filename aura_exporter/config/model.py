@@ -1,0 +1,130 @@
+"""The configuration's typed, frozen objects: what every stage after the edge reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ROLES = ("network", "resources", "security", "performance")
+# Labels the exporter adds itself; an entity label of the same name would be ambiguous.
+RESERVED_LABELS = frozenset(
+    {"analysis", "homology_dimension", "feature", "horizon", "agent", "stage", "reason", "decision",
+     "le", "quantile", "shard"}
+)
+MIN_WINDOW_STEPS = 8  # fewer points than this carry no usable shape
+
+
+class ConfigError(Exception):
+    """All problems of one configuration file, each as 'path: message'."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        super().__init__("\n".join(f"{source}: {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    server_name: str | None = None
+    insecure_skip_verify: bool = False
+
+
+@dataclass(frozen=True)
+class BasicAuth:
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class PrometheusConfig:
+    url: str
+    timeout: float = 30.0
+    bearer_token_file: str | None = None
+    basic_auth: BasicAuth | None = None
+    tls: TLSConfig = TLSConfig()
+    headers: tuple[tuple[str, str], ...] = ()
+    max_concurrency: int = 4
+    retries: int = 3
+    max_points_per_query: int = 11000  # Prometheus refuses more than 11,000 points per series
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    query: str
+    role: str
+    limit: float | None = None
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """How each entity's reference window is learned; see the README's 'Baselines' section."""
+
+    refresh_interval: float = 6 * 3600.0
+    min_history: int = 10  # drift samples needed before a z-score is given (warm-up)
+    history: int = 240  # drift samples kept for the z-score
+    learn_below_zscore: float = 3.0  # windows this unusual never become or feed the baseline
+    forget_after: float = 3600.0  # entities unseen this long lose their baseline
+
+
+@dataclass(frozen=True)
+class TopologyConfig:
+    homology_dimensions: tuple[int, ...] = (0, 1)
+    noise_factor: float = 3.0  # features shorter than this × the median H0 bar are noise
+    min_persistence: float = 0.5  # ...and never shorter than this, in robust-scaled units
+
+
+@dataclass(frozen=True)
+class ForecastConfig:
+    """The liquid-network forecaster of one analysis; see the README's 'Forecasts' section."""
+
+    enabled: bool = True
+    horizons: tuple[float, ...] = (900.0, 3600.0, 7200.0, 14400.0)
+    context: float = 14400.0  # how far back the forecaster looks (default: the longest horizon)
+    history: float = 3 * 86400.0  # seconds of history to train on
+    retrain_interval: float = 86400.0  # fine-tune this often; 0 never
+    device: str = "auto"  # auto | cpu | cuda
+    units: int = 64
+    input_steps: int = 60  # points in the context, context / input_steps apart
+    max_epochs: int = 40
+    max_train_time: float = 600.0
+    max_samples: int = 20000
+    trend_share: float = 0.25  # training samples given a synthetic steady trend (see forecast/data.py)
+
+    @property
+    def context_step(self) -> float:
+        return self.context / self.input_steps
+
+
+@dataclass(frozen=True)
+class Analysis:
+    name: str
+    entity_labels: tuple[str, ...]
+    step: float
+    window: float
+    interval: float
+    features: tuple[Feature, ...]
+    max_series: int = 10000
+    max_missing_ratio: float = 0.25
+    max_gap: float = 0.0  # seconds; 0 means "4 steps"
+    topology: TopologyConfig = TopologyConfig()
+    baseline: BaselineConfig = BaselineConfig()
+    forecast: ForecastConfig = ForecastConfig()
+
+    @property
+    def steps(self) -> int:
+        """Points per window: the window divided by the step."""
+        return int(round(self.window / self.step))
+
+    @property
+    def max_gap_steps(self) -> int:
+        return int(self.max_gap // self.step) if self.max_gap else 4
+
+
+@dataclass(frozen=True)
+class Config:
+    prometheus: PrometheusConfig
+    analyses: tuple[Analysis, ...]
+    source: str = "<memory>"
