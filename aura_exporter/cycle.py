@@ -1,4 +1,4 @@
-"""One analysis cycle: sources → windows → topology, timed stage by stage."""
+"""One analysis cycle: sources → windows → topology → forecast, timed stage by stage."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ class AnalysisCycle:
             self.executor, build_windows, self.analysis, results, grid))
         topology = await self._timed("topology", loop.run_in_executor(
             self.executor, self.topology.run, windows, float(grid[-1])))
-        context = await self._context(float(grid[-1]), windows) if self.forecast.trained else None
+        context = await self._context(float(grid[-1]), windows)
         forecast = await self._timed("forecast", loop.run_in_executor(
             self.executor, self.forecast.run, windows, context))
         self.metrics.duration.labels(name, "cycle").observe(time.perf_counter() - started)
@@ -83,9 +83,16 @@ class AnalysisCycle:
         finally:
             self.metrics.duration.labels(self.analysis.name, stage).observe(time.perf_counter() - started)
 
-    async def _context(self, end: float, windows: Windows) -> Context:
+    async def _context(self, end: float, windows: Windows) -> Context | None:
+        """The forecaster's context, once it has a model; a failed fetch costs this cycle's forecast
+        (counted and logged like any query error), not its topology."""
+        if self.forecast.trained is None:
+            return None
         grid = context_grid(self.analysis, end)
-        results = await self._timed("query", self._fetch(grid[0], grid[-1], self.analysis.forecast.context_step))
+        try:
+            results = await self._timed("query", self._fetch(grid[0], grid[-1], self.analysis.forecast.context_step))
+        except CycleFailed:
+            return None
         return build_context(self.analysis, results, grid, windows)
 
     async def _fetch(self, start: float, end: float, step: float | None = None) -> list[RangeResult]:
