@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS   ?=
 
-.PHONY: install bench-deps system-deps run test lint bench bench-topology bench-forecast forecast-quality clean
+.PHONY: install rules bench-deps system-deps run test lint bench bench-topology bench-forecast forecast-quality clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ bench-topology: install
 
 bench-forecast: install
 	$(BIN)/python bench/forecast_speed.py $(ARGS)
+
+# Regenerate rules/ from aura_exporter/mixin/ (a test fails when the committed YAML differs).
+rules: install
+	$(BIN)/python -m aura_exporter.mixin rules
 
 bench-deps: install
 	$(BIN)/pip install -q -e '.[bench]'
