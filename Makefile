@@ -18,11 +18,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Real Prometheus for the tests (Debian packages), installed only when missing.
+# Real Prometheus and Alertmanager tools for the tests (Debian packages), installed only when missing.
 system-deps:
-	@command -v prometheus >/dev/null && command -v promtool >/dev/null || \
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v amtool >/dev/null || \
 	  ($(SUDO) apt-get update -q && \
-	   DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q prometheus)
+	   DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q prometheus prometheus-alertmanager)
 
 run: install
 	$(BIN)/aura-exporter demo $(ARGS)

@@ -23,3 +23,26 @@ def test_scrape_config_is_valid_and_sets_honor_labels(path: Path):
     assert jobs and all(job.get("honor_labels") is True for job in jobs)
     check = subprocess.run(["promtool", "check", "config", str(path)], capture_output=True, timeout=30)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+ALERTMANAGER = REPO / "deploy" / "alertmanager" / "alertmanager.yml"
+
+
+def test_alertmanager_example_is_valid():
+    check = subprocess.run(["amtool", "check-config", str(ALERTMANAGER)], capture_output=True, timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+@pytest.mark.parametrize("severity, receiver", [("critical", "pager"), ("warning", "chat")])
+def test_alertmanager_example_routes_by_severity(severity, receiver):
+    routed = subprocess.run(["amtool", "config", "routes", "test", f"--config.file={ALERTMANAGER}",
+                             f"severity={severity}", "alertname=AuraCapacityBreachPredicted", "analysis=node",
+                             "instance=db-3"], capture_output=True, text=True, timeout=30)
+    assert routed.returncode == 0 and routed.stdout.strip() == receiver, routed.stdout + routed.stderr
+
+
+def test_alertmanager_example_lets_critical_inhibit_warnings_of_the_same_entity():
+    document = yaml.safe_load(ALERTMANAGER.read_text())
+    rule = document["inhibit_rules"][0]
+    assert 'severity="critical"' in rule["source_matchers"] and 'severity="warning"' in rule["target_matchers"]
+    assert {"analysis", "instance"} <= set(rule["equal"])
