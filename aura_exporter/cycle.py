@@ -1,4 +1,4 @@
-"""One analysis cycle: sources → windows → topology → forecast, timed stage by stage."""
+"""One analysis cycle: sources → windows → topology → forecast → council, timed stage by stage."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 from concurrent.futures import Executor
 
 from aura_exporter.config import Analysis
+from aura_exporter.council import CouncilStage
 from aura_exporter.exposition.selfmetrics import SelfMetrics
 from aura_exporter.forecast.stage import ForecastStage
 from aura_exporter.snapshot import AnalysisResult
@@ -33,6 +34,7 @@ class AnalysisCycle:
         self.executor = executor
         self.topology = TopologyStage(analysis, workers)
         self.forecast = ForecastStage(analysis)
+        self.council = CouncilStage(analysis)
         self.first_success: float | None = None
 
     async def run(self, now: float) -> AnalysisResult:
@@ -60,15 +62,17 @@ class AnalysisCycle:
         context = await self._context(float(grid[-1]), windows)
         forecast = await self._timed("forecast", loop.run_in_executor(
             self.executor, self.forecast.run, windows, context))
+        data_time = float(grid[-1])
+        verdict = await self._timed("council", loop.run_in_executor(
+            self.executor, self.council.run, windows, topology, forecast, data_time))
         self.metrics.duration.labels(name, "cycle").observe(time.perf_counter() - started)
         self.metrics.cycles.labels(name, "success").inc()
         self.metrics.last_success.labels(name).set(time.time())
         log.debug("cycle done", extra={"analysis": name, "entities": len(windows.entities),
                                        "seconds": round(time.perf_counter() - started, 3)})
-        data_time = float(grid[-1])
         if self.first_success is None:
             self.first_success = data_time
-        return AnalysisResult(self.analysis, data_time, time.time(), windows, topology, forecast,
+        return AnalysisResult(self.analysis, data_time, time.time(), windows, topology, verdict, forecast,
                               model_ready=forecast is not None and self._warmed_up(data_time))
 
     def _warmed_up(self, data_time: float) -> bool:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from aura_exporter.config import Analysis
+from aura_exporter.council import Verdict
 from aura_exporter.forecast.stage import Forecast
 from aura_exporter.topology import Topology
 from aura_exporter.windows import Windows
@@ -28,6 +29,7 @@ class AnalysisResult:
     completed_at: float  # wall clock
     windows: Windows
     topology: Topology
+    verdict: Verdict
     forecast: Forecast | None = None  # None until the analysis has a trained forecaster
     model_ready: bool = False  # baseline warmed up and forecaster trained: prediction alerts may fire
 

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from aura_exporter.clock import WallClock
 from aura_exporter.config import Config, PrometheusConfig, parse_config
+from aura_exporter.council import CouncilStage
 from aura_exporter.exporter import Exporter
 from aura_exporter.exposition.collector import SnapshotCollector
 from aura_exporter.exposition.render import render_snapshot
@@ -33,7 +34,8 @@ def result_for(entities: list[str]) -> AnalysisResult:
                       tuple(f.name for f in ANALYSIS.features), np.arange(120.0),
                       rng.normal(size=(len(entities), 120, 5)), {"missing_data": 2})
     topology = TopologyStage(ANALYSIS).run(windows, now=0.0)
-    return AnalysisResult(ANALYSIS, 0.0, time.time(), windows, topology)
+    verdict = CouncilStage(ANALYSIS).run(windows, topology, None, now=0.0)
+    return AnalysisResult(ANALYSIS, 0.0, time.time(), windows, topology, verdict)
 
 
 def test_registering_the_collector_computes_nothing():

@@ -10,6 +10,7 @@ from aura_exporter.config.model import (
     BasicAuth,
     Config,
     ConfigError,
+    CouncilConfig,
     Feature,
     ForecastConfig,
     PrometheusConfig,
@@ -19,6 +20,6 @@ from aura_exporter.config.model import (
 
 __all__ = [
     "MIN_WINDOW_STEPS", "RESERVED_LABELS", "ROLES", "Analysis", "BaselineConfig", "BasicAuth", "Config",
-    "ConfigError", "Feature", "ForecastConfig", "PrometheusConfig", "TLSConfig", "TopologyConfig",
+    "ConfigError", "CouncilConfig", "Feature", "ForecastConfig", "PrometheusConfig", "TLSConfig", "TopologyConfig",
     "load_config", "parse_config",
 ]

@@ -23,7 +23,9 @@ from aura_exporter.config.model import (
     BaselineConfig,
     BasicAuth,
     Config,
+    DIRECTIONS,
     ConfigError,
+    CouncilConfig,
     Feature,
     ForecastConfig,
     PrometheusConfig,
@@ -144,7 +146,7 @@ def _read_analyses(reader: Reader, value: Any, path: str) -> tuple[Analysis, ...
 
 def _read_analysis(reader: Reader, value: Any, path: str) -> Analysis | None:
     allowed = {"name", "entity_labels", "step", "window", "interval", "features", "max_series",
-               "max_missing_ratio", "max_gap", "topology", "baseline", "forecast"}
+               "max_missing_ratio", "max_gap", "topology", "baseline", "forecast", "council"}
     node = reader.mapping(value, path, allowed, {"name", "entity_labels", "step", "window", "features"})
     name = _read_name(reader, node.get("name"), f"{path}.name")
     step = reader.duration(node.get("step"), f"{path}.step", None)
@@ -165,6 +167,7 @@ def _read_analysis(reader: Reader, value: Any, path: str) -> Analysis | None:
         topology=_read_topology(reader, node.get("topology"), f"{path}.topology"),
         baseline=_read_baseline(reader, node.get("baseline"), f"{path}.baseline"),
         forecast=_read_forecast(reader, node.get("forecast"), f"{path}.forecast", step),
+        council=_read_council(reader, node.get("council"), f"{path}.council"),
     )
 
 
@@ -202,14 +205,19 @@ def _read_features(reader: Reader, value: Any, path: str) -> tuple[Feature, ...]
         where = f"{path}.{name}"
         if _read_name(reader, name, where) is None:
             continue
-        node = reader.mapping(spec, where, {"query", "role", "limit"}, {"query", "role"})
+        node = reader.mapping(spec, where, {"query", "role", "limit", "direction", "min_deviation"}, {"query", "role"})
         query = reader.string(node.get("query"), f"{where}.query", "")
         _check_promql(reader, query, f"{where}.query")
         role = reader.string(node.get("role"), f"{where}.role")
         if role is not None and role not in ROLES:
             reader.fail(f"{where}.role", f"{role!r} is not one of {', '.join(ROLES)}")
         limit = reader.number(node.get("limit"), f"{where}.limit", None)
-        features.append(Feature(name=name, query=query or "", role=role or "", limit=limit))
+        direction = reader.string(node.get("direction"), f"{where}.direction", "both" if limit is None else "up")
+        if direction not in DIRECTIONS:
+            reader.fail(f"{where}.direction", f"{direction!r} is not one of {', '.join(DIRECTIONS)}")
+        features.append(Feature(name=name, query=query or "", role=role or "", limit=limit, direction=direction,
+                                min_deviation=reader.number(node.get("min_deviation"), f"{where}.min_deviation",
+                                                            0.0, 0.0)))
     return tuple(features)
 
 
@@ -252,6 +260,23 @@ def _read_baseline(reader: Reader, value: Any, path: str) -> BaselineConfig:
         learn_below_zscore=reader.number(get("learn_below_zscore"), f"{path}.learn_below_zscore", 3.0, 0.0),
         forget_after=reader.duration(get("forget_after"), f"{path}.forget_after", 3600.0),
     )
+
+
+def _read_council(reader: Reader, value: Any, path: str) -> CouncilConfig:
+    node = reader.mapping(value, path, {"quorum", "warn", "sigmas", "hysteresis", "clear_cycles"})
+    defaults = CouncilConfig()
+    council = CouncilConfig(
+        quorum=reader.number(node.get("quorum"), f"{path}.quorum", defaults.quorum, 0.0),
+        warn=reader.number(node.get("warn"), f"{path}.warn", defaults.warn, 0.0),
+        sigmas=reader.number(node.get("sigmas"), f"{path}.sigmas", defaults.sigmas, 0.5),
+        hysteresis=reader.number(node.get("hysteresis"), f"{path}.hysteresis", defaults.hysteresis, 0.0),
+        clear_cycles=reader.integer(node.get("clear_cycles"), f"{path}.clear_cycles", defaults.clear_cycles),
+    )
+    if not 0 < council.warn < council.quorum <= 1:
+        reader.fail(path, f"expected 0 < warn < quorum <= 1, found warn {council.warn:g} and quorum {council.quorum:g}")
+    if council.hysteresis >= council.warn:
+        reader.fail(f"{path}.hysteresis", f"{council.hysteresis:g} must be below warn ({council.warn:g})")
+    return council
 
 
 def _read_forecast(reader: Reader, value: Any, path: str, step: float | None) -> ForecastConfig:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 ROLES = ("network", "resources", "security", "performance")
+DIRECTIONS = ("up", "down", "both")
 # Labels the exporter adds itself; an entity label of the same name would be ambiguous.
 RESERVED_LABELS = frozenset(
     {"analysis", "homology_dimension", "feature", "horizon", "agent", "stage", "reason", "decision",
@@ -56,6 +57,8 @@ class Feature:
     query: str
     role: str
     limit: float | None = None
+    direction: str = "both"  # which deviations count as risk: up, down or both (default up with a limit)
+    min_deviation: float = 0.0  # in the feature's units: smaller deviations never count
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,17 @@ class ForecastConfig:
 
 
 @dataclass(frozen=True)
+class CouncilConfig:
+    """How the agents' scores become a risk and a decision; see the README's 'Council' section."""
+
+    quorum: float = 0.75  # combined risk the council needs to call critical
+    warn: float = 0.4  # combined risk for warn
+    sigmas: float = 5.0  # deviation, in robust standard deviations, at which evidence scores 0.5
+    hysteresis: float = 0.15  # a decision is left only once the risk is this far below its threshold...
+    clear_cycles: int = 3  # ...for this many consecutive cycles
+
+
+@dataclass(frozen=True)
 class Analysis:
     name: str
     entity_labels: tuple[str, ...]
@@ -112,6 +126,7 @@ class Analysis:
     topology: TopologyConfig = TopologyConfig()
     baseline: BaselineConfig = BaselineConfig()
     forecast: ForecastConfig = ForecastConfig()
+    council: CouncilConfig = CouncilConfig()
 
     @property
     def steps(self) -> int:

@@ -14,6 +14,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
+from aura_exporter.council import DECISIONS, Verdict
 from aura_exporter.durations import format_duration
 from aura_exporter.forecast.stage import Forecast
 from aura_exporter.snapshot import AnalysisResult, Snapshot
@@ -34,6 +35,10 @@ HELP = {
     "aura_time_to_breach_seconds": "Forecast time until the feature reaches its limit (absent beyond the horizons).",
     "aura_breach_probability": "Probability that the feature reaches its limit within the longest horizon.",
     "aura_model_ready": "1 once the analysis has warmed-up baselines and a trained forecaster.",
+    "aura_agent_score": "A council agent's score for the entity, 0..1 (absent while the agent abstains).",
+    "aura_agent_vote": "1 when the council agent flags the entity (its score reaches the warn threshold), else 0.",
+    "aura_risk_score": "Probability-like risk of a failure within the forecast horizon, 0..1 (the council's).",
+    "aura_decision": "The council's decision as a state set: the series of the current decision is 1.",
 }
 
 
@@ -78,6 +83,7 @@ class _Writer:
         for index, key in enumerate(windows.entities):
             labels = {"analysis": self.name, **dict(zip(windows.label_names, key, strict=True))}
             self._topology(index, labels)
+            self._council(self.result.verdict, index, labels)
             if self.result.forecast is not None:
                 self._forecast(self.result.forecast, index, labels)
 
@@ -90,6 +96,16 @@ class _Writer:
             self.add("aura_wasserstein_drift", with_dim, topology.drift[index, column])
         self.add("aura_drift_zscore", labels, topology.drift_zscore[index])
         self.add("aura_fleet_isolation", labels, topology.fleet.isolation[index])
+
+    def _council(self, verdict: Verdict, index: int, labels: dict[str, str]) -> None:
+        for column, agent in enumerate(verdict.agents):
+            with_agent = {**labels, "agent": agent}
+            self.add("aura_agent_score", with_agent, verdict.scores[index, column])
+            self.add("aura_agent_vote", with_agent, verdict.votes[index, column])
+        self.add("aura_risk_score", labels, verdict.risk[index])
+        decided = int(verdict.decision[index])
+        for level, decision in enumerate(DECISIONS):
+            self.add("aura_decision", {**labels, "decision": decision}, 1.0 if level == decided else 0.0)
 
     def _forecast(self, forecast: Forecast, index: int, labels: dict[str, str]) -> None:
         for column, feature in enumerate(self.result.windows.features):

@@ -13,7 +13,7 @@ from aura_exporter import __version__
 from aura_exporter.forecast.checkpoint import REASONS as CHECKPOINT_REASONS
 from aura_exporter.sources.base import ERROR_REASONS
 
-STAGES = ("query", "windows", "topology", "forecast", "cycle")
+STAGES = ("query", "windows", "topology", "forecast", "council", "cycle")
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 
 

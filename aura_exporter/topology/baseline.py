@@ -27,6 +27,10 @@ from aura_exporter.topology.wasserstein import wasserstein, wasserstein_h0
 from aura_exporter.windows import ABSOLUTE_SCALE_FLOOR, MAD_TO_SIGMA, RELATIVE_SCALE_FLOOR, robust_scale
 
 SCALED_CLIP = 1000.0
+# Successive drift samples overlap (the window moves one interval at a time), so their MAD
+# understates how far a healthy entity's drift wanders: the spread is at least this share of the
+# median drift, and a z-score of 4 means drift at three times its usual level.
+DRIFT_RELATIVE_FLOOR = 0.5
 
 
 @dataclass
@@ -64,9 +68,13 @@ class BaselineStore:
                 self.entities[key] = EntityBaseline(center[i], scale[i], now, now, deque(maxlen=self.config.history))
             else:
                 known.last_seen = now
-        centers = np.stack([self.entities[k].center for k in keys])
-        scales = np.stack([self.entities[k].scale for k in keys])
+        centers, scales = self.units(keys)
         return np.clip((values - centers[:, None, :]) / scales[:, None, :], -SCALED_CLIP, SCALED_CLIP)
+
+    def units(self, keys: tuple[tuple, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """[E, F] baseline centers and scales (one baseline unit, in the features' own units)."""
+        return (np.stack([self.entities[k].center for k in keys]),
+                np.stack([self.entities[k].scale for k in keys]))
 
     def drift(self, keys: tuple[tuple, ...], diagrams: Diagrams, now: float) -> Drift:
         """Drift from each entity's reference; then learn from the windows that look normal."""
@@ -97,7 +105,7 @@ class BaselineStore:
         history = np.fromiter(entity.history, dtype=np.float64)
         median = np.median(history)
         spread = MAD_TO_SIGMA * np.median(np.abs(history - median))
-        spread = max(spread, RELATIVE_SCALE_FLOOR * abs(median), ABSOLUTE_SCALE_FLOOR)
+        spread = max(spread, DRIFT_RELATIVE_FLOOR * abs(median), ABSOLUTE_SCALE_FLOOR)
         return float((total - median) / spread)
 
     def _learn(self, key: tuple, total: float, zscore: float, now: float) -> None:

@@ -23,6 +23,7 @@ from aura_exporter.windows import Windows
 class Topology:
     dims: tuple[int, ...]
     scaled: np.ndarray  # [E, T, F] windows in baseline units
+    units: np.ndarray  # [E, F] one baseline unit in each feature's own units
     diagrams: Diagrams
     thresholds: np.ndarray  # [E] noise threshold
     betti: np.ndarray  # [E, dims]
@@ -50,6 +51,7 @@ class TopologyStage:
         return Topology(
             dims=diagrams.dims,
             scaled=scaled,
+            units=self.baselines.units(windows.entities)[1] if windows.entities else np.zeros((0, scaled.shape[2])),
             diagrams=diagrams,
             thresholds=thresholds,
             betti=betti_numbers(diagrams, thresholds),

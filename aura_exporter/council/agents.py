@@ -1,0 +1,124 @@
+"""The council's agents: each reads the evidence of its domain and scores every entity 0..1.
+
+An agent is anything with a `name` and an `assess(evidence, sigmas)` that returns an Assessment:
+the columns of evidence it weighed (kind and feature), their values and their scores. Its score for
+an entity is its strongest column (evidence of one domain is correlated: a leak shows in the level,
+the surprise and the breach odds of the same feature at once, and is one reason, not three).
+
+Scores are calibrated the same way everywhere: a deviation of `sigmas` robust standard deviations
+scores 0.5, the score rising steeply on either side (SCORE_WIDTH); a forecast's breach probability is
+already a probability and is used as it is. An agent with nothing to look at abstains (NaN).
+
+To add an agent, write a class with that interface and add an instance to AGENTS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from aura_exporter.council.evidence import Evidence
+
+# Sigmas between a score of 0.5 and one of 0.88: 4.5σ → 0.27, 5σ → 0.5, 5.5σ → 0.73, 6σ → 0.88, 7σ → 0.98
+# (with the default `sigmas` of 5); healthy noise (under 3.5σ) scores under 0.05.
+SCORE_WIDTH = 0.5
+
+# An entity `isolation` noise thresholds away from the fleet's majority counts as that many sigmas
+# times this (twice the threshold is a clear split: 2 x 2 = 4 sigmas, a score of 0.5 by default).
+ISOLATION_SIGMAS = 2.0
+
+
+@dataclass(frozen=True)
+class Column:
+    kind: str  # level | surprise | breach | drift | isolation
+    feature: str | None  # None for evidence about the whole entity
+
+
+@dataclass(frozen=True)
+class Assessment:
+    agent: str
+    columns: tuple[Column, ...]
+    values: np.ndarray  # [E, K] sigmas, or a probability for breach columns
+    scores: np.ndarray  # [E, K] 0..1, NaN where the evidence is missing
+
+    @property
+    def score(self) -> np.ndarray:
+        """[E] the strongest column per entity; NaN when the agent has nothing to say."""
+        if not self.columns:
+            return np.full(self.scores.shape[0], np.nan)
+        return np.fmax.reduce(self.scores, axis=1)
+
+
+class Agent(Protocol):
+    name: str
+
+    def assess(self, evidence: Evidence, sigmas: float) -> Assessment: ...
+
+
+def sigma_score(deviation: np.ndarray, sigmas: float) -> np.ndarray:
+    """Deviations in sigmas (either sign) to 0..1: 0.5 at `sigmas`; NaN stays NaN."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-(np.abs(deviation) - sigmas) / SCORE_WIDTH))
+
+
+class RoleAgent:
+    """Weighs the level, surprise and breach odds of the features whose role is its name."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def assess(self, evidence: Evidence, sigmas: float) -> Assessment:
+        columns: list[Column] = []
+        values: list[np.ndarray] = []
+        scores: list[np.ndarray] = []
+        for index, (feature, role) in enumerate(zip(evidence.features, evidence.roles, strict=True)):
+            if role != self.name:
+                continue
+            for kind, value in (("level", evidence.level[:, index]), ("surprise", evidence.surprise[:, index])):
+                columns.append(Column(kind, feature))
+                values.append(value)
+                scores.append(sigma_score(value, sigmas))
+            if not np.all(np.isnan(evidence.breach[:, index])):
+                columns.append(Column("breach", feature))
+                values.append(evidence.breach[:, index])
+                scores.append(evidence.breach[:, index])
+        for kind, value in self.entity_evidence(evidence):
+            columns.append(Column(kind, None))
+            values.append(value)
+            scores.append(sigma_score(value, sigmas))
+        shape = (evidence.entities, 0)
+        return Assessment(
+            agent=self.name,
+            columns=tuple(columns),
+            values=np.stack(values, axis=1) if values else np.zeros(shape),
+            scores=np.stack(scores, axis=1) if scores else np.zeros(shape),
+        )
+
+    def entity_evidence(self, evidence: Evidence) -> list[tuple[str, np.ndarray]]:
+        """Evidence about the whole entity this agent also weighs, in sigmas."""
+        return []
+
+
+class NetworkAgent(RoleAgent):
+    """Network features, and the fleet's shape: an entity split off from its peers (a partition)."""
+
+    def __init__(self) -> None:
+        super().__init__("network")
+
+    def entity_evidence(self, evidence: Evidence) -> list[tuple[str, np.ndarray]]:
+        return [("isolation", evidence.isolation * ISOLATION_SIGMAS)]
+
+
+class SecurityAgent(RoleAgent):
+    """Security features, and drift of the window's shape: behaviour unlike the entity's own norm."""
+
+    def __init__(self) -> None:
+        super().__init__("security")
+
+    def entity_evidence(self, evidence: Evidence) -> list[tuple[str, np.ndarray]]:
+        return [("drift", np.maximum(evidence.drift, 0.0))]  # only more drift than usual is news
+
+
+AGENTS: tuple[Agent, ...] = (NetworkAgent(), RoleAgent("resources"), SecurityAgent(), RoleAgent("performance"))

@@ -1,0 +1,83 @@
+"""What the agents look at: each entity's deviations, surprises and breach odds, in comparable units.
+
+Every deviation is measured in robust standard deviations ("sigmas") of the entity's own baseline,
+so a number means the same in every analysis whatever the feature's units:
+- level: the entity's recent state (the fleet topology's point) against its peers' recent states.
+  Comparing with the peers' median removes what moves the whole fleet at once (the daily cycle
+  that a 30-minute baseline cannot know); a fleet smaller than MIN_PEERS is compared with its own
+  baseline instead;
+- surprise: the newest value against the forecaster's nowcast (seasonality-aware, from the forecast);
+- breach: the forecast's probability of reaching the feature's limit within the horizons;
+- drift: the z-score of the window's diagram drift from its baseline (topology);
+- isolation: how far apart from the fleet's majority the entity stands, in noise thresholds.
+Direction and minimum deviation per feature are applied here, once, for every agent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from aura_exporter.config import Analysis
+from aura_exporter.forecast.stage import Forecast
+from aura_exporter.topology import Topology
+from aura_exporter.topology.fleet import recent_state
+from aura_exporter.windows import MAD_TO_SIGMA, Windows
+
+MIN_PEERS = 8  # fewer entities than this are no fleet to compare with
+
+
+@dataclass(frozen=True)
+class Evidence:
+    features: tuple[str, ...]
+    roles: tuple[str, ...]  # per feature
+    level: np.ndarray  # [E, F] signed sigmas from the peers (or own baseline); 0 when it does not count
+    surprise: np.ndarray  # [E, F] signed residual z-score; NaN without a forecast; 0 when it does not count
+    breach: np.ndarray  # [E, F] probability of reaching the limit; NaN without a limit or a forecast
+    time_to_breach: np.ndarray  # [E, F] seconds; NaN when no breach is in sight
+    drift: np.ndarray  # [E] drift z-score
+    isolation: np.ndarray  # [E] distance from the fleet's majority, in units of its noise threshold
+    level_units: np.ndarray  # [E, F] the level deviation in the feature's own units
+
+    @property
+    def entities(self) -> int:
+        return self.level.shape[0]
+
+
+def gather_evidence(analysis: Analysis, windows: Windows, topology: Topology, forecast: Forecast | None) -> Evidence:
+    entities, features = len(windows.entities), len(analysis.features)
+    level = peer_deviation(recent_state(topology.scaled)) if entities else np.zeros((0, features))
+    level_units = level * topology.units
+    minimum = np.array([f.min_deviation for f in analysis.features])
+    level = np.where(np.abs(level_units) >= minimum, level, 0.0)
+    nothing = np.full((entities, features), np.nan)
+    surprise = nothing if forecast is None else forecast.residual_zscore
+    directions = [f.direction for f in analysis.features]
+    return Evidence(
+        features=tuple(f.name for f in analysis.features),
+        roles=tuple(f.role for f in analysis.features),
+        level=along_direction(level, directions),
+        surprise=along_direction(surprise, directions),
+        breach=nothing if forecast is None else forecast.breach_probability,
+        time_to_breach=nothing if forecast is None else forecast.time_to_breach,
+        drift=topology.drift_zscore,
+        isolation=topology.fleet.isolation / topology.fleet.threshold,
+        level_units=level_units,
+    )
+
+
+def peer_deviation(state: np.ndarray) -> np.ndarray:
+    """[E, F] each entity's recent state against the fleet's, in sigmas (at least one baseline unit)."""
+    if state.shape[0] < MIN_PEERS:
+        return state
+    median = np.median(state, axis=0)
+    spread = MAD_TO_SIGMA * np.median(np.abs(state - median), axis=0)
+    return (state - median) / np.maximum(spread, 1.0)
+
+
+def along_direction(values: np.ndarray, directions: list[str]) -> np.ndarray:
+    """Deviations against a feature's direction count as none (0); NaN stays NaN."""
+    up = np.array([d == "up" for d in directions])
+    down = np.array([d == "down" for d in directions])
+    return np.where(up & (values < 0), 0.0, np.where(down & (values > 0), 0.0, values))

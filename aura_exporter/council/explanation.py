@@ -1,0 +1,178 @@
+"""Why the council decided what it did about one entity, in words an on-call engineer can act on.
+
+Explanations are free text: they go to the JSON API, the WebSocket feed and the UI, never into
+label values. They are built on request from a published result, so a cycle pays nothing for them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from aura_exporter.council.decision import DECISIONS
+from aura_exporter.council.evidence import MIN_PEERS
+from aura_exporter.council.stage import Verdict
+from aura_exporter.durations import format_duration
+from aura_exporter.topology.summaries import describe_critical
+
+TOP_CONTRIBUTIONS = 5
+MIN_CONTRIBUTION = 0.05  # scores below this are the normal background, not reasons
+
+ACTIONS = {
+    "breach": "Scale out or add capacity before {feature} reaches its limit; if it only ever grows (a leak), "
+              "schedule a restart or fail over before then.",
+    "resources": "Check what is consuming {feature} on this entity; scale out or move load to healthy peers.",
+    "network": "Check this entity's network path (links, routes, DNS, firewall rules); fail traffic over to "
+               "healthy peers while it is cut off.",
+    "isolation": "The entity stands apart from its peers: check for a network partition or a failover, and fail "
+                 "traffic over to healthy peers if it cannot be reached.",
+    "performance": "Check for saturation and slow dependencies behind {feature}; shed load or scale out if it "
+                   "keeps rising.",
+    "security": "Review who connects to this entity (unexpected clients, scans, connection floods) and compare "
+                "with recent changes.",
+    "drift": "Investigate the topology change: compare with recent deploys, configuration changes and failovers.",
+    "loop": "Look for retry loops or circular dependencies between services and break them (timeouts, backoff, "
+            "circuit breakers).",
+    "split": "The window splits into separate regimes: check for restarts, failovers or a step change.",
+}
+
+
+@dataclass(frozen=True)
+class Contribution:
+    agent: str
+    kind: str
+    feature: str | None
+    value: float  # sigmas, or a probability for breach
+    score: float
+    text: str
+
+
+@dataclass(frozen=True)
+class AgentView:
+    agent: str
+    score: float | None  # None: abstains
+    vote: bool | None
+
+
+@dataclass(frozen=True)
+class Breach:
+    feature: str
+    limit: float
+    probability: float
+    seconds: float | None  # None: not within the horizons
+
+
+@dataclass(frozen=True)
+class TopologicalFeature:
+    dimension: int
+    birth: float
+    death: float
+    persistence: float
+    interpretation: str
+
+
+@dataclass(frozen=True)
+class Explanation:
+    decision: str
+    risk: float
+    summary: str
+    agents: list[AgentView]
+    contributions: list[Contribution]
+    topology: list[TopologicalFeature]
+    breaches: list[Breach]
+    actions: list[str]
+
+
+def explain(verdict: Verdict, critical: np.ndarray, limits: dict[str, float], horizon: float,
+            index: int) -> Explanation:
+    """The explanation of entity `index`; `critical` is its [k, 3] critical-feature rows."""
+    contributions = top_contributions(verdict, index, horizon)
+    topology = [TopologicalFeature(f.dimension, f.birth, f.death, f.persistence, f.interpretation)
+                for f in describe_critical(critical)]
+    decision = DECISIONS[int(verdict.decision[index])]
+    risk = float(verdict.risk[index])
+    return Explanation(
+        decision=decision,
+        risk=risk,
+        summary=summarise(decision, risk, contributions),
+        agents=[AgentView(agent, _optional(verdict.scores[index, a]), _optional_vote(verdict.votes[index, a]))
+                for a, agent in enumerate(verdict.agents)],
+        contributions=contributions,
+        topology=topology,
+        breaches=breaches(verdict, limits, index),
+        actions=recommended_actions(contributions, topology) if decision != "monitor" else [],
+    )
+
+
+def top_contributions(verdict: Verdict, index: int, horizon: float) -> list[Contribution]:
+    found = []
+    for assessment in verdict.assessments:
+        for k, column in enumerate(assessment.columns):
+            score = assessment.scores[index, k]
+            if np.isfinite(score) and score >= MIN_CONTRIBUTION:
+                value = float(assessment.values[index, k])
+                text = describe(column.kind, column.feature, value, verdict, index, horizon)
+                found.append(Contribution(assessment.agent, column.kind, column.feature, value, float(score), text))
+    found.sort(key=lambda c: -c.score)
+    return found[:TOP_CONTRIBUTIONS]
+
+
+def describe(kind: str, feature: str | None, value: float, verdict: Verdict, index: int, horizon: float) -> str:
+    evidence = verdict.evidence
+    side = "above" if value > 0 else "below"
+    if kind == "level":
+        column = evidence.features.index(str(feature))
+        peers = "its peers" if evidence.entities >= MIN_PEERS else "its baseline"
+        units = evidence.level_units[index, column]
+        return f"{feature} is {abs(value):.1f}σ {side} {peers} ({units:+.4g} in its own units)"
+    if kind == "surprise":
+        return f"the newest {feature} value is {abs(value):.1f}σ {side} what the forecaster expected"
+    if kind == "breach":
+        column = evidence.features.index(str(feature))
+        eta = evidence.time_to_breach[index, column]
+        when = f", in about {format_duration(round(eta / 60) * 60)}" if np.isfinite(eta) else ""
+        return f"{feature} has a {value:.0%} chance of reaching its limit within {format_duration(horizon)}{when}"
+    if kind == "drift":
+        return f"the shape of its metrics has drifted {value:.1f}σ from its own norm"
+    return f"it stands apart from the fleet's majority ({value:.1f}σ-equivalent)"
+
+
+def breaches(verdict: Verdict, limits: dict[str, float], index: int) -> list[Breach]:
+    evidence = verdict.evidence
+    found = []
+    for column, feature in enumerate(evidence.features):
+        probability = evidence.breach[index, column]
+        if feature in limits and np.isfinite(probability):
+            eta = evidence.time_to_breach[index, column]
+            found.append(Breach(feature, limits[feature], float(probability), float(eta) if np.isfinite(eta) else None))
+    return found
+
+
+def recommended_actions(contributions: list[Contribution], topology: list[TopologicalFeature]) -> list[str]:
+    actions: list[str] = []
+    for contribution in contributions:
+        key = contribution.kind if contribution.kind in ACTIONS else contribution.agent
+        action = ACTIONS[key].format(feature=contribution.feature)
+        if action not in actions:
+            actions.append(action)
+    for feature in topology:
+        action = ACTIONS["loop" if feature.dimension >= 1 else "split"]
+        if action not in actions:
+            actions.append(action)
+    return actions
+
+
+def summarise(decision: str, risk: float, contributions: list[Contribution]) -> str:
+    if not contributions:
+        return f"{decision}: risk {risk:.0%}; nothing stands out"
+    reasons = "; ".join(c.text for c in contributions[:2])
+    return f"{decision}: risk {risk:.0%}, mainly the {contributions[0].agent} agent: {reasons}"
+
+
+def _optional(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+def _optional_vote(value: float) -> bool | None:
+    return bool(value) if np.isfinite(value) else None

@@ -1,0 +1,52 @@
+"""The council stage of one analysis: evidence → each agent's assessment → risk and decision."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from aura_exporter.config import Analysis
+from aura_exporter.council.agents import AGENTS, Agent, Assessment
+from aura_exporter.council.decision import DecisionKeeper, combined_risk, votes
+from aura_exporter.council.evidence import Evidence, gather_evidence
+from aura_exporter.forecast.stage import Forecast
+from aura_exporter.topology import Topology
+from aura_exporter.windows import Windows
+
+
+@dataclass(frozen=True)
+class Verdict:
+    evidence: Evidence
+    assessments: tuple[Assessment, ...]
+    scores: np.ndarray  # [E, agents], NaN where an agent abstains
+    votes: np.ndarray  # [E, agents] 1 / 0, NaN where an agent abstains
+    risk: np.ndarray  # [E] 0..1
+    decision: np.ndarray  # [E] index into DECISIONS
+
+    @property
+    def agents(self) -> tuple[str, ...]:
+        return tuple(a.agent for a in self.assessments)
+
+
+class CouncilStage:
+    """Keeps each entity's decision across cycles; `run` is called once per cycle."""
+
+    def __init__(self, analysis: Analysis, agents: tuple[Agent, ...] = AGENTS):
+        self.analysis = analysis
+        self.agents = agents
+        self.keeper = DecisionKeeper(analysis.council, analysis.baseline.forget_after)
+
+    def run(self, windows: Windows, topology: Topology, forecast: Forecast | None, now: float) -> Verdict:
+        evidence = gather_evidence(self.analysis, windows, topology, forecast)
+        assessments = tuple(agent.assess(evidence, self.analysis.council.sigmas) for agent in self.agents)
+        scores = np.stack([a.score for a in assessments], axis=1) if assessments else np.zeros((evidence.entities, 0))
+        risk = combined_risk(scores)
+        return Verdict(
+            evidence=evidence,
+            assessments=assessments,
+            scores=scores,
+            votes=votes(scores, self.analysis.council),
+            risk=risk,
+            decision=self.keeper.decide(windows.entities, risk, now),
+        )
