@@ -16,6 +16,7 @@ import promql_parser
 import yaml
 
 from aura_exporter.config.model import (
+    DIRECTIONS,
     MIN_WINDOW_STEPS,
     RESERVED_LABELS,
     ROLES,
@@ -23,7 +24,6 @@ from aura_exporter.config.model import (
     BaselineConfig,
     BasicAuth,
     Config,
-    DIRECTIONS,
     ConfigError,
     CouncilConfig,
     Feature,

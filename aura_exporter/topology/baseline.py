@@ -24,7 +24,7 @@ import numpy as np
 from aura_exporter.config import BaselineConfig
 from aura_exporter.topology.persistence import Diagrams
 from aura_exporter.topology.wasserstein import wasserstein, wasserstein_h0
-from aura_exporter.windows import ABSOLUTE_SCALE_FLOOR, MAD_TO_SIGMA, RELATIVE_SCALE_FLOOR, robust_scale
+from aura_exporter.windows import ABSOLUTE_SCALE_FLOOR, MAD_TO_SIGMA, robust_scale
 
 SCALED_CLIP = 1000.0
 # Successive drift samples overlap (the window moves one interval at a time), so their MAD
