@@ -98,3 +98,4 @@ class Exporter:
             self.state.succeeded.add(analysis.name)
             snapshot = self.holder.publish(result, analysis.name, time.time())
         self.state.rendered = await self._run_blocking(render_snapshot, snapshot)
+        self.state.feed.publish(snapshot)

@@ -1,4 +1,4 @@
-"""The HTTP surface: /metrics, a landing page, /-/healthy and /-/ready, on aiohttp.
+"""The HTTP surface: /metrics, a landing page, /-/healthy, /-/ready and the /api/v1 JSON API, on aiohttp.
 
 Handlers only read what the cycles already published; none of them computes an analysis.
 """
@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from aura_exporter.exposition.api import PREFIX, Api, json_errors
+from aura_exporter.exposition.feed import DecisionFeed
 from aura_exporter.exposition.landing import render_landing
 from aura_exporter.exposition.render import (
     OPENMETRICS_CONTENT_TYPE,
@@ -31,6 +33,7 @@ class ServerState:
     rendered: Rendered = field(default_factory=lambda: render_snapshot(Snapshot()))
     succeeded: set[str] = field(default_factory=set)  # analyses with at least one complete cycle
     last_errors: dict[str, str] = field(default_factory=dict)
+    feed: DecisionFeed = field(default_factory=DecisionFeed)
     started_at: float = field(default_factory=time.time)
 
     def not_ready(self) -> list[str]:
@@ -39,8 +42,11 @@ class ServerState:
 
 def build_app(state: ServerState, telemetry_path: str = "/metrics",
               run_blocking: Callable | None = None) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[json_errors])
     handlers = _Handlers(state, telemetry_path, run_blocking)
+    Api(lambda: state.rendered.snapshot, state.analyses, state.last_errors).routes(app)
+    app.router.add_get(f"{PREFIX}/decisions", state.feed.handle)
+    app.on_shutdown.append(state.feed.close_all)
     app.router.add_get(telemetry_path, handlers.metrics)
     app.router.add_get("/", handlers.landing)
     app.router.add_get("/-/healthy", handlers.healthy)

@@ -1,0 +1,177 @@
+"""The JSON API under /api/v1: status, entities, one entity's explanation, the OpenAPI document.
+
+Answers follow the Prometheus HTTP API's envelope: {"status": "success", "data": ...}, or
+{"status": "error", "errorType": ..., "error": ...} with a 4xx/5xx code for every bad request,
+unknown route or wrong method under /api/v1, never an HTML page or a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from aura_exporter import __version__
+from aura_exporter.council import DECISIONS
+from aura_exporter.exposition.openapi import openapi_document
+from aura_exporter.exposition.views import ID_LENGTH, entity_detail, entity_id, entity_summary
+from aura_exporter.snapshot import AnalysisResult, Snapshot
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/api/v1"
+MAX_LIMIT = 10000
+SORT_KEYS = {
+    "risk": lambda e: -(e["risk"] or 0.0),
+    "drift": lambda e: -(e["drift_zscore"] or 0.0),
+    "isolation": lambda e: -(e["isolation"] or 0.0),
+}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, kind: str, message: str):
+        super().__init__(message)
+        self.status, self.kind, self.message = status, kind, message
+
+
+def success(data: Any) -> web.Response:
+    return web.json_response({"status": "success", "data": data})
+
+
+def failure(status: int, kind: str, message: str) -> web.Response:
+    return web.json_response({"status": "error", "errorType": kind, "error": message}, status=status)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+    """Under /api/v1 every failure is a JSON error body, whatever raised it."""
+    if not request.path.startswith(PREFIX):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except ApiError as err:
+        return failure(err.status, err.kind, err.message)
+    except web.HTTPException as err:
+        if err.status < 400:
+            raise
+        if err.status == 404:
+            return failure(404, "not_found", "no such API endpoint; see /api/v1/openapi.json")
+        return failure(err.status, "bad_request", err.reason)
+    except Exception:
+        log.exception("API request failed", extra={"path": request.path})
+        return failure(500, "internal", "internal error; see the exporter's log")
+
+
+class EntityIndex:
+    """Entity ids of one snapshot, computed once per snapshot."""
+
+    def __init__(self) -> None:
+        self._version = -1
+        self._ids: dict[tuple[str, str], int] = {}
+
+    def find(self, snapshot: Snapshot, analysis: str, identifier: str) -> int | None:
+        if snapshot.version != self._version:
+            self._ids = {
+                (name, entity_id(name, result.entity_labels(i))): i
+                for name, result in snapshot.results.items() for i in range(len(result.windows.entities))
+            }
+            self._version = snapshot.version
+        return self._ids.get((analysis, identifier))
+
+
+class Api:
+    def __init__(self, snapshot: Callable[[], Snapshot], analyses: list[str], last_errors: dict[str, str]):
+        self.snapshot = snapshot
+        self.analyses = analyses
+        self.last_errors = last_errors
+        self.index = EntityIndex()
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_get(f"{PREFIX}/status", self.status)
+        app.router.add_get(f"{PREFIX}/openapi.json", self.openapi)
+        app.router.add_get(f"{PREFIX}/entities", self.entities)
+        app.router.add_get(f"{PREFIX}/entities/{{analysis}}/by-labels", self.entity_by_labels)
+        app.router.add_get(f"{PREFIX}/entities/{{analysis}}/{{id}}", self.entity)
+
+    async def status(self, request: web.Request) -> web.Response:
+        results = self.snapshot().results
+        return success({
+            "version": __version__,
+            "analyses": [{
+                "name": name,
+                "entities": len(results[name].windows.entities) if name in results else 0,
+                "data_time": results[name].data_time if name in results else None,
+                "model_ready": results[name].model_ready if name in results else False,
+                "last_error": self.last_errors.get(name),
+            } for name in self.analyses],
+        })
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(openapi_document(__version__))
+
+    async def entities(self, request: web.Request) -> web.Response:
+        query = request.query
+        wanted = query.get("analysis")
+        if wanted is not None and wanted not in self.analyses:
+            raise ApiError(400, "bad_data", f"unknown analysis {wanted!r}")
+        decision = query.get("decision")
+        if decision is not None and decision not in DECISIONS:
+            raise ApiError(400, "bad_data", f"decision must be one of {', '.join(DECISIONS)}")
+        sort = query.get("sort", "risk")
+        if sort not in SORT_KEYS:
+            raise ApiError(400, "bad_data", f"sort must be one of {', '.join(SORT_KEYS)}")
+        limit = _limit(query.get("limit"))
+        found = [
+            entity_summary(result, i)
+            for name, result in self.snapshot().results.items() if wanted in (None, name)
+            for i in range(len(result.windows.entities))
+        ]
+        found = [e for e in found if decision in (None, e["decision"])]
+        found.sort(key=SORT_KEYS[sort])
+        return success({"total": len(found), "entities": found[:limit]})
+
+    async def entity(self, request: web.Request) -> web.Response:
+        result = self._result(request.match_info["analysis"])
+        identifier = request.match_info["id"]
+        if len(identifier) != ID_LENGTH or any(c not in "0123456789abcdef" for c in identifier):
+            raise ApiError(400, "bad_data", f"an entity id is {ID_LENGTH} lowercase hex digits")
+        index = self.index.find(self.snapshot(), result.analysis.name, identifier)
+        if index is None:
+            raise ApiError(404, "not_found", "no such entity in the latest cycle")
+        return success(entity_detail(result, index))
+
+    async def entity_by_labels(self, request: web.Request) -> web.Response:
+        """The entity whose labels are given as query parameters; others (an alert's job, …) are ignored."""
+        result = self._result(request.match_info["analysis"])
+        names = result.windows.label_names
+        missing = [n for n in names if n not in request.query]
+        if missing:
+            raise ApiError(400, "bad_data", f"missing entity label(s) {', '.join(missing)}")
+        key = tuple(request.query[n] for n in names)
+        try:
+            index = result.windows.entities.index(key)
+        except ValueError:
+            raise ApiError(404, "not_found", "no such entity in the latest cycle") from None
+        return success(entity_detail(result, index))
+
+    def _result(self, analysis: str) -> AnalysisResult:
+        if analysis not in self.analyses:
+            raise ApiError(404, "not_found", f"unknown analysis {analysis!r}")
+        result = self.snapshot().results.get(analysis)
+        if result is None:
+            raise ApiError(503, "unavailable", f"analysis {analysis!r} has no recent complete cycle")
+        return result
+
+
+def _limit(value: str | None) -> int:
+    if value is None:
+        return MAX_LIMIT
+    try:
+        limit = int(value)
+    except ValueError:
+        raise ApiError(400, "bad_data", f"limit must be a whole number, not {value[:40]!r}") from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ApiError(400, "bad_data", f"limit must be between 1 and {MAX_LIMIT}")
+    return limit

@@ -1,0 +1,125 @@
+"""The live decision feed: a WebSocket at /api/v1/decisions.
+
+A client gets a hello, the current warn and critical decisions, then every change of decision as
+each snapshot is published (an entity first seen at monitor is not a change). Each client has a
+bounded queue: one too slow to keep up is closed (code 1013, try again later) rather than let it
+hold memory or delay anyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from aura_exporter.council import DECISIONS
+from aura_exporter.exposition.api import ApiError
+from aura_exporter.exposition.views import entity_explanation, entity_id
+from aura_exporter.snapshot import AnalysisResult, Snapshot
+
+log = logging.getLogger(__name__)
+
+QUEUE_SIZE = 1000
+_LAGGING = object()
+
+
+def decision_event(result: AnalysisResult, index: int, previous: str | None) -> dict[str, Any]:
+    labels = result.entity_labels(index)
+    explanation = entity_explanation(result, index)
+    return {
+        "type": "decision",
+        "analysis": result.analysis.name,
+        "id": entity_id(result.analysis.name, labels),
+        "labels": labels,
+        "decision": explanation.decision,
+        "previous": previous,
+        "risk": explanation.risk,
+        "summary": explanation.summary,
+        "time": result.data_time,
+    }
+
+
+class DecisionFeed:
+    def __init__(self) -> None:
+        self.snapshot = Snapshot()
+        self.decisions: dict[tuple[str, tuple], str] = {}
+        self.queues: set[asyncio.Queue] = set()
+        self.sockets: set[web.WebSocketResponse] = set()
+
+    def publish(self, snapshot: Snapshot) -> None:
+        """Queue the changes of decision in `snapshot` for every client (on the event loop)."""
+        events, decisions = [], {}
+        for name, result in snapshot.results.items():
+            for index, key in enumerate(result.windows.entities):
+                decision = DECISIONS[int(result.verdict.decision[index])]
+                previous = self.decisions.get((name, key))
+                if decision != (previous or "monitor"):
+                    events.append(decision_event(result, index, previous))
+                decisions[(name, key)] = decision
+        self.snapshot, self.decisions = snapshot, decisions
+        for queue in list(self.queues):
+            self._offer(queue, events)
+
+    def current(self) -> list[dict[str, Any]]:
+        return [
+            decision_event(result, index, None)
+            for result in self.snapshot.results.values()
+            for index in range(len(result.windows.entities)) if int(result.verdict.decision[index]) > 0
+        ]
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        socket = web.WebSocketResponse(heartbeat=30.0)
+        if not socket.can_prepare(request).ok:
+            raise ApiError(400, "bad_request", "this endpoint is a WebSocket: connect with Upgrade: websocket")
+        await socket.prepare(request)
+        queue: asyncio.Queue = asyncio.Queue(maxsize=QUEUE_SIZE)
+        self._offer(queue, [{"type": "hello", "time": time.time()}, *self.current()])
+        self.queues.add(queue)
+        self.sockets.add(socket)
+        try:
+            await self._pump(socket, queue)
+        finally:
+            self.queues.discard(queue)
+            self.sockets.discard(socket)
+        return socket
+
+    async def close_all(self, app: web.Application | None = None) -> None:
+        for socket in list(self.sockets):
+            await socket.close(code=WSCloseCode.GOING_AWAY, message=b"exporter shutting down")
+
+    async def _pump(self, socket: web.WebSocketResponse, queue: asyncio.Queue) -> None:
+        """Send queued events until the client goes; whatever it sends is read and ignored."""
+        reader = asyncio.create_task(self._read_until_closed(socket))
+        try:
+            while not socket.closed:
+                getter = asyncio.create_task(queue.get())
+                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if getter not in done:
+                    getter.cancel()
+                    return
+                event = getter.result()
+                if event is _LAGGING:
+                    log.warning("closing a decision feed client that cannot keep up")
+                    await socket.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow")
+                    return
+                await socket.send_json(event)
+        finally:
+            reader.cancel()
+
+    @staticmethod
+    async def _read_until_closed(socket: web.WebSocketResponse) -> None:
+        async for message in socket:
+            if message.type == WSMsgType.ERROR:
+                return
+
+    @staticmethod
+    def _offer(queue: asyncio.Queue, events: list) -> None:
+        for event in events:
+            if queue.full():
+                queue.get_nowait()  # make room for the marker: this client is closed anyway
+                queue.put_nowait(_LAGGING)
+                return
+            queue.put_nowait(event)

@@ -1,0 +1,139 @@
+"""The OpenAPI 3.0 description of /api/v1, served at /api/v1/openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aura_exporter.council import AGENTS, DECISIONS
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _number_or_null(description: str) -> dict[str, Any]:
+    return {"type": "number", "nullable": True, "description": description}
+
+
+def _success(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["status", "data"],
+        "properties": {"status": {"type": "string", "enum": ["success"]}, "data": schema}}}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    body = {"content": {"application/json": {"schema": _ref("Error")}}}
+    reasons = {400: "Malformed request.", 404: "Unknown analysis, entity or endpoint.",
+               503: "The analysis has no recent complete cycle."}
+    return {str(code): {"description": reasons[code], **body} for code in codes}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+def _path(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}, "description": description}
+
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {"type": "object", "required": ["status", "errorType", "error"], "properties": {
+        "status": {"type": "string", "enum": ["error"]},
+        "errorType": {"type": "string"}, "error": {"type": "string"}}},
+    "EntitySummary": {"type": "object", "required": ["id", "analysis", "labels", "decision"], "properties": {
+        "id": {"type": "string", "description": "Stable id: a hash of the analysis and the label set."},
+        "analysis": {"type": "string"},
+        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "risk": _number_or_null("The council's risk, 0..1."),
+        "decision": {"type": "string", "enum": list(DECISIONS)},
+        "agents": {"type": "object", "additionalProperties": {"type": "number", "nullable": True},
+                   "description": "Each agent's score; null while it abstains. Agents: "
+                                  + ", ".join(a.name for a in AGENTS) + "."},
+        "drift_zscore": _number_or_null("Topological drift against the entity's own norm."),
+        "isolation": _number_or_null("Distance from the fleet's majority, in baseline units."),
+        "betti": {"type": "object", "additionalProperties": {"type": "integer"}}}},
+    "Explanation": {"type": "object", "properties": {
+        "decision": {"type": "string", "enum": list(DECISIONS)},
+        "risk": {"type": "number"},
+        "summary": {"type": "string", "description": "One line for people: the decision and its main reasons."},
+        "agents": {"type": "array", "items": {"type": "object", "properties": {
+            "agent": {"type": "string"}, "score": {"type": "number", "nullable": True},
+            "vote": {"type": "boolean", "nullable": True}}}},
+        "contributions": {"type": "array", "items": {"type": "object", "properties": {
+            "agent": {"type": "string"},
+            "kind": {"type": "string", "enum": ["level", "surprise", "breach", "drift", "isolation"]},
+            "feature": {"type": "string", "nullable": True}, "value": {"type": "number", "nullable": True},
+            "score": {"type": "number"}, "text": {"type": "string"}}}},
+        "topology": {"type": "array", "items": {"type": "object", "properties": {
+            "dimension": {"type": "integer"}, "birth": {"type": "number"}, "death": {"type": "number"},
+            "persistence": {"type": "number"}, "interpretation": {"type": "string"}}}},
+        "breaches": {"type": "array", "items": {"type": "object", "properties": {
+            "feature": {"type": "string"}, "limit": {"type": "number"}, "probability": {"type": "number"},
+            "seconds": {"type": "number", "nullable": True}}}},
+        "actions": {"type": "array", "items": {"type": "string"}}}},
+    "EntityDetail": {"allOf": [_ref("EntitySummary"), {"type": "object", "properties": {
+        "data_time": {"type": "number", "description": "Unix time of the window's end."},
+        "model_ready": {"type": "boolean"},
+        "explanation": _ref("Explanation"),
+        "diagrams": {"type": "object", "description": "Persistence pairs [birth, death] per homology dimension.",
+                     "additionalProperties": {"type": "array", "items": {
+                         "type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}}},
+        "noise_threshold": {"type": "number"},
+        "forecast": {"type": "object", "nullable": True, "additionalProperties": {"type": "object"}}}}]},
+    "DecisionEvent": {"type": "object", "required": ["type"], "properties": {
+        "type": {"type": "string", "enum": ["hello", "decision"]},
+        "analysis": {"type": "string"}, "id": {"type": "string"},
+        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "decision": {"type": "string", "enum": list(DECISIONS)},
+        "previous": {"type": "string", "nullable": True, "enum": [*DECISIONS, None]},
+        "risk": {"type": "number"}, "summary": {"type": "string"}, "time": {"type": "number"}}},
+}
+
+
+def openapi_document(version: str) -> dict[str, Any]:
+    entity_detail = _success(_ref("EntityDetail"), "The entity, its explanation, diagrams and forecast.")
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "AURA exporter API", "version": version,
+                 "description": "Read-only views of the latest analysis cycle. Explanations are free text "
+                                "and are never exported as label values."},
+        "paths": {
+            "/api/v1/status": {"get": {
+                "summary": "Each analysis' state.", "operationId": "status",
+                "responses": {"200": _success({"type": "object"}, "Version and analyses.")}}},
+            "/api/v1/entities": {"get": {
+                "summary": "Entities of the latest cycles, riskiest first.", "operationId": "listEntities",
+                "parameters": [
+                    _query("analysis", {"type": "string"}, "Only this analysis."),
+                    _query("decision", {"type": "string", "enum": list(DECISIONS)}, "Only this decision."),
+                    _query("sort", {"type": "string", "enum": ["risk", "drift", "isolation"], "default": "risk"},
+                           "Order, highest first."),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 10000}, "At most this many."),
+                ],
+                "responses": {"200": _success({"type": "object", "properties": {
+                    "total": {"type": "integer"},
+                    "entities": {"type": "array", "items": _ref("EntitySummary")}}}, "The entities."),
+                    **_errors(400)}}},
+            "/api/v1/entities/{analysis}/{id}": {"get": {
+                "summary": "One entity by id.", "operationId": "getEntity",
+                "parameters": [_path("analysis", "Analysis name."), _path("id", "Entity id from the list.")],
+                "responses": {"200": entity_detail, **_errors(400, 404, 503)}}},
+            "/api/v1/entities/{analysis}/by-labels": {"get": {
+                "summary": "One entity by its labels, given as query parameters (as in an alert's labels); "
+                           "parameters that are not entity labels of the analysis are ignored.",
+                "operationId": "getEntityByLabels",
+                "parameters": [_path("analysis", "Analysis name.")],
+                "responses": {"200": entity_detail, **_errors(400, 404, 503)}}},
+            "/api/v1/decisions": {"get": {
+                "summary": "WebSocket feed of decisions: a hello, the current non-monitor decisions, then "
+                           "every change as it is published. Messages are DecisionEvent objects.",
+                "operationId": "decisionFeed",
+                "responses": {"101": {"description": "Switching to the WebSocket protocol."},
+                              **_errors(400)}}},
+            "/api/v1/openapi.json": {"get": {
+                "summary": "This document.", "operationId": "openapi",
+                "responses": {"200": {"description": "OpenAPI 3.0 document.",
+                                      "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+        },
+        "components": {"schemas": SCHEMAS},
+    }

@@ -1,0 +1,98 @@
+"""JSON-ready views of a published snapshot: what the API and the decision feed send.
+
+Entities are addressed by a stable id: a hash of their analysis and label set, so label values
+(which come from monitored systems) never have to travel inside a URL path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from aura_exporter.council import DECISIONS
+from aura_exporter.council.explanation import Explanation, explain
+from aura_exporter.durations import format_duration
+from aura_exporter.snapshot import AnalysisResult
+
+ID_LENGTH = 16
+
+
+def entity_id(analysis: str, labels: dict[str, str]) -> str:
+    canonical = json.dumps([analysis, sorted(labels.items())], separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:ID_LENGTH]
+
+
+def finite(value: float) -> float | None:
+    """JSON has no NaN or infinity: missing values are null."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def entity_summary(result: AnalysisResult, index: int) -> dict[str, Any]:
+    labels = result.entity_labels(index)
+    verdict, topology = result.verdict, result.topology
+    return {
+        "id": entity_id(result.analysis.name, labels),
+        "analysis": result.analysis.name,
+        "labels": labels,
+        "risk": finite(verdict.risk[index]),
+        "decision": DECISIONS[int(verdict.decision[index])],
+        "agents": {agent: finite(verdict.scores[index, a]) for a, agent in enumerate(verdict.agents)},
+        "drift_zscore": finite(topology.drift_zscore[index]),
+        "isolation": finite(topology.fleet.isolation[index]),
+        "betti": {str(dim): int(topology.betti[index, c]) for c, dim in enumerate(topology.dims)},
+    }
+
+
+def entity_explanation(result: AnalysisResult, index: int) -> Explanation:
+    limits = {f.name: f.limit for f in result.analysis.features if f.limit is not None}
+    horizon = max(result.analysis.forecast.horizons, default=0.0)
+    return explain(result.verdict, result.topology.critical[index], limits, horizon, index)
+
+
+def entity_detail(result: AnalysisResult, index: int) -> dict[str, Any]:
+    topology = result.topology
+    diagrams = topology.diagrams.entity(index)
+    return {
+        **entity_summary(result, index),
+        "data_time": result.data_time,
+        "model_ready": result.model_ready,
+        "explanation": _json_safe(asdict(entity_explanation(result, index))),
+        "diagrams": {str(dim): [[float(b), float(d)] for b, d in pairs] for dim, pairs in diagrams.items()},
+        "noise_threshold": float(topology.thresholds[index]),
+        "forecast": forecast_view(result, index),
+    }
+
+
+def forecast_view(result: AnalysisResult, index: int) -> dict[str, Any] | None:
+    forecast = result.forecast
+    if forecast is None:
+        return None
+    view: dict[str, Any] = {}
+    for column, feature in enumerate(result.windows.features):
+        view[feature] = {
+            "horizons": {
+                format_duration(h): dict(zip(("lower", "median", "upper"),
+                                             (finite(v) for v in forecast.quantiles[index, column, k]), strict=True))
+                for k, h in enumerate(forecast.horizons)
+            },
+            "residual_zscore": finite(forecast.residual_zscore[index, column]),
+            "time_to_breach_seconds": finite(forecast.time_to_breach[index, column]),
+            "breach_probability": finite(forecast.breach_probability[index, column]),
+        }
+    return view
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return finite(float(value))
+    return value
