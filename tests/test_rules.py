@@ -29,7 +29,7 @@ def test_promtool_checks_and_unit_tests_pass():
 
 def test_every_alert_has_severity_summary_description_and_runbook():
     for group in yaml.safe_load(RULES.read_text())["groups"]:
-        for rule in group["rules"]:
+        for rule in (r for r in group["rules"] if "alert" in r):
             assert rule["labels"]["severity"] in ("warning", "critical")
             assert {"summary", "description", "runbook_url"} <= set(rule["annotations"])
             anchor = rule["annotations"]["runbook_url"].split("#")[1]
@@ -59,4 +59,4 @@ def test_rules_use_only_exported_metrics():
     for group in yaml.safe_load(RULES.read_text())["groups"]:
         for rule in group["rules"]:
             used = metric_names(promql_parser.parse(rule["expr"]))
-            assert used and used <= exported, (rule["alert"], used - exported)
+            assert used and used <= exported, (rule.get("alert", rule.get("record")), used - exported)

@@ -26,6 +26,7 @@ HELP = {
     "aura_drift_zscore": "Summed drift relative to the entity's own recent drift (robust z-score).",
     "aura_fleet_isolation": "Distance at which the entity joins the fleet's majority, in baseline units.",
     "aura_fleet_components": "Behaviour clusters in the fleet (persistent H0 of entities' recent states).",
+    "aura_fleet_cluster_threshold": "Distance beyond which entities form separate clusters, in baseline units.",
     "aura_entities_analysed": "Entities analysed in the last cycle.",
     "aura_entities_skipped": "Entities skipped in the last cycle, by reason.",
     "aura_forecast": "Median forecast of the feature at the horizon, in the feature's units.",
@@ -79,6 +80,7 @@ class _Writer:
         for reason, count in windows.skipped.items():
             self.add("aura_entities_skipped", {"analysis": self.name, "reason": reason}, count)
         self.add("aura_fleet_components", {"analysis": self.name}, self.result.topology.fleet.components)
+        self.add("aura_fleet_cluster_threshold", {"analysis": self.name}, self.result.topology.fleet.threshold)
         self.add("aura_model_ready", {"analysis": self.name}, 1.0 if self.result.model_ready else 0.0)
         for index, key in enumerate(windows.entities):
             labels = {"analysis": self.name, **dict(zip(windows.label_names, key, strict=True))}

@@ -1,4 +1,4 @@
-"""The shipped alerting rules, built from settings; prediction alerts wait for aura_model_ready."""
+"""The shipped recording and alerting rules, built from settings; prediction alerts wait for aura_model_ready."""
 
 from __future__ import annotations
 
@@ -7,9 +7,25 @@ from typing import Any
 from aura_exporter.mixin import settings as s
 
 READY = "and on (analysis) (aura_model_ready == 1)"
+CRITICAL = 'and ignoring (decision) (aura_decision{decision="critical"} == 1)'
+BREACH_LIKELY = f"(max without (feature) (aura_breach_probability) >= {s.FAILURE_BREACH_PROBABILITY})"
+
+# Alert labels are the entity's labels, whatever they are called in each analysis; these template
+# pieces name the entity, select its other series (for the explanation) and link to its API page.
+ENTITY = ('{{ range $k, $v := $labels }}{{ if and (ne $k "__name__") (ne $k "analysis") (ne $k "job") }}'
+          '{{ $k }}={{ $v }} {{ end }}{{ end }}')
+SELECTOR = ('{{ $sel := "" }}{{ range $k, $v := $labels }}{{ if ne $k "__name__" }}'
+            '{{ $sel = printf "%s%s=%q," $sel $k $v }}{{ end }}{{ end }}')
+AGENTS = ('Agents: {{ range printf "sort_desc(aura_agent_score{%s} >= 0.05)" $sel | query }}'
+          '{{ .Labels.agent }} {{ printf "%.2f" .Value }}; {{ end }}')
+BREACHES = ('{{ range printf "aura_time_to_breach_seconds{%s}" $sel | query }}{{ .Labels.feature }} reaches '
+            'its limit in {{ humanizeDuration .Value }}; {{ end }}')
+EXPLANATION_URL = (s.AURA_URL + '/api/v1/entities/{{ $labels.analysis }}/by-labels?{{ range $k, $v := $labels }}'
+                   '{{ if ne $k "__name__" }}{{ urlquery $k }}={{ urlquery $v }}&{{ end }}{{ end }}')
 
 
-def _alert(name: str, expr: str, duration: str, severity: str, summary: str, description: str) -> dict[str, Any]:
+def _alert(name: str, expr: str, duration: str, severity: str, summary: str, description: str,
+           **annotations: str) -> dict[str, Any]:
     return {
         "alert": name,
         "expr": expr,
@@ -19,6 +35,7 @@ def _alert(name: str, expr: str, duration: str, severity: str, summary: str, des
             "summary": summary,
             "description": description,
             "runbook_url": f"{s.RUNBOOK_BASE}#{name.lower()}",
+            **annotations,
         },
     }
 
@@ -49,5 +66,35 @@ def alert_rules() -> dict[str, Any]:
                "Analysis {{ $labels.analysis }}: the entity in this alert's labels drifts {{ $value | humanize }} "
                "robust standard deviations from its own norm."),
     ]
-    return {"groups": [{"name": "aura-exporter.meta", "rules": meta},
-                       {"name": "aura-exporter.predictions", "rules": predictions}]}
+    council = [
+        _alert("AuraFailurePredicted", f"aura_risk_score {CRITICAL} and {BREACH_LIKELY} {READY}", s.COUNCIL_FOR,
+               "critical",
+               "Failure predicted for " + ENTITY + "(analysis {{ $labels.analysis }}).",
+               SELECTOR + "The council calls " + ENTITY + "critical with risk {{ humanizePercentage $value }}, and "
+               "a forecast reaches its limit: " + BREACHES + AGENTS + " Full explanation: the explanation_url.",
+               explanation_url=EXPLANATION_URL),
+        _alert("AuraCouncilCritical", f"aura_risk_score {CRITICAL} unless {BREACH_LIKELY} {READY}", s.COUNCIL_FOR,
+               "critical",
+               "The AURA council calls " + ENTITY + "critical (analysis {{ $labels.analysis }}).",
+               SELECTOR + "Risk {{ humanizePercentage $value }} from what " + ENTITY + "does now, without a "
+               "forecast breach. " + AGENTS + " Full explanation: the explanation_url.",
+               explanation_url=EXPLANATION_URL),
+        _alert("AuraFleetPartition",
+               f"aura_fleet_isolation > on (analysis) group_left () ({s.PARTITION_THRESHOLDS} * "
+               "aura_fleet_cluster_threshold) and on (analysis) (aura_fleet_components > 1) " + READY,
+               s.PARTITION_FOR, "critical",
+               ENTITY + "is cut off from the fleet's majority (analysis {{ $labels.analysis }}).",
+               "The fleet of analysis {{ $labels.analysis }} has split into separate clusters and " + ENTITY
+               + "stands {{ humanize $value }} baseline units from its majority: a network partition, a failover "
+               "or a group of entities failing together.",
+               explanation_url=EXPLANATION_URL),
+    ]
+    records = [
+        {"record": "analysis_decision:aura_decision:sum", "expr": "sum by (analysis, decision) (aura_decision)"},
+        {"record": "analysis:aura_risk_score:max", "expr": "max by (analysis) (aura_risk_score)"},
+        {"record": "analysis_agent:aura_agent_vote:sum", "expr": "sum by (analysis, agent) (aura_agent_vote)"},
+    ]
+    return {"groups": [{"name": "aura-exporter.records", "rules": records},
+                       {"name": "aura-exporter.meta", "rules": meta},
+                       {"name": "aura-exporter.predictions", "rules": predictions},
+                       {"name": "aura-exporter.council", "rules": council}]}

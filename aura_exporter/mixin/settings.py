@@ -19,3 +19,18 @@ BREACH_FOR = "10m"
 # Drift this many robust standard deviations above the entity's own norm is a topology change.
 DRIFT_ZSCORE = 6
 DRIFT_FOR = "15m"
+
+# Where on-call people reach the exporter: alerts link to the entity's explanation in its API.
+AURA_URL = "http://aura-exporter:10470"
+
+# The council's critical decision (already held steady by its hysteresis) must last this long.
+COUNCIL_FOR = "5m"
+
+# A critical decision is a predicted failure (not only a present anomaly) when some feature's
+# forecast reaches its limit with at least this probability.
+FAILURE_BREACH_PROBABILITY = 0.5
+
+# An entity further than this many cluster thresholds from the fleet's majority, while the fleet
+# has split into several clusters, is cut off from its peers.
+PARTITION_THRESHOLDS = 2
+PARTITION_FOR = "3m"
