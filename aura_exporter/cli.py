@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="scenario seconds per wall-clock second (default %(default)s)")
     demo.add_argument("--replay.offset", dest="offset", type=parse_duration, default=0.0,
                       help="start this far into the scenario, e.g. 100m: the leak is under way (default 0s)")
+    demo.add_argument("--replay.scenario", dest="scenario", choices=("failures", "healthy"), default="failures",
+                      help="failures: a memory leak and a partition (default); healthy: no failure at all")
 
     train = commands.add_parser("train", parents=[common], help="train the forecasters on history, write checkpoints")
     train.add_argument("--config.file", dest="config_file", required=True)
@@ -94,10 +96,11 @@ async def _serve(config: Config, args: argparse.Namespace) -> None:
     clock: Clock
     source: Source
     if args.command == "demo":
-        from aura_exporter.sources.replay import ReplayFleet, ReplaySource
+        from aura_exporter.sources.replay import HEALTHY, SCENARIO, ReplayFleet, ReplaySource
 
         clock = AcceleratedClock(args.speed)
-        fleet = ReplayFleet(hosts=args.hosts, origin=clock.origin - args.offset)
+        scenario = HEALTHY if args.scenario == "healthy" else SCENARIO
+        fleet = ReplayFleet(hosts=args.hosts, origin=clock.origin - args.offset, scenario=scenario)
         source = ReplaySource(fleet)
         history = _replay_history(fleet)
     else:

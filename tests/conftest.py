@@ -99,7 +99,8 @@ class PrometheusServer:
     """The Debian `prometheus` binary on a loopback port with temporary storage."""
 
     def __init__(self, tmp: Path, scrape_targets: dict[str, str], port: int | None = None,
-                 route_prefix: str = "/", scrape_interval: str = "1s"):
+                 route_prefix: str = "/", scrape_interval: str = "1s", rule_files: list[Path] | None = None,
+                 alertmanager: str | None = None):
         self.tmp = tmp
         self.port = port or free_port()
         self.route_prefix = route_prefix
@@ -108,8 +109,10 @@ class PrometheusServer:
              "static_configs": [{"targets": [address]}]}
             for job, address in scrape_targets.items()
         ]
-        config = {"global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
-                  "scrape_configs": jobs}
+        config: dict = {"global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
+                        "scrape_configs": jobs, "rule_files": [str(f) for f in rule_files or []]}
+        if alertmanager:
+            config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
         self.config_path = tmp / f"prometheus-{self.port}.yml"
         self.config_path.write_text(json.dumps(config))  # JSON is YAML
         self.process: subprocess.Popen | None = None
@@ -148,6 +151,76 @@ class PrometheusServer:
         document = json.loads(body)
         assert status == 200 and document["status"] == "success", body
         return document["data"]["result"]
+
+
+class WebhookReceiver:
+    """An HTTP server recording what Alertmanager posts to it, by path (one path per receiver)."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.received: list[tuple[str, float, dict]] = []  # (path, arrival time, payload)
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.received.append((self.path, time.time(), json.loads(body)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def alerts(self, path: str) -> list[tuple[float, dict]]:
+        """Every alert delivered to `path`, with the time its notification arrived."""
+        return [(arrived, alert) for p, arrived, payload in list(self.received) if p == path
+                for alert in payload["alerts"]]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class AlertmanagerServer:
+    """The Debian `prometheus-alertmanager` binary on a loopback port, clustering off, temporary storage."""
+
+    def __init__(self, tmp: Path, config: dict):
+        self.port = free_port()
+        self.config_path = tmp / f"alertmanager-{self.port}.yml"
+        self.config_path.write_text(json.dumps(config))
+        binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+        if binary is None:
+            pytest.fail("the alertmanager binary is missing: `make test` installs prometheus-alertmanager")
+        self.log = open(tmp / f"alertmanager-{self.port}.log", "wb")
+        self.process = subprocess.Popen(
+            [binary, f"--config.file={self.config_path}", f"--storage.path={tmp / f'am-{self.port}'}",
+             f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address="],
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        wait_for(lambda: http_get(f"{self.url}/-/ready")[0] == 200, 30, what="alertmanager ready")
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
 
 class ExporterProcess:

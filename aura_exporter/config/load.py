@@ -263,12 +263,14 @@ def _read_baseline(reader: Reader, value: Any, path: str) -> BaselineConfig:
 
 
 def _read_council(reader: Reader, value: Any, path: str) -> CouncilConfig:
-    node = reader.mapping(value, path, {"quorum", "warn", "sigmas", "hysteresis", "clear_cycles"})
+    node = reader.mapping(value, path, {"quorum", "warn", "sigmas", "confirm_cycles", "hysteresis",
+                                                "clear_cycles"})
     defaults = CouncilConfig()
     council = CouncilConfig(
         quorum=reader.number(node.get("quorum"), f"{path}.quorum", defaults.quorum, 0.0),
         warn=reader.number(node.get("warn"), f"{path}.warn", defaults.warn, 0.0),
         sigmas=reader.number(node.get("sigmas"), f"{path}.sigmas", defaults.sigmas, 0.5),
+        confirm_cycles=reader.integer(node.get("confirm_cycles"), f"{path}.confirm_cycles", defaults.confirm_cycles),
         hysteresis=reader.number(node.get("hysteresis"), f"{path}.hysteresis", defaults.hysteresis, 0.0),
         clear_cycles=reader.integer(node.get("clear_cycles"), f"{path}.clear_cycles", defaults.clear_cycles),
     )

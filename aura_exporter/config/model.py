@@ -108,6 +108,7 @@ class CouncilConfig:
     quorum: float = 0.75  # combined risk the council needs to call critical
     warn: float = 0.4  # combined risk for warn
     sigmas: float = 5.0  # deviation, in robust standard deviations, at which evidence scores 0.5
+    confirm_cycles: int = 2  # a decision is taken once the risk has reached its threshold this many cycles
     hysteresis: float = 0.15  # a decision is left only once the risk is this far below its threshold...
     clear_cycles: int = 3  # ...for this many consecutive cycles
 

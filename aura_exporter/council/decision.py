@@ -9,13 +9,15 @@ The quorum is the risk the council needs before it calls critical: one agent rea
 it is sure, or several reach it together. `warn` is the lower threshold. An agent votes (1) when its
 own score reaches `warn`.
 
-A decision rises at once, but falls only when the risk has stayed `hysteresis` below the threshold
-of the current decision for `clear_cycles` consecutive cycles: a risk wavering around a threshold
-does not flap between decisions (nor the alerts built on them).
+A decision is taken once the risk has reached its threshold for `confirm_cycles` consecutive
+cycles (one surprising sample is not a failure), and left only once the risk has stayed
+`hysteresis` below the threshold of the current decision for `clear_cycles` consecutive cycles: a
+risk wavering around a threshold does not flap between decisions (nor the alerts built on them).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,6 +44,7 @@ def raw_level(risk: np.ndarray, settings: CouncilConfig, margin: float = 0.0) ->
 
 @dataclass
 class DecisionState:
+    recent: deque  # the last confirm_cycles raw levels
     level: int = 0
     calm: int = 0  # consecutive cycles the risk has stayed clear of the current level
     last_seen: float = 0.0
@@ -60,10 +63,15 @@ class DecisionKeeper:
         holding = raw_level(risk, self.settings, self.settings.hysteresis)
         levels = np.zeros(len(keys), dtype=int)
         for i, key in enumerate(keys):
-            state = self.states.setdefault(key, DecisionState())
+            state = self.states.get(key) or self.states.setdefault(
+                key, DecisionState(deque(maxlen=self.settings.confirm_cycles)))
             state.last_seen = now
-            if rising[i] >= state.level:
-                state.level, state.calm = int(rising[i]), 0
+            state.recent.append(int(rising[i]))
+            confirmed = min(state.recent) if len(state.recent) == state.recent.maxlen else 0
+            if confirmed >= state.level:
+                state.level, state.calm = confirmed, 0
+            elif rising[i] >= state.level:
+                state.calm = 0
             elif holding[i] < state.level:
                 state.calm += 1
                 if state.calm >= self.settings.clear_cycles:

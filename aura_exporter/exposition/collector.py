@@ -25,6 +25,7 @@ HELP = {
     "aura_wasserstein_drift": "1-Wasserstein distance of the window's diagram from the entity's baseline.",
     "aura_drift_zscore": "Summed drift relative to the entity's own recent drift (robust z-score).",
     "aura_fleet_isolation": "Distance at which the entity joins the fleet's majority, in baseline units.",
+    "aura_fleet_cluster_size": "Entities in the entity's behaviour cluster (1: it stands alone).",
     "aura_fleet_components": "Behaviour clusters in the fleet (persistent H0 of entities' recent states).",
     "aura_fleet_cluster_threshold": "Distance beyond which entities form separate clusters, in baseline units.",
     "aura_entities_analysed": "Entities analysed in the last cycle.",
@@ -98,6 +99,7 @@ class _Writer:
             self.add("aura_wasserstein_drift", with_dim, topology.drift[index, column])
         self.add("aura_drift_zscore", labels, topology.drift_zscore[index])
         self.add("aura_fleet_isolation", labels, topology.fleet.isolation[index])
+        self.add("aura_fleet_cluster_size", labels, topology.fleet.cluster_size[index])
 
     def _council(self, verdict: Verdict, index: int, labels: dict[str, str]) -> None:
         for column, agent in enumerate(verdict.agents):

@@ -81,11 +81,11 @@ def alert_rules() -> dict[str, Any]:
                explanation_url=EXPLANATION_URL),
         _alert("AuraFleetPartition",
                f"aura_fleet_isolation > on (analysis) group_left () ({s.PARTITION_THRESHOLDS} * "
-               "aura_fleet_cluster_threshold) and on (analysis) (aura_fleet_components > 1) " + READY,
+               "aura_fleet_cluster_threshold) and (aura_fleet_cluster_size >= 2) " + READY,
                s.PARTITION_FOR, "critical",
                ENTITY + "is cut off from the fleet's majority (analysis {{ $labels.analysis }}).",
-               "The fleet of analysis {{ $labels.analysis }} has split into separate clusters and " + ENTITY
-               + "stands {{ humanize $value }} baseline units from its majority: a network partition, a failover "
+               "In analysis {{ $labels.analysis }}, " + ENTITY + "and the other entities of its cluster stand "
+               "{{ humanize $value }} baseline units from the fleet's majority: a network partition, a failover "
                "or a group of entities failing together.",
                explanation_url=EXPLANATION_URL),
     ]

@@ -30,7 +30,7 @@ COUNCIL_FOR = "5m"
 # forecast reaches its limit with at least this probability.
 FAILURE_BREACH_PROBABILITY = 0.5
 
-# An entity further than this many cluster thresholds from the fleet's majority, while the fleet
-# has split into several clusters, is cut off from its peers.
+# An entity further than this many cluster thresholds from the fleet's majority, in a cluster of
+# two or more (a lone outlier is an anomaly, not a partition), is cut off from its peers.
 PARTITION_THRESHOLDS = 2
 PARTITION_FOR = "3m"

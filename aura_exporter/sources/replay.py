@@ -36,6 +36,7 @@ class Scenario:
 
 
 SCENARIO = Scenario()
+HEALTHY = Scenario(leak_host=-1, partition_hosts=())  # the control: the same fleet, nothing fails
 
 
 def host_name(index: int) -> str:

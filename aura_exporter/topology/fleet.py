@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.cluster.hierarchy import linkage
+from scipy.cluster.hierarchy import fcluster, linkage
 
 MIN_CLUSTER_DISTANCE = 1.0  # in baseline units (robust standard deviations, RMS over features)
 
@@ -25,6 +25,7 @@ MIN_CLUSTER_DISTANCE = 1.0  # in baseline units (robust standard deviations, RMS
 class FleetTopology:
     components: int
     isolation: np.ndarray  # [E]
+    cluster_size: np.ndarray  # [E] entities in the entity's cluster at the threshold
     threshold: float
 
 
@@ -37,13 +38,16 @@ def recent_state(scaled: np.ndarray) -> np.ndarray:
 def fleet_topology(scaled: np.ndarray, noise_factor: float) -> FleetTopology:
     entities = scaled.shape[0]
     if entities < 2:
-        return FleetTopology(components=entities, isolation=np.zeros(entities), threshold=MIN_CLUSTER_DISTANCE)
+        return FleetTopology(components=entities, isolation=np.zeros(entities), cluster_size=np.ones(entities),
+                             threshold=MIN_CLUSTER_DISTANCE)
     points = recent_state(scaled) / np.sqrt(scaled.shape[2])  # RMS distance over features
     merges = linkage(points, method="single", metric="euclidean")
     heights = merges[:, 2]
     threshold = max(MIN_CLUSTER_DISTANCE, noise_factor * float(np.median(heights)))
     components = 1 + int(np.sum(heights > threshold))
-    return FleetTopology(components=components, isolation=_isolation(merges, entities), threshold=threshold)
+    clusters = fcluster(merges, t=threshold, criterion="distance")
+    return FleetTopology(components=components, isolation=_isolation(merges, entities),
+                         cluster_size=np.bincount(clusters)[clusters].astype(float), threshold=threshold)
 
 
 def _isolation(merges: np.ndarray, entities: int) -> np.ndarray:
