@@ -53,8 +53,8 @@ class Exporter:
         self.started = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
-        app = build_app(self.state, self.telemetry_path, self._run_blocking)
-        runner = await start_server(app, self.listen_address)
+        self.app = build_app(self.state, self.telemetry_path, self._run_blocking)
+        runner = await start_server(self.app, self.listen_address)
         self.port = bound_port(runner)
         log.info("listening", extra={"address": self.listen_address, "port": self.port})
         self.started.set()

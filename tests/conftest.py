@@ -276,6 +276,32 @@ def sample_value(exposition: str, name: str, labels: dict[str, str]) -> float | 
     return None
 
 
+def serve_in_process(scenario, source, analyses, timeout: float = 60) -> None:
+    """Run an Exporter on a loopback port in this process and `await scenario(exporter, session)`."""
+    import asyncio
+
+    import aiohttp
+
+    from aura_exporter.clock import WallClock
+    from aura_exporter.config import Config, PrometheusConfig
+    from aura_exporter.exporter import Exporter
+
+    async def main():
+        config = Config(PrometheusConfig(url="http://unused"), tuple(analyses))
+        exporter = Exporter(config, source, WallClock(), "127.0.0.1:0", workers=1)
+        stop = asyncio.Event()
+        running = asyncio.create_task(exporter.run(stop))
+        await exporter.started.wait()
+        try:
+            async with aiohttp.ClientSession(f"http://127.0.0.1:{exporter.port}") as session:
+                await asyncio.wait_for(scenario(exporter, session), timeout=timeout)
+        finally:
+            stop.set()
+            await running
+
+    asyncio.run(main())
+
+
 @pytest.fixture
 def target():
     served = MetricsTarget(hosts=[f"host-{c}" for c in "abcdef"], features=["cpu", "mem", "net"])

@@ -111,8 +111,14 @@ def test_replayed_failures_page_before_they_happen_and_the_healthy_control_stays
         assert explanation["decision"] == "critical" and "memory" in explanation["summary"]
         assert explanation["actions"], explanation
 
-        partitioned = {a["labels"]["instance"] for _, a in paged("AuraFleetPartition", "aura-failing")}
-        assert partitioned == {"host-40", "host-41", "host-42"}
+        def partitioned() -> set[str]:
+            return {a["labels"]["instance"] for _, a in paged("AuraFleetPartition", "aura-failing")}
+
+        expected = {f"host-{h}" for h in SCENARIO.partition_hosts}
+        deadline = launched + SCENARIO.partition_end / SPEED + 30
+        wait_for(lambda: partitioned() >= expected, max(1.0, deadline - time.time()), interval=1,
+                 what="AuraFleetPartition for the partitioned hosts")
+        assert partitioned() == expected
 
         critical_in_control = [a["labels"] for _, a in webhook.alerts("/pager")
                                if a["labels"].get("job") == "aura-control"]

@@ -7,16 +7,13 @@ import gzip
 import subprocess
 import time
 
-import aiohttp
 import numpy as np
 import pytest
-from conftest import sample_value
+from conftest import sample_value, serve_in_process
 from prometheus_client import CollectorRegistry
 
-from aura_exporter.clock import WallClock
-from aura_exporter.config import Config, PrometheusConfig, parse_config
+from aura_exporter.config import parse_config
 from aura_exporter.council import CouncilStage
-from aura_exporter.exporter import Exporter
 from aura_exporter.exposition.collector import SnapshotCollector
 from aura_exporter.exposition.render import render_snapshot
 from aura_exporter.snapshot import AnalysisResult, SnapshotHolder
@@ -78,20 +75,7 @@ class SlowSource(ReplaySource):
 
 
 def serve_and(scenario, source) -> None:
-    async def main():
-        config = Config(PrometheusConfig(url="http://unused"), DEMO.analyses)
-        exporter = Exporter(config, source, WallClock(), "127.0.0.1:0", workers=1)
-        stop = asyncio.Event()
-        running = asyncio.create_task(exporter.run(stop))
-        await exporter.started.wait()
-        try:
-            async with aiohttp.ClientSession(f"http://127.0.0.1:{exporter.port}") as session:
-                await asyncio.wait_for(scenario(exporter, session), timeout=60)
-        finally:
-            stop.set()
-            await running
-
-    asyncio.run(main())
+    serve_in_process(scenario, source, DEMO.analyses)
 
 
 def test_metrics_answer_while_a_cycle_computes():

@@ -276,8 +276,9 @@ def _read_council(reader: Reader, value: Any, path: str) -> CouncilConfig:
     )
     if not 0 < council.warn < council.quorum <= 1:
         reader.fail(path, f"expected 0 < warn < quorum <= 1, found warn {council.warn:g} and quorum {council.quorum:g}")
-    if council.hysteresis >= council.warn:
-        reader.fail(f"{path}.hysteresis", f"{council.hysteresis:g} must be below warn ({council.warn:g})")
+    if council.hysteresis >= min(council.warn, council.quorum - council.warn):
+        reader.fail(f"{path}.hysteresis", f"{council.hysteresis:g} must be below warn ({council.warn:g}) and "
+                    f"below quorum - warn ({council.quorum - council.warn:g})")
     return council
 
 

@@ -35,6 +35,7 @@ ACTIONS = {
     "loop": "Look for retry loops or circular dependencies between services and break them (timeouts, backoff, "
             "circuit breakers).",
     "split": "The window splits into separate regimes: check for restarts, failovers or a step change.",
+    "other": "Look at what the {agent} agent flags for this entity and at its recent changes.",
 }
 
 
@@ -135,7 +136,10 @@ def describe(kind: str, feature: str | None, value: float, verdict: Verdict, ind
         return f"{feature} has a {value:.0%} chance of reaching its limit within {format_duration(horizon)}{when}"
     if kind == "drift":
         return f"the shape of its metrics has drifted {value:.1f}σ from its own norm"
-    return f"it stands apart from the fleet's majority ({value:.1f}σ-equivalent)"
+    if kind == "isolation":
+        return f"it stands apart from the fleet's majority ({value:.1f}σ-equivalent)"
+    subject = f"{feature} " if feature else ""
+    return f"{subject}{kind} evidence of {value:.3g}"  # an added agent's own kind of evidence
 
 
 def breaches(verdict: Verdict, limits: dict[str, float], index: int) -> list[Breach]:
@@ -152,8 +156,8 @@ def breaches(verdict: Verdict, limits: dict[str, float], index: int) -> list[Bre
 def recommended_actions(contributions: list[Contribution], topology: list[TopologicalFeature]) -> list[str]:
     actions: list[str] = []
     for contribution in contributions:
-        key = contribution.kind if contribution.kind in ACTIONS else contribution.agent
-        action = ACTIONS[key].format(feature=contribution.feature)
+        key = next((k for k in (contribution.kind, contribution.agent) if k in ACTIONS), "other")
+        action = ACTIONS[key].format(feature=contribution.feature, agent=contribution.agent)
         if action not in actions:
             actions.append(action)
     for feature in topology:

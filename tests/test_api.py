@@ -1,0 +1,147 @@
+"""The JSON API and the decision feed, served by a real exporter on the replay fleet."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import urllib.parse
+
+import numpy as np
+import pytest
+from conftest import serve_in_process
+from openapi_spec_validator import validate
+
+from aura_exporter.config import parse_config
+from aura_exporter.sources.replay import ReplayFleet, ReplaySource
+
+ANALYSES = parse_config(open("aura_exporter/examples/demo.yml").read()).analyses
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+class HostileReplay(ReplaySource):
+    """The replay fleet with one host renamed to a hostile label value."""
+
+    async def query_range(self, analysis, feature, start, end, step=None):
+        result = await super().query_range(analysis, feature, start, end, step)
+        series = [dataclasses.replace(s, labels={**s.labels, "instance": HOSTILE}) if s.labels["instance"] == "host-00"
+                  else s for s in result.series]
+        return dataclasses.replace(result, series=tuple(series))
+
+
+def serve(scenario):
+    async def after_first_cycle(exporter, session):
+        while "node" not in exporter.state.succeeded:
+            await asyncio.sleep(0.05)
+        await scenario(exporter, session)
+
+    serve_in_process(after_first_cycle, HostileReplay(ReplayFleet(hosts=10)), ANALYSES)
+
+
+async def get_json(session, path: str, status: int = 200) -> dict:
+    async with session.get(path) as response:
+        assert response.status == status, await response.text()
+        assert response.content_type == "application/json"
+        document = await response.json()
+    assert document["status"] == ("success" if status == 200 else "error"), document
+    return document
+
+
+def test_entities_list_detail_and_lookup_by_labels():
+    async def scenario(exporter, session):
+        status = (await get_json(session, "/api/v1/status"))["data"]
+        assert status["analyses"][0]["name"] == "node" and status["analyses"][0]["entities"] == 10
+
+        listed = (await get_json(session, "/api/v1/entities?analysis=node"))["data"]
+        assert listed["total"] == 10
+        risks = [e["risk"] for e in listed["entities"]]
+        assert risks == sorted(risks, reverse=True)
+        assert {e["labels"]["instance"] for e in listed["entities"]} >= {HOSTILE, "host-01"}
+        assert len((await get_json(session, "/api/v1/entities?limit=3"))["data"]["entities"]) == 3
+        monitor = (await get_json(session, "/api/v1/entities?decision=monitor"))["data"]
+        assert all(e["decision"] == "monitor" for e in monitor["entities"])
+
+        hostile = next(e for e in listed["entities"] if e["labels"]["instance"] == HOSTILE)
+        detail = (await get_json(session, f"/api/v1/entities/node/{hostile['id']}"))["data"]
+        assert detail["labels"] == {"instance": HOSTILE}
+        assert set(detail["agents"]) == {"network", "resources", "security", "performance"}
+        explanation = detail["explanation"]
+        assert explanation["decision"] == detail["decision"] and explanation["summary"]
+        assert [a["agent"] for a in explanation["agents"]] == list(detail["agents"])
+        assert set(detail["diagrams"]) == {"0", "1"} and all(len(p) == 2 for p in detail["diagrams"]["0"])
+        assert detail["diagrams"]["0"], "a window of 120 distinct points has finite H0 bars"
+
+        query = urllib.parse.urlencode({"instance": HOSTILE, "job": "aura-exporter", "severity": "critical"})
+        by_labels = (await get_json(session, f"/api/v1/entities/node/by-labels?{query}"))["data"]
+        assert by_labels["id"] == hostile["id"]
+
+    serve(scenario)
+
+
+@pytest.mark.parametrize(("path", "status", "mentions"), [
+    ("/api/v1/entities?limit=abc", 400, "limit"),
+    ("/api/v1/entities?limit=0", 400, "limit"),
+    ("/api/v1/entities?decision=panic", 400, "decision"),
+    ("/api/v1/entities?sort=name", 400, "sort"),
+    ("/api/v1/entities?analysis=nope", 400, "nope"),
+    ("/api/v1/entities/nope/0123456789abcdef", 404, "nope"),
+    ("/api/v1/entities/node/not-an-id", 400, "hex"),
+    ("/api/v1/entities/node/0123456789abcdef", 404, "no such entity"),
+    ("/api/v1/entities/node/by-labels?job=x", 400, "instance"),
+    ("/api/v1/entities/node/by-labels?instance=host-99", 404, "no such entity"),
+    ("/api/v1/no/such/thing", 404, "openapi"),
+    ("/api/v1/decisions", 400, "WebSocket"),
+])
+def test_malformed_requests_get_4xx_with_a_json_error(path, status, mentions):
+    async def scenario(exporter, session):
+        document = await get_json(session, path, status)
+        assert document["errorType"] and mentions in document["error"]
+
+    serve(scenario)
+
+
+def test_wrong_methods_get_405_with_a_json_error():
+    async def scenario(exporter, session):
+        async with session.post("/api/v1/status", data=b"{") as response:
+            assert response.status == 405 and (await response.json())["status"] == "error"
+        async with session.delete("/api/v1/entities") as response:
+            assert response.status == 405 and (await response.json())["status"] == "error"
+
+    serve(scenario)
+
+
+def test_openapi_document_is_valid_and_describes_every_route():
+    async def scenario(exporter, session):
+        document = await session.get("/api/v1/openapi.json")
+        spec = await document.json()
+        validate(spec)
+        described = set(spec["paths"])
+        routes = {r.resource.canonical for r in exporter.app.router.routes() if r.resource is not None}
+        assert {r for r in routes if r.startswith("/api/v1")} == described
+
+    serve(scenario)
+
+
+def test_decision_feed_sends_hello_current_decisions_and_changes():
+    async def scenario(exporter, session):
+        feed = exporter.state.feed
+        snapshot = exporter.holder.latest
+        result = snapshot.results["node"]
+        decisions = np.zeros(len(result.windows.entities), dtype=int)
+        decisions[3] = 2
+        critical = dataclasses.replace(result, verdict=dataclasses.replace(result.verdict, decision=decisions))
+        feed.publish(dataclasses.replace(snapshot, results={"node": critical}))
+
+        async with session.ws_connect("/api/v1/decisions") as socket:
+            hello = await socket.receive_json(timeout=5)
+            assert hello["type"] == "hello"
+            current = await socket.receive_json(timeout=5)
+            entity = result.entity_labels(3)
+            assert (current["type"], current["decision"], current["labels"]) == ("decision", "critical", entity)
+            assert current["summary"].startswith("critical")
+
+            calm = dataclasses.replace(result.verdict, decision=np.zeros_like(decisions))
+            feed.publish(dataclasses.replace(snapshot, results={"node": dataclasses.replace(result, verdict=calm)}))
+            change = await socket.receive_json(timeout=5)
+            assert (change["decision"], change["previous"], change["labels"]) == ("monitor", "critical", entity)
+
+    serve(scenario)
