@@ -79,9 +79,10 @@ def alert_rules() -> dict[str, Any]:
                SELECTOR + "Risk {{ humanizePercentage $value }} from what " + ENTITY + "does now, without a "
                "forecast breach. " + AGENTS + " Full explanation: the explanation_url.",
                explanation_url=EXPLANATION_URL),
+        # max by (analysis): one threshold per analysis even when several exporters (shards) export it
         _alert("AuraFleetPartition",
                f"aura_fleet_isolation > on (analysis) group_left () ({s.PARTITION_THRESHOLDS} * "
-               "aura_fleet_cluster_threshold) and (aura_fleet_cluster_size >= 2) " + READY,
+               "max by (analysis) (aura_fleet_cluster_threshold)) and (aura_fleet_cluster_size >= 2) " + READY,
                s.PARTITION_FOR, "critical",
                ENTITY + "is cut off from the fleet's majority (analysis {{ $labels.analysis }}).",
                "In analysis {{ $labels.analysis }}, " + ENTITY + "and the other entities of its cluster stand "

@@ -19,6 +19,7 @@ import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 
 MIN_CLUSTER_DISTANCE = 1.0  # in baseline units (robust standard deviations, RMS over features)
+GROUP_DISTANCE = 1.0  # RMS over features, in log-compressed baseline units
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,23 @@ def fleet_topology(scaled: np.ndarray, noise_factor: float) -> FleetTopology:
     heights = merges[:, 2]
     threshold = max(MIN_CLUSTER_DISTANCE, noise_factor * float(np.median(heights)))
     components = 1 + int(np.sum(heights > threshold))
-    clusters = fcluster(merges, t=threshold, criterion="distance")
-    return FleetTopology(components=components, isolation=_isolation(merges, entities),
-                         cluster_size=np.bincount(clusters)[clusters].astype(float), threshold=threshold)
+    isolation = _isolation(merges, entities)
+    return FleetTopology(components=components, isolation=isolation,
+                         cluster_size=_cluster_sizes(points, isolation > threshold), threshold=threshold)
+
+
+def _cluster_sizes(points: np.ndarray, apart: np.ndarray) -> np.ndarray:
+    """[E] the size of each entity's group: the majority's, or that of its group among those apart."""
+    sizes = np.full(len(points), float(np.sum(~apart)))
+    outliers = np.flatnonzero(apart)
+    if len(outliers) == 1:
+        sizes[outliers] = 1.0
+    elif len(outliers) > 1:
+        compressed = np.sign(points[outliers]) * np.log1p(np.abs(points[outliers]) * np.sqrt(points.shape[1]))
+        groups = fcluster(linkage(compressed / np.sqrt(points.shape[1]), method="single"),
+                          t=GROUP_DISTANCE, criterion="distance")
+        sizes[outliers] = np.bincount(groups)[groups]
+    return sizes
 
 
 def _isolation(merges: np.ndarray, entities: int) -> np.ndarray:
