@@ -128,3 +128,18 @@ def test_fleet_finds_a_group_that_left_together():
 def test_fleet_of_healthy_hosts_is_one_cluster():
     fleet = fleet_topology(rng.normal(scale=0.3, size=(40, 32, 4)), noise_factor=3.0)
     assert fleet.components == 1
+
+
+def test_a_group_that_leaves_together_is_one_cluster_a_lone_outlier_is_alone():
+    """Partitioned hosts collapse by different amounts in their own units, yet form one group."""
+    rng = np.random.default_rng(11)
+    scaled = rng.normal(scale=0.3, size=(40, 32, 4))
+    for host, depth in ((30, 40.0), (31, 90.0), (32, 60.0)):  # traffic and connections collapse
+        scaled[host, -8:, 0] -= depth
+        scaled[host, -8:, 1] -= depth / 2
+    scaled[5, -8:, 2] += 30.0  # one host's memory alone
+    fleet = fleet_topology(scaled, noise_factor=3.0)
+    assert fleet.cluster_size[[30, 31, 32]].tolist() == [3.0, 3.0, 3.0]
+    assert fleet.cluster_size[5] == 1.0
+    assert fleet.cluster_size[0] == 36.0  # the majority
+    assert (fleet.isolation[[5, 30, 31, 32]] > fleet.threshold).all()
