@@ -92,10 +92,10 @@ class Exporter:
             result = await cycle.run(self.clock.now())
         except CycleFailed as err:
             self.state.last_errors[analysis.name] = str(err)
-            snapshot = self.holder.publish(None, analysis.name, time.time())
-        else:
-            self.state.last_errors.pop(analysis.name, None)
-            self.state.succeeded.add(analysis.name)
-            snapshot = self.holder.publish(result, analysis.name, time.time())
+            result = None
+        snapshot = self.holder.publish(result, analysis.name, time.time())
         self.state.rendered = await self._run_blocking(render_snapshot, snapshot)
         self.state.feed.publish(snapshot)
+        if result is not None:  # only now do /metrics and the API show it: then call it ready
+            self.state.last_errors.pop(analysis.name, None)
+            self.state.succeeded.add(analysis.name)
