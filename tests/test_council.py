@@ -11,7 +11,7 @@ from aura_exporter.config import Analysis, ConfigError, CouncilConfig, parse_con
 from aura_exporter.council import AGENTS, Assessment, Column, CouncilStage, Verdict
 from aura_exporter.council.agents import ISOLATION_SIGMAS, RoleAgent, sigma_score
 from aura_exporter.council.decision import DecisionKeeper, combined_risk, raw_level, votes
-from aura_exporter.council.evidence import MIN_PEERS, Evidence, along_direction, gather_evidence, peer_deviation
+from aura_exporter.council.evidence import MIN_PEERS, Evidence, along_direction, gather_evidence, peer_offset
 from aura_exporter.council.explanation import ACTIONS, TOP_CONTRIBUTIONS, explain
 from aura_exporter.forecast.stage import Forecast
 from aura_exporter.topology import Topology, TopologyStage
@@ -398,6 +398,11 @@ def test_entities_unseen_longer_than_forget_after_start_afresh(confirm_cycles):
 # --- evidence ------------------------------------------------------------------------------------------------------
 
 
+def peer_deviation(state):
+    offset, spread = peer_offset(state)
+    return offset / spread
+
+
 def test_peer_deviation_removes_what_moves_the_whole_fleet():
     rng = np.random.default_rng(5)
     state = rng.normal(scale=0.2, size=(12, 2))
@@ -416,6 +421,17 @@ def test_peer_deviation_needs_min_peers():
     np.testing.assert_array_equal(peer_deviation(small), small)
     fleet = rng.normal(size=(MIN_PEERS, 3)) + 10.0
     assert np.all(np.abs(peer_deviation(fleet)) < 5.0)
+
+
+def test_level_in_own_units_is_the_offset_from_peers_not_the_sigmas():
+    """min_deviation compares the raw difference from the peers' median, whatever the peers' spread."""
+    state = np.zeros((MIN_PEERS + 2, 4))
+    state[::2, 0] = 4.0  # a wide fleet: median 4, MAD 2 baseline units...
+    state[1, 0] = 12.0  # ...and one host 8 units above the median
+    windows, topology = council_inputs(state, units=np.full(state.shape, 0.5))
+    found = gather_evidence(ANALYSIS, windows, topology, None)
+    assert found.level_units[1, 0] == pytest.approx(8.0 * 0.5)  # not 8 / 2.97 sigmas x 0.5
+    assert found.level[1, 0] == pytest.approx(8.0 / (1.4826 * 2.0), rel=1e-3)
 
 
 def test_along_direction():

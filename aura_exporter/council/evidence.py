@@ -47,8 +47,9 @@ class Evidence:
 
 def gather_evidence(analysis: Analysis, windows: Windows, topology: Topology, forecast: Forecast | None) -> Evidence:
     entities, features = len(windows.entities), len(analysis.features)
-    level = peer_deviation(recent_state(topology.scaled)) if entities else np.zeros((0, features))
-    level_units = level * topology.units
+    offset, spread = peer_offset(recent_state(topology.scaled)) if entities else (np.zeros((0, features)), 1.0)
+    level = offset / spread
+    level_units = offset * topology.units  # the same deviation in the feature's own units
     minimum = np.array([f.min_deviation for f in analysis.features])
     level = np.where(np.abs(level_units) >= minimum, level, 0.0)
     nothing = np.full((entities, features), np.nan)
@@ -67,13 +68,14 @@ def gather_evidence(analysis: Analysis, windows: Windows, topology: Topology, fo
     )
 
 
-def peer_deviation(state: np.ndarray) -> np.ndarray:
-    """[E, F] each entity's recent state against the fleet's, in sigmas (at least one baseline unit)."""
+def peer_offset(state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[E, F] each entity's recent state minus the fleet's median, and [F] the fleet's spread (at least
+    one baseline unit); fewer than MIN_PEERS entities are compared with their own baseline (offset 0)."""
     if state.shape[0] < MIN_PEERS:
-        return state
+        return state, np.ones(state.shape[1])
     median = np.median(state, axis=0)
     spread = MAD_TO_SIGMA * np.median(np.abs(state - median), axis=0)
-    return (state - median) / np.maximum(spread, 1.0)
+    return state - median, np.maximum(spread, 1.0)
 
 
 def along_direction(values: np.ndarray, directions: list[str]) -> np.ndarray:
