@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS   ?=
 
-.PHONY: install rules bench-deps system-deps run test lint bench bench-topology bench-forecast forecast-quality clean
+.PHONY: install rules dashboards bench-deps system-deps run test lint bench bench-topology bench-forecast forecast-quality clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,11 +18,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Real Prometheus and Alertmanager tools for the tests (Debian packages), installed only when missing.
+# Real Prometheus, Alertmanager and Chromium for the tests (Debian packages), installed only when missing.
 system-deps:
-	@command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v amtool >/dev/null || \
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v amtool >/dev/null && \
+	 command -v chromium >/dev/null || \
 	  ($(SUDO) apt-get update -q && \
-	   DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q prometheus prometheus-alertmanager)
+	   DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q prometheus prometheus-alertmanager chromium)
 
 run: install
 	$(BIN)/aura-exporter demo $(ARGS)
@@ -46,6 +47,10 @@ bench-forecast: install
 # Regenerate rules/ from aura_exporter/mixin/ (a test fails when the committed YAML differs).
 rules: install
 	$(BIN)/python -m aura_exporter.mixin rules
+
+# Regenerate dashboards/ (Grafana JSON) the same way.
+dashboards: install
+	$(BIN)/python -m aura_exporter.mixin dashboards
 
 bench-deps: install
 	$(BIN)/pip install -q -e '.[bench]'

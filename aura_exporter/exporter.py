@@ -96,6 +96,7 @@ class Exporter:
         snapshot = self.holder.publish(result, analysis.name, time.time())
         self.state.rendered = await self._run_blocking(render_snapshot, snapshot)
         self.state.feed.publish(snapshot)
+        self.state.history.record(snapshot)
         if result is not None:  # only now do /metrics and the API show it: then call it ready
             self.state.last_errors.pop(analysis.name, None)
             self.state.succeeded.add(analysis.name)

@@ -22,6 +22,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# The demo fleet with a small forecaster, replayed 60x faster than the wall clock in end-to-end tests.
+REPLAY_CONFIG = "tests/fixtures/replay-forecast.yml"
+SPEED = 60.0
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
@@ -300,6 +303,41 @@ def serve_in_process(scenario, source, analyses, timeout: float = 60) -> None:
             await running
 
     asyncio.run(main())
+
+
+def rules_for_test(exporter_url: str, target: Path) -> Path:
+    """The shipped rules with `for:` scaled to the replay's speed and links to the test's exporter."""
+    import yaml
+
+    from aura_exporter.durations import parse_duration
+    from aura_exporter.mixin import settings
+
+    document = yaml.safe_load((REPO / "rules" / "aura-alerts.yml").read_text())
+    for group in document["groups"]:
+        for rule in group["rules"]:
+            if "for" in rule:
+                rule["for"] = f"{max(1, round(parse_duration(rule['for']) / SPEED))}s"
+            for name, text in rule.get("annotations", {}).items():
+                rule["annotations"][name] = text.replace(settings.AURA_URL, exporter_url)
+    target.write_text(yaml.safe_dump(document))
+    return target
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> Path:
+    """A checkpoint trained beforehand: both exporters load it, so training does not race the scenario."""
+    storage = tmp_path_factory.mktemp("trained")
+    done = subprocess.run([sys.executable, "-m", "aura_exporter", "train", f"--config.file={REPLAY_CONFIG}",
+                           "--history.source=replay", f"--storage.path={storage}"],
+                          capture_output=True, text=True, timeout=240, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    return storage / "forecast-node.pt"
+
+
+def storage_with(checkpoint: Path, directory: Path) -> Path:
+    directory.mkdir()
+    shutil.copy(checkpoint, directory / checkpoint.name)
+    return directory
 
 
 @pytest.fixture

@@ -10,38 +10,27 @@ shipped rules' `for:` durations are divided by 60 for this test; every expressio
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, AlertmanagerServer, WebhookReceiver, http_get, wait_for
+from conftest import (
+    REPLAY_CONFIG,
+    REPO,
+    SPEED,
+    AlertmanagerServer,
+    WebhookReceiver,
+    http_get,
+    rules_for_test,
+    storage_with,
+    wait_for,
+)
 
-from aura_exporter.durations import parse_duration
-from aura_exporter.mixin import settings
 from aura_exporter.sources.replay import SCENARIO
 
 pytestmark = pytest.mark.prometheus
 
-SPEED = 60.0
-CONFIG = "tests/fixtures/replay-forecast.yml"
-
-
-def rules_for_test(exporter_url: str, target: Path) -> Path:
-    """The shipped rules with `for:` scaled to the replay's speed and links to the test's exporter."""
-    document = yaml.safe_load((REPO / "rules" / "aura-alerts.yml").read_text())
-    for group in document["groups"]:
-        for rule in group["rules"]:
-            if "for" in rule:
-                rule["for"] = f"{max(1, round(parse_duration(rule['for']) / SPEED))}s"
-            for name, text in rule.get("annotations", {}).items():
-                rule["annotations"][name] = text.replace(settings.AURA_URL, exporter_url)
-    target.write_text(yaml.safe_dump(document))
-    return target
 
 
 def alertmanager_config(receiver: WebhookReceiver) -> dict:
@@ -55,23 +44,6 @@ def alertmanager_config(receiver: WebhookReceiver) -> dict:
 
 
 @pytest.fixture
-def trained(tmp_path) -> Path:
-    """A checkpoint trained beforehand: both exporters load it, so training does not race the scenario."""
-    storage = tmp_path / "trained"
-    done = subprocess.run([sys.executable, "-m", "aura_exporter", "train", f"--config.file={CONFIG}",
-                           "--history.source=replay", f"--storage.path={storage}"],
-                          capture_output=True, text=True, timeout=240, cwd=REPO)
-    assert done.returncode == 0, done.stderr
-    return storage / "forecast-node.pt"
-
-
-def storage_with(checkpoint: Path, directory: Path) -> Path:
-    directory.mkdir()
-    shutil.copy(checkpoint, directory / checkpoint.name)
-    return directory
-
-
-@pytest.fixture
 def webhook():
     receiver = WebhookReceiver()
     yield receiver
@@ -80,7 +52,7 @@ def webhook():
 
 def test_replayed_failures_page_before_they_happen_and_the_healthy_control_stays_quiet(
         tmp_path, trained, exporters, prometheus_servers, webhook):
-    common = [f"--config.file={CONFIG}", f"--replay.speed={SPEED:g}", "--replay.offset=0s", "--topology.workers=1"]
+    common = [f"--config.file={REPLAY_CONFIG}", f"--replay.speed={SPEED:g}", "--replay.offset=0s", "--topology.workers=1"]
     launched = time.time()
     failing = exporters(["demo", *common, f"--storage.path={storage_with(trained, tmp_path / 'failing')}"])
     control = exporters(["demo", *common, f"--storage.path={storage_with(trained, tmp_path / 'control')}",

@@ -23,7 +23,8 @@ _PAGE = """<!DOCTYPE html>
 table{{border-collapse:collapse}}tr:nth-child(even){{background:#f4f4f4}}</style></head>
 <body><h1>AURA exporter</h1><p>Version {version}. Failure prediction for Prometheus: persistent homology,
 forecasts and a risk council, exported as metrics.</p>
-<ul><li><a href="{path}">Metrics</a></li><li><a href="/-/healthy">Health</a></li>
+<ul><li><a href="/ui">Fleet and entities (UI)</a></li><li><a href="{path}">Metrics</a></li>
+<li><a href="/-/healthy">Health</a></li>
 <li><a href="/-/ready">Readiness</a></li></ul>
 <h2>Analyses</h2>
 <table><tr><th>analysis</th><th>entities</th><th>fleet clusters</th><th>last complete cycle</th><th>last error</th></tr>

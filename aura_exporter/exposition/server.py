@@ -23,6 +23,7 @@ from aura_exporter.exposition.render import (
     render_snapshot,
     wants_openmetrics,
 )
+from aura_exporter.exposition.ui import RiskHistory, Ui
 from aura_exporter.snapshot import Snapshot
 
 
@@ -34,6 +35,7 @@ class ServerState:
     succeeded: set[str] = field(default_factory=set)  # analyses with at least one complete cycle
     last_errors: dict[str, str] = field(default_factory=dict)
     feed: DecisionFeed = field(default_factory=DecisionFeed)
+    history: RiskHistory = field(default_factory=RiskHistory)
     started_at: float = field(default_factory=time.time)
 
     def not_ready(self) -> list[str]:
@@ -46,6 +48,7 @@ def build_app(state: ServerState, telemetry_path: str = "/metrics",
     handlers = _Handlers(state, telemetry_path, run_blocking)
     Api(lambda: state.rendered.snapshot, state.analyses, state.last_errors).routes(app)
     app.router.add_get(f"{PREFIX}/decisions", state.feed.handle)
+    Ui(lambda: state.rendered.snapshot, state.history).routes(app)
     app.on_shutdown.append(state.feed.close_all)
     app.router.add_get(telemetry_path, handlers.metrics)
     app.router.add_get("/", handlers.landing)

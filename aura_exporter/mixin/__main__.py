@@ -1,4 +1,4 @@
-"""Write the generated rules: `python -m aura_exporter.mixin [directory]` (default: rules)."""
+"""Write the generated rules and dashboards: `python -m aura_exporter.mixin {rules,dashboards} [directory]`."""
 
 import sys
 from pathlib import Path
@@ -14,7 +14,26 @@ def render() -> str:
     return HEADER + yaml.safe_dump(alert_rules(), sort_keys=False, width=120)
 
 
+def render_dashboards() -> dict[str, str]:
+    """File name → JSON. grafana-foundation-sdk is a development dependency: imported only here."""
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+
+    from aura_exporter.mixin.dashboards import DASHBOARDS
+
+    encoder = JSONEncoder(sort_keys=True, indent=2)
+    return {name: encoder.encode(build().build()) + "\n" for name, build in DASHBOARDS.items()}
+
+
+def main(what: str, directory: Path) -> None:
+    outputs = {"aura-alerts.yml": render()} if what == "rules" else render_dashboards()
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in outputs.items():
+        (directory / name).write_text(text)
+        print(f"wrote {directory / name}")
+
+
 if __name__ == "__main__":
-    target = Path(sys.argv[1] if len(sys.argv) > 1 else "rules") / "aura-alerts.yml"
-    target.write_text(render())
-    print(f"wrote {target}")
+    kind = sys.argv[1] if len(sys.argv) > 1 else "rules"
+    if kind not in ("rules", "dashboards"):
+        sys.exit("usage: python -m aura_exporter.mixin {rules,dashboards} [directory]")
+    main(kind, Path(sys.argv[2] if len(sys.argv) > 2 else kind))

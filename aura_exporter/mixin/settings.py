@@ -34,3 +34,16 @@ FAILURE_BREACH_PROBABILITY = 0.5
 # two or more (a lone outlier is an anomaly, not a partition), is cut off from its peers.
 PARTITION_THRESHOLDS = 2
 PARTITION_FOR = "3m"
+
+# The council's thresholds as shipped (aura_exporter/config/model.py CouncilConfig), for colours.
+COUNCIL_WARN = 0.4
+COUNCIL_QUORUM = 0.75
+
+# Dashboards: the entity label the drill-down selects by (set it to your analyses' entity label,
+# e.g. pod), their uids (links between them), how many entities "top" panels show, and the forecast
+# horizon the drill-down plots (one of the analyses' forecast horizons).
+ENTITY_LABEL = "instance"
+FLEET_DASHBOARD_UID = "aura-fleet"
+ENTITY_DASHBOARD_UID = "aura-entity"
+TOP_ENTITIES = 20
+DASHBOARD_HORIZON = "1h"

@@ -1,0 +1,212 @@
+"""The built-in UI: a fleet page and an entity page, rendered on the server as HTML and SVG.
+
+What Grafana cannot draw well — persistence diagrams, barcodes, the fleet's shape — is drawn here.
+No build step: pages are strings, charts are SVG (svg.py), and one small script (static/ui.js)
+sorts tables and applies the live decision feed with textContent only. Every label value and
+explanation is escaped; a Content-Security-Policy forbids inline scripts besides.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import deque
+from importlib import resources
+
+import numpy as np
+from aiohttp import web
+from scipy.sparse.csgraph import minimum_spanning_tree
+from scipy.spatial.distance import pdist, squareform
+
+from aura_exporter import __version__
+from aura_exporter.council import DECISIONS
+from aura_exporter.durations import format_duration
+from aura_exporter.exposition.api import EntityIndex
+from aura_exporter.exposition.svg import Line, Node, barcode, fleet_graph, line_chart, persistence_diagram
+from aura_exporter.exposition.views import entity_explanation, entity_id
+from aura_exporter.snapshot import AnalysisResult, Snapshot
+from aura_exporter.topology.fleet import recent_state
+
+HISTORY_POINTS = 240  # risk values kept per entity for its timeline
+GRAPH_NODES = 300  # the fleet graph shows at most this many entities, the riskiest
+CSP = ("default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self'; connect-src 'self'; "
+       "base-uri 'none'; form-action 'none'")
+
+_STYLE = """body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse}
+td,th{padding:.2em .7em;text-align:left;vertical-align:top}
+th[data-sort]{cursor:pointer;text-decoration:underline dotted}
+tr:nth-child(even){background:#f4f4f4}.monitor{color:#2ca02c}.warn{color:#ff7f0e;font-weight:bold}
+.critical{color:#d62728;font-weight:bold}svg{border:1px solid #ddd;margin:.3em}.charts{display:flex;flex-wrap:wrap}
+#live{font-size:.8em;color:#666}"""
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _page(title: str, body: str, entity: str = "") -> str:
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
+            f'<style>{_STYLE}</style><script src="/ui/static/ui.js" defer></script></head>'
+            f'<body data-entity="{_e(entity)}"><p><a href="/ui">Fleet</a> · <a href="/">Exporter</a> · '
+            f'<a href="/api/v1/openapi.json">API</a> · AURA exporter {_e(__version__)} '
+            f'<span id="live">live updates: connecting…</span></p>{body}</body></html>')
+
+
+class RiskHistory:
+    """The last HISTORY_POINTS risk values of each entity, recorded as snapshots are published."""
+
+    def __init__(self, points: int = HISTORY_POINTS):
+        self.points = points
+        self.series: dict[tuple[str, tuple], deque] = {}
+
+    def record(self, snapshot: Snapshot) -> None:
+        seen = set()
+        for name, result in snapshot.results.items():
+            for index, key in enumerate(result.windows.entities):
+                series = self.series.setdefault((name, key), deque(maxlen=self.points))
+                if not series or series[-1][0] < result.data_time:
+                    series.append((result.data_time, float(result.verdict.risk[index])))
+                seen.add((name, key))
+        for gone in set(self.series) - seen:
+            del self.series[gone]
+
+    def of(self, analysis: str, key: tuple) -> np.ndarray:
+        return np.array(self.series.get((analysis, key), ()), dtype=float).reshape(-1, 2)
+
+
+class Ui:
+    def __init__(self, snapshot, history: RiskHistory):
+        self.snapshot = snapshot
+        self.history = history
+        self.index = EntityIndex()
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_get("/ui", self.fleet)
+        app.router.add_get("/ui/entities/{analysis}/{id}", self.entity)
+        app.router.add_get("/ui/static/ui.js", self.script)
+
+    async def script(self, request: web.Request) -> web.Response:
+        text = resources.files("aura_exporter.exposition").joinpath("static/ui.js").read_text()
+        return web.Response(text=text, content_type="application/javascript")
+
+    async def fleet(self, request: web.Request) -> web.Response:
+        sections = [fleet_section(result) for result in self.snapshot().results.values()]
+        body = "<h1>Fleet</h1>" + ("".join(sections) or "<p>No analysis has completed a cycle yet.</p>")
+        return _html(_page("AURA fleet", body))
+
+    async def entity(self, request: web.Request) -> web.Response:
+        snapshot = self.snapshot()
+        analysis, identifier = request.match_info["analysis"], request.match_info["id"]
+        result = snapshot.results.get(analysis)
+        index = None if result is None else self.index.find(snapshot, analysis, identifier)
+        if result is None or index is None:
+            return _html(_page("Not found", "<h1>No such entity in the latest cycle</h1>"), status=404)
+        body = entity_section(result, index, self.history.of(analysis, result.windows.entities[index]))
+        return _html(_page(f"AURA {analysis}", body, entity=identifier))
+
+
+def _html(text: str, status: int = 200) -> web.Response:
+    response = web.Response(text=text, content_type="text/html", status=status)
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def entity_link(result: AnalysisResult, index: int) -> str:
+    return f"/ui/entities/{result.analysis.name}/{entity_id(result.analysis.name, result.entity_labels(index))}"
+
+
+def entity_name(result: AnalysisResult, index: int) -> str:
+    return ", ".join(f"{k}={v}" for k, v in result.entity_labels(index).items())
+
+
+def fleet_section(result: AnalysisResult) -> str:
+    verdict, topology = result.verdict, result.topology
+    order = np.argsort(-verdict.risk, kind="stable")
+    rows = []
+    for index in order:
+        decision = DECISIONS[int(verdict.decision[index])]
+        identifier = entity_id(result.analysis.name, result.entity_labels(int(index)))
+        risk, drift, isolation = verdict.risk[index], topology.drift_zscore[index], topology.fleet.isolation[index]
+        rows.append(
+            f'<tr data-id="{identifier}"><td data-value="{_e(entity_name(result, int(index)))}">'
+            f'<a href="{_e(entity_link(result, int(index)))}">{_e(entity_name(result, int(index)))}</a></td>'
+            f'<td class="decision {decision}" data-value="{int(verdict.decision[index])}">{decision}</td>'
+            f'<td class="risk" data-value="{risk:.6f}">{risk:.0%}</td>'
+            f'<td data-value="{drift:.6f}">{drift:.2f}</td><td data-value="{isolation:.6f}">{isolation:.2f}</td></tr>')
+    return (f'<h2>{_e(result.analysis.name)}</h2><p>{len(rows)} entities, {topology.fleet.components} behaviour '
+            f'clusters.</p><div class="charts">{fleet_graph_svg(result)}</div>'
+            '<table class="entities"><thead><tr><th data-sort="text">entity</th><th data-sort="number">decision</th>'
+            '<th data-sort="number">risk</th><th data-sort="number">drift z-score</th>'
+            '<th data-sort="number">isolation</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>")
+
+
+def fleet_graph_svg(result: AnalysisResult) -> str:
+    """The riskiest entities placed by their recent behaviour (two principal components of their
+    log-compressed recent states), joined by the minimum spanning tree of the fleet's distances (the
+    single-linkage tree whose long edges are the fleet's splits)."""
+    chosen = np.argsort(-result.verdict.risk, kind="stable")[:GRAPH_NODES]
+    state = recent_state(result.topology.scaled[chosen])
+    points = np.sign(state) * np.log1p(np.abs(state))
+    positions, edges = _layout(points)
+    nodes = [Node(entity_name(result, int(i)), entity_link(result, int(i)),
+                  DECISIONS[int(result.verdict.decision[i])], float(result.verdict.risk[i])) for i in chosen]
+    return fleet_graph(nodes, positions, edges, f"{result.analysis.name}: fleet graph")
+
+
+def _layout(points: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    if len(points) < 2:
+        return np.zeros((len(points), 2)), []
+    centred = points - points.mean(axis=0)
+    _, _, axes = np.linalg.svd(centred, full_matrices=False)
+    positions = centred @ axes[:2].T if axes.shape[0] >= 2 else np.c_[centred @ axes[0], np.zeros(len(points))]
+    tree = minimum_spanning_tree(squareform(pdist(points)) + 1e-9).tocoo()  # + ε: equal points stay linked
+    return positions, [(int(a), int(b)) for a, b in zip(tree.row, tree.col, strict=True)]
+
+
+def entity_section(result: AnalysisResult, index: int, history: np.ndarray) -> str:
+    explanation = entity_explanation(result, index)
+    diagrams = result.topology.diagrams.entity(index)
+    threshold = float(result.topology.thresholds[index])
+    name = entity_name(result, index)
+    agents = "".join(
+        f"<tr><td>{_e(a.agent)}</td><td>{'abstains' if a.score is None else f'{a.score:.2f}'}</td>"
+        f"<td>{'' if a.vote is None else ('flags' if a.vote else 'no')}</td></tr>" for a in explanation.agents)
+    reasons = "".join(f"<li>{_e(c.text)} <small>({_e(c.agent)}, score {c.score:.2f})</small></li>"
+                      for c in explanation.contributions) or "<li>nothing stands out</li>"
+    actions = "".join(f"<li>{_e(a)}</li>" for a in explanation.actions) or "<li>none needed</li>"
+    features = "".join(f"<li>H{f.dimension} ({f.birth:.3g} → {f.death:.3g}): {_e(f.interpretation)}</li>"
+                       for f in explanation.topology) or "<li>no feature above the noise threshold</li>"
+    return (f'<h1>{_e(name)}</h1><p>Analysis {_e(result.analysis.name)}: '
+            f'<span class="decision {explanation.decision}">{explanation.decision}</span>, risk '
+            f'{explanation.risk:.0%}.</p><p class="summary">{_e(explanation.summary)}</p>'
+            f'<h2>Council</h2><table class="agents"><tr><th>agent</th><th>score</th><th>vote</th></tr>{agents}'
+            f'</table><h2>Why</h2><ul class="reasons">{reasons}</ul><h2>What to do</h2><ul class="actions">{actions}'
+            f'</ul><h2>Topology</h2><ul>{features}</ul><div class="charts">'
+            + persistence_diagram(diagrams, threshold, f"{name}: persistence diagram")
+            + barcode(diagrams, threshold, f"{name}: barcode")
+            + risk_chart(history, result.data_time)
+            + "</div><h2>Forecasts</h2><div class=\"charts\">" + forecast_charts(result, index) + "</div>")
+
+
+def risk_chart(history: np.ndarray, now: float) -> str:
+    line = Line("risk", (history[:, 0] - now) / 60, history[:, 1], colour="#d62728")
+    return line_chart([line], "risk timeline", "risk")
+
+
+def forecast_charts(result: AnalysisResult, index: int) -> str:
+    forecast, windows = result.forecast, result.windows
+    if forecast is None:
+        return "<p>No forecast yet: the forecaster is training or the context is incomplete.</p>"
+    charts = []
+    past = (windows.timestamps - result.data_time) / 60
+    ahead = np.array([0.0, *forecast.horizons]) / 60
+    for column, feature in enumerate(windows.features):
+        quantiles = forecast.quantiles[index, column]  # [H, 3]
+        current = windows.values[index, -1, column]
+        limit = result.analysis.features[column].limit
+        lines = [Line("observed", past, windows.values[index, :, column], colour="#555"),
+                 Line("forecast", ahead, np.r_[current, quantiles[:, 1]], colour="#1f77b4",
+                      lower=np.r_[current, quantiles[:, 0]], upper=np.r_[current, quantiles[:, 2]])]
+        horizon = format_duration(max(forecast.horizons))
+        charts.append(line_chart(lines, f"{feature}: observed and forecast to {horizon}", feature, limit))
+    return "".join(charts)
