@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS   ?=
 
-.PHONY: install rules dashboards bench-deps system-deps run test lint bench bench-topology bench-forecast forecast-quality clean
+.PHONY: install rules dashboards screenshots bench-deps system-deps run test lint bench bench-topology bench-forecast forecast-quality clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ bench-forecast: install
 # Regenerate rules/ from aura_exporter/mixin/ (a test fails when the committed YAML differs).
 rules: install
 	$(BIN)/python -m aura_exporter.mixin rules
+
+# The README's screenshots of the built-in UI (docs/img/ui-*.png); needs Debian chromium.
+screenshots: install
+	$(BIN)/python bench/ui_screenshots.py
 
 # Regenerate dashboards/ (Grafana JSON) the same way.
 dashboards: install

@@ -136,12 +136,13 @@ def test_decision_feed_sends_hello_current_decisions_and_changes():
             assert hello["type"] == "hello"
             current = await socket.receive_json(timeout=5)
             entity = result.entity_labels(3)
-            assert (current["type"], current["decision"], current["labels"]) == ("decision", "critical", entity)
+            assert (current["type"], current["decision"], current["labels"]) == ("current", "critical", entity)
             assert current["summary"].startswith("critical")
 
             calm = dataclasses.replace(result.verdict, decision=np.zeros_like(decisions))
             feed.publish(dataclasses.replace(snapshot, results={"node": dataclasses.replace(result, verdict=calm)}))
             change = await socket.receive_json(timeout=5)
-            assert (change["decision"], change["previous"], change["labels"]) == ("monitor", "critical", entity)
+            assert (change["type"], change["decision"], change["previous"]) == ("decision", "monitor", "critical")
+            assert change["labels"] == entity
 
     serve(scenario)

@@ -84,19 +84,28 @@ def test_hostile_entity_page_runs_no_script_and_decisions_arrive_live():
     async def scenario(exporter, page):
         listed = await (await page.request.get("/api/v1/entities")).json()
         hostile = next(e for e in listed["data"]["entities"] if e["labels"]["instance"] == HOSTILE)
+        snapshot = exporter.holder.latest
+        result = snapshot.results["node"]
+
+        def publish(decision: int) -> None:
+            decisions = np.zeros(len(result.windows.entities), dtype=int)
+            decisions[result.windows.entities.index((HOSTILE,))] = decision
+            changed = dataclasses.replace(result, verdict=dataclasses.replace(result.verdict, decision=decisions))
+            exporter.state.feed.publish(dataclasses.replace(snapshot, results={"node": changed}))
+
+        publish(1)  # the entity is at warn when its page opens: the page must not reload for that
+        loads: list[str] = []
+        page.on("load", lambda _: loads.append(page.url))
         await page.goto(f"/ui/entities/node/{hostile['id']}")
         assert HOSTILE in await page.locator("h1").inner_text()
+        await page.wait_for_function("document.getElementById('live').textContent.includes('on')")
+        await page.wait_for_timeout(1500)
+        assert len(loads) == 1, loads
         assert await page.locator("img[src=x]").count() == 0
 
         await page.goto("/ui")
         await page.wait_for_function("document.getElementById('live').textContent.includes('on')")
-        snapshot = exporter.holder.latest
-        result = snapshot.results["node"]
-        index = result.windows.entities.index((HOSTILE,))
-        decisions = np.zeros(len(result.windows.entities), dtype=int)
-        decisions[index] = 2
-        critical = dataclasses.replace(result, verdict=dataclasses.replace(result.verdict, decision=decisions))
-        exporter.state.feed.publish(dataclasses.replace(snapshot, results={"node": critical}))
+        publish(2)
         cell = page.locator(f'tr[data-id="{hostile["id"]}"] td.decision')
         await cell.filter(has_text="critical").wait_for(timeout=10000)
         assert await page.locator("img[src=x]").count() == 0

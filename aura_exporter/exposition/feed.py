@@ -1,6 +1,7 @@
 """The live decision feed: a WebSocket at /api/v1/decisions.
 
-A client gets a hello, the current warn and critical decisions, then every change of decision as
+A client gets a hello, the current warn and critical decisions (type "current"), then every change
+of decision (type "decision") as
 each snapshot is published (an entity first seen at monitor is not a change). Each client has a
 bounded queue: one too slow to keep up is closed (code 1013, try again later) rather than let it
 hold memory or delay anyone else.
@@ -26,11 +27,12 @@ QUEUE_SIZE = 1000
 _LAGGING = object()
 
 
-def decision_event(result: AnalysisResult, index: int, previous: str | None) -> dict[str, Any]:
+def decision_event(result: AnalysisResult, index: int, previous: str | None, kind: str = "decision") -> dict[str, Any]:
+    """A change of decision ("decision"), or a decision as it stands when a client connects ("current")."""
     labels = result.entity_labels(index)
     explanation = entity_explanation(result, index)
     return {
-        "type": "decision",
+        "type": kind,
         "analysis": result.analysis.name,
         "id": entity_id(result.analysis.name, labels),
         "labels": labels,
@@ -65,7 +67,7 @@ class DecisionFeed:
 
     def current(self) -> list[dict[str, Any]]:
         return [
-            decision_event(result, index, None)
+            decision_event(result, index, None, kind="current")
             for result in self.snapshot.results.values()
             for index in range(len(result.windows.entities)) if int(result.verdict.decision[index]) > 0
         ]

@@ -81,7 +81,7 @@ SCHEMAS: dict[str, Any] = {
         "noise_threshold": {"type": "number"},
         "forecast": {"type": "object", "nullable": True, "additionalProperties": {"type": "object"}}}}]},
     "DecisionEvent": {"type": "object", "required": ["type"], "properties": {
-        "type": {"type": "string", "enum": ["hello", "decision"]},
+        "type": {"type": "string", "enum": ["hello", "current", "decision"]},
         "analysis": {"type": "string"}, "id": {"type": "string"},
         "labels": {"type": "object", "additionalProperties": {"type": "string"}},
         "decision": {"type": "string", "enum": list(DECISIONS)},

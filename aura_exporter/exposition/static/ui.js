@@ -18,7 +18,7 @@ function sortBy(header) {
   rows.forEach((row) => body.appendChild(row));
 }
 
-function applyDecision(event) {
+function applyDecision(event, changed) {
   const row = document.querySelector(`tr[data-id="${CSS.escape(event.id)}"]`);
   if (row) {
     const decision = row.querySelector("td.decision");
@@ -29,8 +29,8 @@ function applyDecision(event) {
     risk.textContent = Math.round(event.risk * 100) + "%";
     risk.dataset.value = String(event.risk);
   }
-  if (document.body.dataset.entity === event.id) {
-    location.reload();
+  if (changed && document.body.dataset.entity === event.id) {
+    location.reload();  // this entity's decision changed: show the new explanation
   }
 }
 
@@ -45,8 +45,8 @@ function connect() {
   };
   socket.onmessage = (message) => {
     const event = JSON.parse(message.data);
-    if (event.type === "decision") {
-      applyDecision(event);
+    if (event.type === "decision" || event.type === "current") {
+      applyDecision(event, event.type === "decision");
       live.textContent = `live updates: on (last: ${event.labels ? Object.values(event.labels).join(", ") : ""} ${event.decision})`;
     }
   };
