@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from urllib.parse import urlencode
 
 import numpy as np
 import pytest
@@ -68,7 +69,8 @@ def test_entity_page_draws_as_many_diagram_points_as_the_api_has():
         listed = await (await page.request.get("/api/v1/entities?limit=1")).json()
         entity = listed["data"]["entities"][0]
         detail = (await (await page.request.get(f"/api/v1/entities/node/{entity['id']}")).json())["data"]
-        await page.goto(f"/ui/entities/node/{entity['id']}")
+        await page.goto(f"/ui/entities/node/by-labels?{urlencode({'instance': entity['labels']['instance'], 'job': 'x'})}")
+        assert page.url.endswith(f"/ui/entities/node/{entity['id']}")  # Grafana and alerts link by labels
         for dim, pairs in detail["diagrams"].items():
             drawn = page.locator(f'svg.diagram circle.point[data-dimension="{dim}"]')
             assert await drawn.count() == len(pairs)

@@ -81,6 +81,7 @@ class Ui:
 
     def routes(self, app: web.Application) -> None:
         app.router.add_get("/ui", self.fleet)
+        app.router.add_get("/ui/entities/{analysis}/by-labels", self.entity_by_labels)
         app.router.add_get("/ui/entities/{analysis}/{id}", self.entity)
         app.router.add_get("/ui/static/ui.js", self.script)
 
@@ -92,6 +93,16 @@ class Ui:
         sections = [fleet_section(result) for result in self.snapshot().results.values()]
         body = "<h1>Fleet</h1>" + ("".join(sections) or "<p>No analysis has completed a cycle yet.</p>")
         return _html(_page("AURA fleet", body))
+
+    async def entity_by_labels(self, request: web.Request) -> web.Response:
+        """Redirect to the page of the entity whose labels are the query's (links from Grafana and alerts)."""
+        analysis = request.match_info["analysis"]
+        result = self.snapshot().results.get(analysis)
+        names = () if result is None else result.windows.label_names
+        key = tuple(request.query.get(n) for n in names)
+        if result is None or None in key or key not in result.windows.entities:
+            return _html(_page("Not found", "<h1>No such entity in the latest cycle</h1>"), status=404)
+        raise web.HTTPFound(entity_link(result, result.windows.entities.index(key)))
 
     async def entity(self, request: web.Request) -> web.Response:
         snapshot = self.snapshot()

@@ -151,7 +151,7 @@ def entity_drilldown() -> dash.Dashboard:
     board = base("AURA / Entity", s.ENTITY_DASHBOARD_UID,
                  "One entity: the council's votes, its topology, its forecasts.", True)
     board = (board.link(link("Fleet overview", f"/d/{s.FLEET_DASHBOARD_UID}/aura-fleet?var-analysis=$analysis"))
-             .link(link("Explanation in the built-in UI", s.AURA_URL + "/api/v1/entities/$analysis/by-labels?"
+             .link(link("Entity in the built-in UI", s.AURA_URL + "/ui/entities/$analysis/by-labels?"
                         + f"{s.ENTITY_LABEL}=$entity")))
     return (
         board.with_row(dash.Row("Council"))
@@ -164,6 +164,11 @@ def entity_drilldown() -> dash.Dashboard:
         .with_panel(series("Agents' scores", "Each agent's score (0..1); an agent votes from the warn threshold.",
                            [query(f"aura_agent_score{{{ENTITY}}}", "{{agent}}")], unit="percentunit", width=8,
                            min_val=0, max_val=1))
+        .with_panel(placed(
+            statetimeline.Panel().title("Agents' votes").description("1 while the agent flags the entity.")
+            .with_target(query(f"aura_agent_vote{{{ENTITY}}}", "{{agent}}")).min(0).max(1)
+            .thresholds(thresholds([(None, "green"), (1, "red")]))
+            .color_scheme(dash.FieldColor().mode(model.FieldColorModeId.THRESHOLDS)), 24, 5))
         .with_row(dash.Row("Topology"))
         .with_panel(series("Betti numbers", "Persistent features per homology dimension.",
                            [query(f"aura_betti{{{ENTITY}}}", "H{{homology_dimension}}")], width=6, min_val=0))
