@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import socket
 import sys
 from importlib import resources
 from pathlib import Path
@@ -15,6 +16,7 @@ from aura_exporter.clock import AcceleratedClock, WallClock
 from aura_exporter.config import Config, ConfigError, load_config
 from aura_exporter.durations import parse_duration
 from aura_exporter.logs import LEVELS, setup_logging
+from aura_exporter.sources.shard import ShardedSource, ShardError, resolve_shard, sharded_history
 
 DEFAULT_LISTEN_ADDRESS = ":10470"  # outside 9100-9999, which the exporter port registry has filled
 log = logging.getLogger("aura_exporter")
@@ -36,6 +38,10 @@ def _serving_flags() -> argparse.ArgumentParser:
                          help="processes computing persistence (default: one per CPU)")
     serving.add_argument("--storage.path", dest="storage", default="data",
                          help="directory for forecaster checkpoints (default %(default)s)")
+    serving.add_argument("--shard.count", dest="shard_count", type=int, default=1,
+                         help="replicas sharing the entities (default %(default)s: no sharding)")
+    serving.add_argument("--shard.index", dest="shard_index", type=int, default=None,
+                         help="this replica's shard, 0..count-1 (default: a StatefulSet pod's ordinal)")
     return serving
 
 
@@ -108,8 +114,12 @@ async def _serve(config: Config, args: argparse.Namespace) -> None:
 
         clock, source = WallClock(), PromQLSource(config.prometheus)
         history = _prometheus_history(config)
+    shard = resolve_shard(args.shard_count, args.shard_index, socket.gethostname())
+    if shard.count > 1:
+        source, history = ShardedSource(source, shard), sharded_history(history, shard)
+        log.info("sharded", extra={"shard": shard.index, "shard_count": shard.count})
     exporter = Exporter(config, source, clock, args.listen_address, args.telemetry_path, args.workers or None,
-                        history=history, storage=_storage(args.storage))
+                        history=history, storage=_storage(args.storage), shard=shard)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -208,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                                 "analyses": len(config.analyses)})
     try:
         asyncio.run(_serve(config, args))
-    except StorageError as err:
+    except (StorageError, ShardError) as err:
         log.error("cannot start", extra={"error": str(err)})
         return 1
     except OSError as err:  # e.g. the listen address is taken

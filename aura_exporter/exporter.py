@@ -18,6 +18,7 @@ from aura_exporter.exposition.server import ServerState, bound_port, build_app, 
 from aura_exporter.forecast.manager import HistoryLoader, ModelManager
 from aura_exporter.snapshot import SnapshotHolder
 from aura_exporter.sources.base import Source
+from aura_exporter.sources.shard import WHOLE, Shard
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +32,14 @@ class Clock(Protocol):
 class Exporter:
     def __init__(self, config: Config, source: Source, clock: Clock, listen_address: str,
                  telemetry_path: str = "/metrics", workers: int | None = None,
-                 history: HistoryLoader | None = None, storage: Path | None = None):
+                 history: HistoryLoader | None = None, storage: Path | None = None, shard: Shard = WHOLE):
         self.config = config
         self.source = source
         self.clock = clock
         self.listen_address = listen_address
         self.telemetry_path = telemetry_path
         names = [a.name for a in config.analyses]
-        self.metrics = SelfMetrics(names)
+        self.metrics = SelfMetrics(names, shard)
         # One thread for CPU stages: it waits on giotto-tda's worker processes with the GIL released.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aura-compute")
         workers = workers or os.cpu_count() or 1

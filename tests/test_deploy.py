@@ -46,3 +46,87 @@ def test_alertmanager_example_lets_critical_inhibit_warnings_of_the_same_entity(
     rule = document["inhibit_rules"][0]
     assert 'severity="critical"' in rule["source_matchers"] and 'severity="warning"' in rule["target_matchers"]
     assert {"analysis", "instance"} <= set(rule["equal"])
+
+
+# --- Kubernetes ---------------------------------------------------------------------------------------------------
+
+KUBERNETES = REPO / "deploy" / "kubernetes"
+OVERLAYS = sorted(p.name for p in (KUBERNETES / "overlays").iterdir() if p.is_dir())
+MODELS = {("v1", "Service"): "V1Service", ("v1", "ConfigMap"): "V1ConfigMap",
+          ("v1", "ServiceAccount"): "V1ServiceAccount", ("apps/v1", "StatefulSet"): "V1StatefulSet",
+          ("policy/v1", "PodDisruptionBudget"): "V1PodDisruptionBudget",
+          ("rbac.authorization.k8s.io/v1", "ClusterRole"): "V1ClusterRole",
+          ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): "V1ClusterRoleBinding"}
+
+
+def rendered(overlay: str) -> list[dict]:
+    done = subprocess.run(["kubectl", "kustomize", str(KUBERNETES / "overlays" / overlay)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return list(yaml.safe_load_all(done.stdout))
+
+
+def of_kind(objects: list[dict], kind: str) -> dict:
+    (found,) = [o for o in objects if o["kind"] == kind]
+    return found
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_object_of_every_overlay_loads_into_the_kubernetes_models_unchanged(overlay):
+    """Deserialised into the client's model classes and serialised back, nothing is lost: a misspelt
+    or misplaced field would be dropped and show here."""
+    import json
+
+    from kubernetes.client import ApiClient
+
+    client = ApiClient()
+    for document in rendered(overlay):
+        key = (document["apiVersion"], document["kind"])
+        if key[0] == "monitoring.coreos.com/v1":
+            continue  # Prometheus Operator's kinds: checked below
+        model = client.deserialize(json.dumps(document), MODELS[key], "application/json")
+        assert client.sanitize_for_serialization(model) == document, key
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_shards_follow_the_replicas_and_prometheus_keeps_the_entities_labels(overlay):
+    objects = rendered(overlay)
+    statefulset = of_kind(objects, "StatefulSet")
+    args = statefulset["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert f"--shard.count={statefulset['spec']['replicas']}" in args
+    assert not any(a.startswith("--shard.index") for a in args)  # the pod's ordinal is its shard
+    pod = statefulset["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    monitor = of_kind(objects, "ServiceMonitor")
+    assert all(endpoint["honorLabels"] is True for endpoint in monitor["spec"]["endpoints"])
+    for kind in ("ServiceMonitor", "PrometheusRule"):
+        assert of_kind(objects, kind)["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+
+
+def test_the_sharded_overlay_runs_three_shards_and_the_gpu_overlay_a_gpu():
+    assert of_kind(rendered("sharded"), "StatefulSet")["spec"]["replicas"] == 3
+    gpu = rendered("gpu")
+    container = of_kind(gpu, "StatefulSet")["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1" and container["image"].endswith("-cuda")
+    config = next(o for o in gpu if o["kind"] == "ConfigMap" and "aura.yml" in o.get("data", {}))
+    assert all(a["forecast"]["device"] == "cuda" for a in yaml.safe_load(config["data"]["aura.yml"])["analyses"])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_configuration_the_overlay_ships_is_valid(overlay):
+    from aura_exporter.config import parse_config
+
+    configs = [o for o in rendered(overlay) if o["kind"] == "ConfigMap" and "aura.yml" in o.get("data", {})]
+    assert len(configs) == 1
+    assert parse_config(configs[0]["data"]["aura.yml"]).analyses
+
+
+def test_the_prometheus_rule_and_the_dashboard_configmap_are_the_shipped_ones():
+    import json
+
+    objects = rendered("single")
+    rules = yaml.safe_load((REPO / "rules" / "aura-alerts.yml").read_text())
+    assert of_kind(objects, "PrometheusRule")["spec"] == rules
+    dashboards = next(o for o in objects if o["kind"] == "ConfigMap" and "grafana_dashboard" in o["metadata"]["labels"])
+    shipped = {p.name: json.loads(p.read_text()) for p in (REPO / "dashboards").glob("*.json")}
+    assert {name: json.loads(text) for name, text in dashboards["data"].items()} == shipped

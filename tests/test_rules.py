@@ -11,13 +11,14 @@ from conftest import REPO
 
 from aura_exporter.exposition.collector import HELP
 from aura_exporter.exposition.selfmetrics import SelfMetrics
-from aura_exporter.mixin.__main__ import render
+from aura_exporter.mixin.__main__ import outputs
 
 RULES = REPO / "rules" / "aura-alerts.yml"
 
 
 def test_committed_rules_are_what_the_code_generates():
-    assert RULES.read_text() == render(), "run `make rules` and commit the result"
+    for path, text in outputs("rules").items():
+        assert (REPO / path).read_text() == text, f"{path}: run `make rules` and commit the result"
 
 
 def test_promtool_checks_and_unit_tests_pass():

@@ -12,6 +12,7 @@ from prometheus_client.process_collector import ProcessCollector
 from aura_exporter import __version__
 from aura_exporter.forecast.checkpoint import REASONS as CHECKPOINT_REASONS
 from aura_exporter.sources.base import ERROR_REASONS
+from aura_exporter.sources.shard import WHOLE, Shard
 
 STAGES = ("query", "windows", "topology", "forecast", "council", "cycle")
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -27,7 +28,7 @@ def _library_version(name: str) -> str:
 
 
 class SelfMetrics:
-    def __init__(self, analyses: list[str]):
+    def __init__(self, analyses: list[str], shard: Shard = WHOLE):
         self.registry = CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -65,6 +66,8 @@ class SelfMetrics:
             ["version", "python_version", "giotto_tda_version"], registry=self.registry,
         )
         build.labels(__version__, platform.python_version(), _library_version("giotto-tda")).set(1)
+        Gauge("aura_shard_info", "This replica's shard of the entities; the value is always 1.",
+              ["shard", "shard_count"], registry=self.registry).labels(str(shard.index), str(shard.count)).set(1)
         for name in analyses:  # every series exists from the start, so rate() and absent() behave
             for reason in ERROR_REASONS:
                 self.query_errors.labels(name, reason)
