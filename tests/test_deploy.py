@@ -130,3 +130,49 @@ def test_the_prometheus_rule_and_the_dashboard_configmap_are_the_shipped_ones():
     dashboards = next(o for o in objects if o["kind"] == "ConfigMap" and "grafana_dashboard" in o["metadata"]["labels"])
     shipped = {p.name: json.loads(p.read_text()) for p in (REPO / "dashboards").glob("*.json")}
     assert {name: json.loads(text) for name, text in dashboards["data"].items()} == shipped
+
+
+# --- container image and compose stack ----------------------------------------------------------------------------
+
+DOCKERFILE = REPO / "deploy" / "docker" / "Dockerfile"
+COMPOSE = REPO / "deploy" / "compose"
+
+
+def test_dockerfile_passes_hadolint():
+    import shutil
+    import sys
+
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    done = subprocess.run([hadolint, "--config", str(DOCKERFILE.parent / ".hadolint.yaml"), str(DOCKERFILE)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_dockerfile_is_multi_stage_non_root_with_a_health_check_and_a_cuda_variant():
+    text = DOCKERFILE.read_text()
+    stages = [line for line in text.splitlines() if line.startswith("FROM ")]
+    assert len(stages) == 2 and "AS build" in stages[0] and "COPY --from=build" in text
+    user = next(line.split()[1] for line in text.splitlines() if line.startswith("USER "))
+    assert user.split(":")[0] not in ("0", "root")
+    assert "HEALTHCHECK" in text and "/-/healthy" in text
+    assert 'ARG VARIANT=cpu' in text and '"$VARIANT" = "cuda"' in text and "torch==2.13.0" in text
+
+
+def test_compose_stack_is_complete_and_each_config_in_it_is_valid():
+    from aura_exporter.config import load_config
+
+    stack = yaml.safe_load((COMPOSE / "docker-compose.yml").read_text())
+    assert set(stack["services"]) == {"aura-exporter", "prometheus", "alertmanager", "grafana", "node-exporter"}
+    for service in stack["services"].values():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (COMPOSE / source).exists(), source
+    assert load_config(str(COMPOSE / "aura.yml")).analyses
+    checked = subprocess.run(["amtool", "check-config", str(COMPOSE / "alertmanager.yml")], capture_output=True,
+                             timeout=30)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    provider = yaml.safe_load((COMPOSE / "grafana" / "dashboards.yml").read_text())["providers"][0]
+    grafana_volumes = stack["services"]["grafana"]["volumes"]
+    assert any(v.endswith(provider["options"]["path"] + ":ro") and v.startswith("../../dashboards")
+               for v in grafana_volumes)
