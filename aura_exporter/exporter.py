@@ -18,6 +18,7 @@ from aura_exporter.exposition.server import ServerState, bound_port, build_app, 
 from aura_exporter.forecast.manager import HistoryLoader, ModelManager
 from aura_exporter.snapshot import SnapshotHolder
 from aura_exporter.sources.base import Source
+from aura_exporter.sources.kubernetes import ClusterWatcher
 from aura_exporter.sources.shard import WHOLE, Shard
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ class Exporter:
             for cycle in self.cycles if cycle.analysis.forecast.enabled and history is not None
         ]
         self.state = ServerState(live=self.metrics.registry, analyses=names)
+        if config.kubernetes.enabled:
+            self.state.watcher = ClusterWatcher(config.kubernetes, self.metrics.kubernetes_errors.inc)
         self.holder = SnapshotHolder()
         self.port: int | None = None
         self.started = asyncio.Event()
@@ -61,6 +64,8 @@ class Exporter:
         self.started.set()
         loops = [asyncio.create_task(self._loop(cycle)) for cycle in self.cycles]
         loops += [asyncio.create_task(manager.run()) for manager in self.managers]
+        if self.state.watcher is not None:
+            loops.append(asyncio.create_task(self.state.watcher.run()))
         try:
             await stop.wait()
         finally:

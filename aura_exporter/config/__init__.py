@@ -13,6 +13,8 @@ from aura_exporter.config.model import (
     CouncilConfig,
     Feature,
     ForecastConfig,
+    KubernetesConfig,
+    KubernetesMapping,
     PrometheusConfig,
     TLSConfig,
     TopologyConfig,
@@ -20,6 +22,7 @@ from aura_exporter.config.model import (
 
 __all__ = [
     "MIN_WINDOW_STEPS", "RESERVED_LABELS", "ROLES", "Analysis", "BaselineConfig", "BasicAuth", "Config",
-    "ConfigError", "CouncilConfig", "Feature", "ForecastConfig", "PrometheusConfig", "TLSConfig", "TopologyConfig",
+    "ConfigError", "CouncilConfig", "Feature", "ForecastConfig",
+    "KubernetesConfig", "KubernetesMapping", "PrometheusConfig", "TLSConfig", "TopologyConfig",
     "load_config", "parse_config",
 ]

@@ -28,6 +28,8 @@ from aura_exporter.config.model import (
     CouncilConfig,
     Feature,
     ForecastConfig,
+    KubernetesConfig,
+    KubernetesMapping,
     PrometheusConfig,
     TLSConfig,
     TopologyConfig,
@@ -54,12 +56,40 @@ def parse_config(text: str, source: str = "<memory>") -> Config:
     except yaml.YAMLError as err:
         raise ConfigError(source, [f"invalid YAML: {err}"]) from err
     reader = Reader()
-    root = reader.mapping(document, "$", {"prometheus", "analyses"}, {"prometheus", "analyses"})
+    root = reader.mapping(document, "$", {"prometheus", "analyses", "kubernetes"}, {"prometheus", "analyses"})
     prometheus = _read_prometheus(reader, root.get("prometheus"), "prometheus")
     analyses = _read_analyses(reader, root.get("analyses"), "analyses")
+    kubernetes = _read_kubernetes(reader, root.get("kubernetes"), "kubernetes")
     if reader.problems:
         raise ConfigError(source, reader.problems)
-    return Config(prometheus=prometheus, analyses=analyses, source=source)
+    return Config(prometheus=prometheus, analyses=analyses, source=source, kubernetes=kubernetes)
+
+
+def _read_kubernetes(reader: Reader, value: Any, path: str) -> KubernetesConfig:
+    node = reader.mapping(value, path, {"enabled", "kubeconfig", "refresh_interval"})
+    return KubernetesConfig(
+        enabled=reader.boolean(node.get("enabled"), f"{path}.enabled", False),
+        kubeconfig=reader.readable_file(node.get("kubeconfig"), f"{path}.kubeconfig"),
+        refresh_interval=reader.duration(node.get("refresh_interval"), f"{path}.refresh_interval", 300.0),
+    )
+
+
+def _read_kubernetes_mapping(reader: Reader, value: Any, path: str,
+                             entity_labels: tuple[str, ...]) -> KubernetesMapping | None:
+    """`{pod: <label>, namespace: <label>}` or `{node: <label>}`, naming entity labels."""
+    if value is None:
+        return None
+    node = reader.mapping(value, path, {"pod", "namespace", "node"})
+    labels = {key: reader.string(node.get(key), f"{path}.{key}") for key in ("pod", "namespace", "node")}
+    for key, label in labels.items():
+        if label is not None and label not in entity_labels:
+            reader.fail(f"{path}.{key}", f"{label!r} is not one of the analysis' entity_labels")
+    if labels["node"] and not labels["pod"] and not labels["namespace"]:
+        return KubernetesMapping("node", labels["node"])
+    if labels["pod"] and labels["namespace"] and not labels["node"]:
+        return KubernetesMapping("pod", labels["pod"], labels["namespace"])
+    reader.fail(path, "expected either {pod: <label>, namespace: <label>} or {node: <label>}")
+    return None
 
 
 def _read_prometheus(reader: Reader, value: Any, path: str) -> PrometheusConfig:
@@ -146,7 +176,7 @@ def _read_analyses(reader: Reader, value: Any, path: str) -> tuple[Analysis, ...
 
 def _read_analysis(reader: Reader, value: Any, path: str) -> Analysis | None:
     allowed = {"name", "entity_labels", "step", "window", "interval", "features", "max_series",
-               "max_missing_ratio", "max_gap", "topology", "baseline", "forecast", "council"}
+               "max_missing_ratio", "max_gap", "topology", "baseline", "forecast", "council", "kubernetes"}
     node = reader.mapping(value, path, allowed, {"name", "entity_labels", "step", "window", "features"})
     name = _read_name(reader, node.get("name"), f"{path}.name")
     step = reader.duration(node.get("step"), f"{path}.step", None)
@@ -154,9 +184,10 @@ def _read_analysis(reader: Reader, value: Any, path: str) -> Analysis | None:
     if step and window and window / step < MIN_WINDOW_STEPS:
         reader.fail(f"{path}.window", f"a window of {window:g}s holds only {window / step:g} steps of "
                     f"{step:g}s; at least {MIN_WINDOW_STEPS} are needed")
+    entity_labels = _read_entity_labels(reader, node.get("entity_labels"), f"{path}.entity_labels")
     return Analysis(
         name=name or "",
-        entity_labels=_read_entity_labels(reader, node.get("entity_labels"), f"{path}.entity_labels"),
+        entity_labels=entity_labels,
         step=step or 0.0,
         window=window or 0.0,
         interval=reader.duration(node.get("interval"), f"{path}.interval", step or 60.0),  # default: the step
@@ -168,6 +199,7 @@ def _read_analysis(reader: Reader, value: Any, path: str) -> Analysis | None:
         baseline=_read_baseline(reader, node.get("baseline"), f"{path}.baseline"),
         forecast=_read_forecast(reader, node.get("forecast"), f"{path}.forecast", step),
         council=_read_council(reader, node.get("council"), f"{path}.council"),
+        kubernetes=_read_kubernetes_mapping(reader, node.get("kubernetes"), f"{path}.kubernetes", entity_labels),
     )
 
 

@@ -114,6 +114,24 @@ class CouncilConfig:
 
 
 @dataclass(frozen=True)
+class KubernetesMapping:
+    """How an analysis' entity labels name a Kubernetes object: a pod (namespace and name) or a node."""
+
+    kind: str  # pod | node
+    name_label: str
+    namespace_label: str | None = None  # pods only
+
+
+@dataclass(frozen=True)
+class KubernetesConfig:
+    """Optional topology enrichment from the Kubernetes API; see the README's 'Kubernetes'."""
+
+    enabled: bool = False
+    kubeconfig: str | None = None  # None: the in-cluster service account, else the default kubeconfig
+    refresh_interval: float = 300.0
+
+
+@dataclass(frozen=True)
 class Analysis:
     name: str
     entity_labels: tuple[str, ...]
@@ -128,6 +146,7 @@ class Analysis:
     baseline: BaselineConfig = BaselineConfig()
     forecast: ForecastConfig = ForecastConfig()
     council: CouncilConfig = CouncilConfig()
+    kubernetes: KubernetesMapping | None = None
 
     @property
     def steps(self) -> int:
@@ -144,3 +163,4 @@ class Config:
     prometheus: PrometheusConfig
     analyses: tuple[Analysis, ...]
     source: str = "<memory>"
+    kubernetes: KubernetesConfig = KubernetesConfig()

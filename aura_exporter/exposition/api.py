@@ -18,6 +18,7 @@ from aura_exporter.council import DECISIONS
 from aura_exporter.exposition.openapi import openapi_document
 from aura_exporter.exposition.views import ID_LENGTH, entity_detail, entity_id, entity_summary
 from aura_exporter.snapshot import AnalysisResult, Snapshot
+from aura_exporter.sources.kubernetes import ClusterTopology
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,10 @@ class EntityIndex:
 
 
 class Api:
-    def __init__(self, snapshot: Callable[[], Snapshot], analyses: list[str], last_errors: dict[str, str]):
+    def __init__(self, snapshot: Callable[[], Snapshot], analyses: list[str], last_errors: dict[str, str],
+                 cluster: Callable[[], ClusterTopology | None] = lambda: None):
         self.snapshot = snapshot
+        self.cluster = cluster
         self.analyses = analyses
         self.last_errors = last_errors
         self.index = EntityIndex()
@@ -140,7 +143,7 @@ class Api:
         index = self.index.find(self.snapshot(), result.analysis.name, identifier)
         if index is None:
             raise ApiError(404, "not_found", "no such entity in the latest cycle")
-        return success(entity_detail(result, index))
+        return success(entity_detail(result, index, self.cluster()))
 
     async def entity_by_labels(self, request: web.Request) -> web.Response:
         """The entity whose labels are given as query parameters; others (an alert's job, …) are ignored."""
@@ -154,7 +157,7 @@ class Api:
             index = result.windows.entities.index(key)
         except ValueError:
             raise ApiError(404, "not_found", "no such entity in the latest cycle") from None
-        return success(entity_detail(result, index))
+        return success(entity_detail(result, index, self.cluster()))
 
     def _result(self, analysis: str) -> AnalysisResult:
         if analysis not in self.analyses:

@@ -66,6 +66,10 @@ class SelfMetrics:
             ["version", "python_version", "giotto_tda_version"], registry=self.registry,
         )
         build.labels(__version__, platform.python_version(), _library_version("giotto-tda")).set(1)
+        self.kubernetes_errors = Counter(
+            "aura_kubernetes_errors_total", "Readings of the Kubernetes API (topology enrichment) that failed.",
+            registry=self.registry,
+        )
         Gauge("aura_shard_info", "This replica's shard of the entities; the value is always 1.",
               ["shard", "shard_count"], registry=self.registry).labels(str(shard.index), str(shard.count)).set(1)
         for name in analyses:  # every series exists from the start, so rate() and absent() behave

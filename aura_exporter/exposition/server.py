@@ -25,6 +25,7 @@ from aura_exporter.exposition.render import (
 )
 from aura_exporter.exposition.ui import RiskHistory, Ui
 from aura_exporter.snapshot import Snapshot
+from aura_exporter.sources.kubernetes import ClusterTopology, ClusterWatcher
 
 
 @dataclass
@@ -36,7 +37,11 @@ class ServerState:
     last_errors: dict[str, str] = field(default_factory=dict)
     feed: DecisionFeed = field(default_factory=DecisionFeed)
     history: RiskHistory = field(default_factory=RiskHistory)
+    watcher: ClusterWatcher | None = None  # Kubernetes enrichment, when enabled
     started_at: float = field(default_factory=time.time)
+
+    def cluster(self) -> ClusterTopology | None:
+        return self.watcher.latest if self.watcher else None
 
     def not_ready(self) -> list[str]:
         return [name for name in self.analyses if name not in self.succeeded]
@@ -46,9 +51,9 @@ def build_app(state: ServerState, telemetry_path: str = "/metrics",
               run_blocking: Callable | None = None) -> web.Application:
     app = web.Application(middlewares=[json_errors])
     handlers = _Handlers(state, telemetry_path, run_blocking)
-    Api(lambda: state.rendered.snapshot, state.analyses, state.last_errors).routes(app)
+    Api(lambda: state.rendered.snapshot, state.analyses, state.last_errors, state.cluster).routes(app)
     app.router.add_get(f"{PREFIX}/decisions", state.feed.handle)
-    Ui(lambda: state.rendered.snapshot, state.history).routes(app)
+    Ui(lambda: state.rendered.snapshot, state.history, state.cluster).routes(app)
     app.on_shutdown.append(state.feed.close_all)
     app.router.add_get(telemetry_path, handlers.metrics)
     app.router.add_get("/", handlers.landing)

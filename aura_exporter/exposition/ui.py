@@ -22,7 +22,7 @@ from aura_exporter.council import DECISIONS
 from aura_exporter.durations import format_duration
 from aura_exporter.exposition.api import EntityIndex
 from aura_exporter.exposition.svg import Line, Node, barcode, fleet_graph, line_chart, persistence_diagram
-from aura_exporter.exposition.views import entity_explanation, entity_id
+from aura_exporter.exposition.views import entity_explanation, entity_id, kubernetes_view
 from aura_exporter.snapshot import AnalysisResult, Snapshot
 from aura_exporter.topology.fleet import recent_state
 
@@ -74,8 +74,9 @@ class RiskHistory:
 
 
 class Ui:
-    def __init__(self, snapshot, history: RiskHistory):
+    def __init__(self, snapshot, history: RiskHistory, cluster=lambda: None):
         self.snapshot = snapshot
+        self.cluster = cluster
         self.history = history
         self.index = EntityIndex()
 
@@ -111,7 +112,8 @@ class Ui:
         index = None if result is None else self.index.find(snapshot, analysis, identifier)
         if result is None or index is None:
             return _html(_page("Not found", "<h1>No such entity in the latest cycle</h1>"), status=404)
-        body = entity_section(result, index, self.history.of(analysis, result.windows.entities[index]))
+        body = entity_section(result, index, self.history.of(analysis, result.windows.entities[index]),
+                              kubernetes_view(result, index, self.cluster()))
         return _html(_page(f"AURA {analysis}", body, entity=identifier))
 
 
@@ -174,7 +176,7 @@ def _layout(points: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
     return positions, [(int(a), int(b)) for a, b in zip(tree.row, tree.col, strict=True)]
 
 
-def entity_section(result: AnalysisResult, index: int, history: np.ndarray) -> str:
+def entity_section(result: AnalysisResult, index: int, history: np.ndarray, placement: dict | None = None) -> str:
     explanation = entity_explanation(result, index)
     diagrams = result.topology.diagrams.entity(index)
     threshold = float(result.topology.thresholds[index])
@@ -192,11 +194,21 @@ def entity_section(result: AnalysisResult, index: int, history: np.ndarray) -> s
             f'{explanation.risk:.0%}.</p><p class="summary">{_e(explanation.summary)}</p>'
             f'<h2>Council</h2><table class="agents"><tr><th>agent</th><th>score</th><th>vote</th></tr>{agents}'
             f'</table><h2>Why</h2><ul class="reasons">{reasons}</ul><h2>What to do</h2><ul class="actions">{actions}'
-            f'</ul><h2>Topology</h2><ul>{features}</ul><div class="charts">'
+            f'</ul>{kubernetes_section(placement)}<h2>Topology</h2><ul>{features}</ul><div class="charts">'
             + persistence_diagram(diagrams, threshold, f"{name}: persistence diagram")
             + barcode(diagrams, threshold, f"{name}: barcode")
             + risk_chart(history, result.data_time)
             + "</div><h2>Forecasts</h2><div class=\"charts\">" + forecast_charts(result, index) + "</div>")
+
+
+def kubernetes_section(placement: dict | None) -> str:
+    if placement is None:
+        return ""
+    owner = f", owned by {_e(placement['owner'])}" if placement["owner"] else ""
+    flagged = "".join(f"<li>{_e(name)}</li>" for name in placement["flagged_on_node"])
+    shared = (f"<p>Also flagged on this node:</p><ul class=\"same-node\">{flagged}</ul>" if flagged
+              else "<p>No other flagged entity on this node.</p>")
+    return f'<h2>Kubernetes</h2><p>On node {_e(placement["node"])}{owner}.</p>{shared}'
 
 
 def risk_chart(history: np.ndarray, now: float) -> str:

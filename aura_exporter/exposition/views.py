@@ -18,6 +18,10 @@ from aura_exporter.council import DECISIONS
 from aura_exporter.council.explanation import Explanation, explain
 from aura_exporter.durations import format_duration
 from aura_exporter.snapshot import AnalysisResult
+from aura_exporter.sources.kubernetes import ClusterTopology
+
+SHARED_NODE_ACTION = ("{count} other flagged entities run on node {node}: check the node itself (kubelet, disk, "
+                      "network, noisy neighbours) before the workloads.")
 
 ID_LENGTH = 16
 
@@ -55,18 +59,41 @@ def entity_explanation(result: AnalysisResult, index: int) -> Explanation:
     return explain(result.verdict, result.topology.critical[index], limits, horizon, index)
 
 
-def entity_detail(result: AnalysisResult, index: int) -> dict[str, Any]:
+def entity_detail(result: AnalysisResult, index: int, cluster: ClusterTopology | None = None) -> dict[str, Any]:
     topology = result.topology
     diagrams = topology.diagrams.entity(index)
+    placement = kubernetes_view(result, index, cluster)
+    explanation = asdict(entity_explanation(result, index))
+    if placement and placement["flagged_on_node"] and explanation["decision"] != "monitor":
+        explanation["actions"].insert(0, SHARED_NODE_ACTION.format(count=len(placement["flagged_on_node"]),
+                                                                   node=placement["node"]))
     return {
         **entity_summary(result, index),
         "data_time": result.data_time,
         "model_ready": result.model_ready,
-        "explanation": _json_safe(asdict(entity_explanation(result, index))),
+        "kubernetes": placement,
+        "explanation": _json_safe(explanation),
         "diagrams": {str(dim): [[float(b), float(d)] for b, d in pairs] for dim, pairs in diagrams.items()},
         "noise_threshold": float(topology.thresholds[index]),
         "forecast": forecast_view(result, index),
     }
+
+
+def kubernetes_view(result: AnalysisResult, index: int, cluster: ClusterTopology | None) -> dict[str, Any] | None:
+    """The entity's node and owner, and the other flagged entities on its node; None without enrichment."""
+    mapping = result.analysis.kubernetes
+    if cluster is None or mapping is None:
+        return None
+    placement = cluster.place(mapping, result.entity_labels(index))
+    if placement is None:
+        return None
+    flagged = [
+        ", ".join(f"{k}={v}" for k, v in result.entity_labels(i).items())
+        for i in range(len(result.windows.entities))
+        if i != index and int(result.verdict.decision[i]) > 0
+        and (other := cluster.place(mapping, result.entity_labels(i))) is not None and other.node == placement.node
+    ]
+    return {"node": placement.node, "owner": placement.owner, "pod": placement.pod, "flagged_on_node": flagged}
 
 
 def forecast_view(result: AnalysisResult, index: int) -> dict[str, Any] | None:
