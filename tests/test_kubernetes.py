@@ -147,3 +147,14 @@ def test_cluster_from_accepts_empty_lists():
 
     assert cluster_from(Empty(), Empty(), Empty(), 0.0).pods == {}
     assert json.dumps(sorted(cluster().pods))  # keys are plain strings
+
+
+def test_the_fleet_page_joins_flagged_entities_of_one_node_and_names_the_node():
+    from aura_exporter.exposition.ui import fleet_section
+
+    page = fleet_section(pods_result([2, 1, 0]), cluster())
+    assert '<ul class="shared-nodes"><li>node-a: 2 flagged</li></ul>' in page
+    assert page.count('class="shared-node"') == 1 and "on node node-a" in page
+    calm = fleet_section(pods_result([2, 0, 2]), cluster())  # flagged, but on different nodes
+    assert "shared-nodes" not in calm and 'class="shared-node"' not in calm
+    assert "on node" not in fleet_section(pods_result([2, 1, 0]), None)

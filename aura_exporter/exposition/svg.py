@@ -136,13 +136,20 @@ class Node:
     risk: float
 
 
-def fleet_graph(nodes: Sequence[Node], positions: np.ndarray, edges: Sequence[tuple[int, int]], title: str) -> str:
-    """Entities as nodes placed by their behaviour, edges from the fleet's single-linkage tree."""
+def fleet_graph(nodes: Sequence[Node], positions: np.ndarray, edges: Sequence[tuple[int, int]], title: str,
+                shared: Sequence[tuple[int, int]] = ()) -> str:
+    """Entities as nodes placed by their behaviour, edges from the fleet's single-linkage tree, and
+    dashed `shared` edges between flagged entities on one Kubernetes node."""
     size = 480
     x = Scale.fit(positions[:, 0] if len(nodes) else np.zeros(1), 20, size - 20)
     y = Scale.fit(positions[:, 1] if len(nodes) else np.zeros(1), size - 20, 20)
-    body = [f'<line x1="{x(positions[a, 0]):.1f}" y1="{y(positions[a, 1]):.1f}" x2="{x(positions[b, 0]):.1f}" '
-            f'y2="{y(positions[b, 1]):.1f}" stroke="#ccc"/>' for a, b in edges]
+
+    def line(a: int, b: int, style: str) -> str:
+        return (f'<line x1="{x(positions[a, 0]):.1f}" y1="{y(positions[a, 1]):.1f}" x2="{x(positions[b, 0]):.1f}" '
+                f'y2="{y(positions[b, 1]):.1f}" {style}/>')
+
+    body = [line(a, b, 'stroke="#ccc"') for a, b in edges]
+    body += [line(a, b, 'class="shared-node" stroke="#9467bd" stroke-dasharray="5 3"') for a, b in shared]
     for i, node in enumerate(nodes):
         body.append(f'<a href="{_e(node.href)}"><circle class="node" cx="{x(positions[i, 0]):.1f}" '
                     f'cy="{y(positions[i, 1]):.1f}" r="{4 + 6 * node.risk:.1f}" '

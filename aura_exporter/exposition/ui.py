@@ -24,6 +24,7 @@ from aura_exporter.exposition.api import EntityIndex
 from aura_exporter.exposition.svg import Line, Node, barcode, fleet_graph, line_chart, persistence_diagram
 from aura_exporter.exposition.views import entity_explanation, entity_id, kubernetes_view
 from aura_exporter.snapshot import AnalysisResult, Snapshot
+from aura_exporter.sources.kubernetes import ClusterTopology
 from aura_exporter.topology.fleet import recent_state
 
 HISTORY_POINTS = 240  # risk values kept per entity for its timeline
@@ -91,7 +92,8 @@ class Ui:
         return web.Response(text=text, content_type="application/javascript")
 
     async def fleet(self, request: web.Request) -> web.Response:
-        sections = [fleet_section(result) for result in self.snapshot().results.values()]
+        cluster = self.cluster()
+        sections = [fleet_section(result, cluster) for result in self.snapshot().results.values()]
         body = "<h1>Fleet</h1>" + ("".join(sections) or "<p>No analysis has completed a cycle yet.</p>")
         return _html(_page("AURA fleet", body))
 
@@ -132,7 +134,7 @@ def entity_name(result: AnalysisResult, index: int) -> str:
     return ", ".join(f"{k}={v}" for k, v in result.entity_labels(index).items())
 
 
-def fleet_section(result: AnalysisResult) -> str:
+def fleet_section(result: AnalysisResult, cluster: ClusterTopology | None = None) -> str:
     verdict, topology = result.verdict, result.topology
     order = np.argsort(-verdict.risk, kind="stable")
     rows = []
@@ -147,23 +149,52 @@ def fleet_section(result: AnalysisResult) -> str:
             f'<td class="risk" data-value="{risk:.6f}">{risk:.0%}</td>'
             f'<td data-value="{drift:.6f}">{drift:.2f}</td><td data-value="{isolation:.6f}">{isolation:.2f}</td></tr>')
     return (f'<h2>{_e(result.analysis.name)}</h2><p>{len(rows)} entities, {topology.fleet.components} behaviour '
-            f'clusters.</p><div class="charts">{fleet_graph_svg(result)}</div>'
+            f'clusters.</p>{shared_nodes_note(result, cluster)}'
+            f'<div class="charts">{fleet_graph_svg(result, cluster)}</div>'
             '<table class="entities"><thead><tr><th data-sort="text">entity</th><th data-sort="number">decision</th>'
             '<th data-sort="number">risk</th><th data-sort="number">drift z-score</th>'
             '<th data-sort="number">isolation</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>")
 
 
-def fleet_graph_svg(result: AnalysisResult) -> str:
+def fleet_graph_svg(result: AnalysisResult, cluster: ClusterTopology | None = None) -> str:
     """The riskiest entities placed by their recent behaviour (two principal components of their
     log-compressed recent states), joined by the minimum spanning tree of the fleet's distances (the
-    single-linkage tree whose long edges are the fleet's splits)."""
+    single-linkage tree whose long edges are the fleet's splits); with Kubernetes enrichment, flagged
+    entities on one node are joined too."""
     chosen = np.argsort(-result.verdict.risk, kind="stable")[:GRAPH_NODES]
     state = recent_state(result.topology.scaled[chosen])
     points = np.sign(state) * np.log1p(np.abs(state))
     positions, edges = _layout(points)
-    nodes = [Node(entity_name(result, int(i)), entity_link(result, int(i)),
-                  DECISIONS[int(result.verdict.decision[i])], float(result.verdict.risk[i])) for i in chosen]
-    return fleet_graph(nodes, positions, edges, f"{result.analysis.name}: fleet graph")
+    nodes_of = node_of_each(result, cluster)
+    nodes = [Node(entity_name(result, int(i)) + (f" on node {nodes_of[i]}" if nodes_of[i] else ""),
+                  entity_link(result, int(i)), DECISIONS[int(result.verdict.decision[i])],
+                  float(result.verdict.risk[i])) for i in chosen]
+    flagged = [k for k, i in enumerate(chosen) if result.verdict.decision[i] > 0 and nodes_of[i]]
+    shared = [(a, b) for n, a in enumerate(flagged) for b in flagged[n + 1:]
+              if nodes_of[chosen[a]] == nodes_of[chosen[b]]]
+    return fleet_graph(nodes, positions, edges, f"{result.analysis.name}: fleet graph", shared)
+
+
+def node_of_each(result: AnalysisResult, cluster: ClusterTopology | None) -> list[str | None]:
+    """The Kubernetes node of each entity (None without enrichment or when it is not found)."""
+    mapping = result.analysis.kubernetes
+    if cluster is None or mapping is None:
+        return [None] * len(result.windows.entities)
+    placements = [cluster.place(mapping, result.entity_labels(i)) for i in range(len(result.windows.entities))]
+    return [p.node if p else None for p in placements]
+
+
+def shared_nodes_note(result: AnalysisResult, cluster: ClusterTopology | None) -> str:
+    """Nodes carrying several flagged entities: the node is the likelier cause."""
+    counts: dict[str, int] = {}
+    for index, node in enumerate(node_of_each(result, cluster)):
+        if node and result.verdict.decision[index] > 0:
+            counts[node] = counts.get(node, 0) + 1
+    shared = sorted((n, c) for n, c in counts.items() if c > 1)
+    if not shared:
+        return ""
+    items = "".join(f"<li>{_e(node)}: {count} flagged</li>" for node, count in shared)
+    return f'<p>Nodes with several flagged entities (check the node first):</p><ul class="shared-nodes">{items}</ul>'
 
 
 def _layout(points: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
