@@ -84,3 +84,13 @@ def test_two_shards_export_disjoint_entities_that_cover_the_fleet(tmp_path, targ
     assert first == expected
     for index, shard in enumerate(shards):
         assert sample_value(shard.metrics(), "aura_shard_info", {"shard": str(index), "shard_count": "2"}) == 1
+
+    # A third shard takes exactly the hosts the hash gives it, and only from the other two.
+    third = exporters(["run", f"--config.file={config}", "--shard.count=3", "--shard.index=2",
+                       f"--storage.path={tmp_path / '2'}"])
+    taken = {h for h in HOSTS if Shard(2, 3).owns(("instance",), (h,))}
+    assert taken  # host-a, by the pinned hash
+    wait_for(lambda: exported(third) == taken, 90, interval=1, what="the third shard exporting its hosts")
+    for index in range(2):
+        still = {h for h in HOSTS if Shard(index, 3).owns(("instance",), (h,))}
+        assert still <= exported(shards[index]) and still == exported(shards[index]) - taken
