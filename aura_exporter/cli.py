@@ -118,13 +118,35 @@ async def _serve(config: Config, args: argparse.Namespace) -> None:
     if shard.count > 1:
         source, history = ShardedSource(source, shard), sharded_history(history, shard)
         log.info("sharded", extra={"shard": shard.index, "shard_count": shard.count})
+    sources = None if args.command == "demo" else _sources_for(shard)
     exporter = Exporter(config, source, clock, args.listen_address, args.telemetry_path, args.workers or None,
-                        history=history, storage=_storage(args.storage), shard=shard)
+                        history=history, storage=_storage(args.storage), shard=shard,
+                        config_path=args.config_file, sources=sources)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Task] = set()  # keep a reference until each is done
+    loop.add_signal_handler(signal.SIGHUP, lambda: _track(reloads, asyncio.ensure_future(exporter.reload())))
     await exporter.run(stop)
+
+
+def _track(tasks: set[asyncio.Task], task: asyncio.Task) -> None:
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+
+
+def _sources_for(shard):
+    """Rebuilds the PromQL source and history loader when a reload changes the `prometheus` section."""
+    from aura_exporter.sources.promql import PromQLSource
+
+    def build(config: Config):
+        source, history = PromQLSource(config.prometheus), _prometheus_history(config)
+        if shard.count > 1:
+            return ShardedSource(source, shard), sharded_history(history, shard)
+        return source, history
+
+    return build
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -6,11 +6,13 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from aura_exporter.config import Analysis, Config
+from aura_exporter.config import Analysis, Config, ConfigError, load_config
 from aura_exporter.cycle import AnalysisCycle, CycleFailed
 from aura_exporter.exposition.render import render_snapshot
 from aura_exporter.exposition.selfmetrics import SelfMetrics
@@ -30,31 +32,65 @@ class Clock(Protocol):
     async def sleep(self, seconds: float) -> None: ...
 
 
+# Builds the PromQL source and the history loader of a configuration (run mode), so that a reload
+# that changes the `prometheus` section can reconnect; None keeps the source the exporter started with.
+SourceFactory = Callable[[Config], tuple[Source, HistoryLoader | None]]
+
+
+@dataclass
+class AnalysisRun:
+    """One analysis at work: its cycle (with its state) and its forecaster's manager, and their tasks."""
+
+    cycle: AnalysisCycle
+    manager: ModelManager | None
+    tasks: list[asyncio.Task] = field(default_factory=list)
+
+
 class Exporter:
     def __init__(self, config: Config, source: Source, clock: Clock, listen_address: str,
                  telemetry_path: str = "/metrics", workers: int | None = None,
-                 history: HistoryLoader | None = None, storage: Path | None = None, shard: Shard = WHOLE):
+                 history: HistoryLoader | None = None, storage: Path | None = None, shard: Shard = WHOLE,
+                 config_path: str | None = None, sources: SourceFactory | None = None):
         self.config = config
         self.source = source
+        self.history = history
+        self.storage = storage
         self.clock = clock
         self.listen_address = listen_address
         self.telemetry_path = telemetry_path
+        self.config_path = config_path
+        self.sources = sources
         names = [a.name for a in config.analyses]
         self.metrics = SelfMetrics(names, shard)
         # One thread for CPU stages: it waits on giotto-tda's worker processes with the GIL released.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aura-compute")
-        workers = workers or os.cpu_count() or 1
-        self.cycles = [AnalysisCycle(a, source, self.metrics, self.executor, workers) for a in config.analyses]
-        self.managers = [
-            ModelManager(cycle.analysis, cycle.forecast, storage, history, self.metrics, clock)
-            for cycle in self.cycles if cycle.analysis.forecast.enabled and history is not None
-        ]
-        self.state = ServerState(live=self.metrics.registry, analyses=names)
+        self.workers = workers or os.cpu_count() or 1
+        self.runs: dict[str, AnalysisRun] = {a.name: self._prepare(a) for a in config.analyses}
+        self.state = ServerState(live=self.metrics.registry, analyses=names, reload=self.reload)
+        self.watcher_task: asyncio.Task | None = None
         if config.kubernetes.enabled:
             self.state.watcher = ClusterWatcher(config.kubernetes, self.metrics.kubernetes_errors.inc)
         self.holder = SnapshotHolder()
         self.port: int | None = None
         self.started = asyncio.Event()
+        self._reloading = asyncio.Lock()
+
+    def _prepare(self, analysis: Analysis) -> AnalysisRun:
+        cycle = AnalysisCycle(analysis, self.source, self.metrics, self.executor, self.workers)
+        manager = None
+        if analysis.forecast.enabled and self.history is not None:
+            manager = ModelManager(analysis, cycle.forecast, self.storage, self.history, self.metrics, self.clock)
+        return AnalysisRun(cycle, manager)
+
+    def _start(self, run: AnalysisRun) -> None:
+        run.tasks = [asyncio.create_task(self._loop(run.cycle))]
+        if run.manager is not None:
+            run.tasks.append(asyncio.create_task(run.manager.run()))
+
+    async def _stop(self, run: AnalysisRun) -> None:
+        for task in run.tasks:
+            task.cancel()
+        await asyncio.gather(*run.tasks, return_exceptions=True)
 
     async def run(self, stop: asyncio.Event) -> None:
         self.app = build_app(self.state, self.telemetry_path, self._run_blocking)
@@ -62,20 +98,76 @@ class Exporter:
         self.port = bound_port(runner)
         log.info("listening", extra={"address": self.listen_address, "port": self.port})
         self.started.set()
-        loops = [asyncio.create_task(self._loop(cycle)) for cycle in self.cycles]
-        loops += [asyncio.create_task(manager.run()) for manager in self.managers]
-        if self.state.watcher is not None:
-            loops.append(asyncio.create_task(self.state.watcher.run()))
+        for run in self.runs.values():
+            self._start(run)
+        self._start_watcher()
         try:
             await stop.wait()
         finally:
-            for task in loops:
-                task.cancel()
-            await asyncio.gather(*loops, return_exceptions=True)
+            for run in self.runs.values():
+                await self._stop(run)
+            if self.watcher_task is not None:
+                self.watcher_task.cancel()
             await runner.cleanup()
             await self.source.close()
             self.executor.shutdown(wait=False, cancel_futures=True)
             log.info("stopped")
+
+    def _start_watcher(self) -> None:
+        if self.state.watcher is not None:
+            self.watcher_task = asyncio.create_task(self.state.watcher.run())
+
+    async def reload(self) -> list[str]:
+        """Read the configuration file again. [] when it took effect (changed analyses restart with fresh
+        state at once, the others keep theirs); else its problems, and the old configuration runs on."""
+        async with self._reloading:
+            if self.config_path is None:
+                problems = ["no configuration file to reload: the exporter runs on the embedded default"]
+            else:
+                try:
+                    config = await self._run_blocking(load_config, self.config_path)
+                except ConfigError as err:
+                    problems = err.problems
+                else:
+                    await self._apply(config)
+                    self.metrics.config_reloaded(True)
+                    log.info("configuration reloaded", extra={"config": self.config_path,
+                                                              "analyses": len(config.analyses)})
+                    return []
+            self.metrics.config_reloaded(False)
+            for problem in problems:
+                log.error("configuration reload refused", extra={"config": self.config_path, "problem": problem})
+            return problems
+
+    async def _apply(self, config: Config) -> None:
+        reconnect = self.sources is not None and config.prometheus != self.config.prometheus
+        if reconnect and self.sources is not None:
+            old_source = self.source
+            self.source, self.history = self.sources(config)
+        kept = {a.name: a for a in self.config.analyses}
+        wanted = {a.name: a for a in config.analyses}
+        for name in [n for n in self.runs if n not in wanted or wanted[n] != kept[n] or reconnect]:
+            await self._stop(self.runs.pop(name))
+            if name not in wanted:
+                self.holder.drop(name)
+                self.state.succeeded.discard(name)
+                self.state.last_errors.pop(name, None)
+        for analysis in config.analyses:
+            if analysis.name not in self.runs:
+                self.metrics.prepare(analysis.name)
+                self.runs[analysis.name] = self._prepare(analysis)
+                self._start(self.runs[analysis.name])
+        self.state.analyses[:] = list(wanted)
+        if config.kubernetes != self.config.kubernetes:
+            if self.watcher_task is not None:
+                self.watcher_task.cancel()
+            self.state.watcher = (ClusterWatcher(config.kubernetes, self.metrics.kubernetes_errors.inc)
+                                  if config.kubernetes.enabled else None)
+            self._start_watcher()
+        self.config = config
+        if reconnect:
+            await old_source.close()
+        self.state.rendered = await self._run_blocking(render_snapshot, self.holder.latest)  # without dropped ones
 
     async def _run_blocking(self, function, *args):
         return await asyncio.get_running_loop().run_in_executor(None, function, *args)

@@ -55,6 +55,12 @@ class SnapshotHolder:
     def latest(self) -> Snapshot:
         return self._snapshot
 
+    def drop(self, analysis: str) -> None:
+        """Forget an analysis that the configuration no longer has (its series leave the next render)."""
+        with self._lock:
+            results = {name: kept for name, kept in self._snapshot.results.items() if name != analysis}
+            self._snapshot = Snapshot(MappingProxyType(results), self._snapshot.version + 1)
+
     def publish(self, result: AnalysisResult | None, analysis: str, now: float) -> Snapshot:
         """A new snapshot with `result` for `analysis` (or, when None, without fresh data for it)."""
         with self._lock:

@@ -72,14 +72,32 @@ class SelfMetrics:
         )
         Gauge("aura_shard_info", "This replica's shard of the entities; the value is always 1.",
               ["shard", "shard_count"], registry=self.registry).labels(str(shard.index), str(shard.count)).set(1)
-        for name in analyses:  # every series exists from the start, so rate() and absent() behave
-            for reason in ERROR_REASONS:
-                self.query_errors.labels(name, reason)
-            for result in ("success", "failure"):
-                self.cycles.labels(name, result)
-            for stage in STAGES:
-                self.duration.labels(name, stage)
-            for reason in CHECKPOINT_REASONS:
-                self.checkpoint_errors.labels(name, reason)
-            for result in ("success", "failure"):
-                self.trainings.labels(name, result)
+        self.reload_successful = Gauge(
+            "aura_config_last_reload_successful", "Whether the last configuration reload succeeded (1) or not (0).",
+            registry=self.registry,
+        )
+        self.reload_successful.set(1)
+        self.reload_time = Gauge(
+            "aura_config_last_reload_success_timestamp_seconds", "Unix time of the last successful configuration load.",
+            registry=self.registry,
+        )
+        self.reload_time.set_to_current_time()
+        for name in analyses:
+            self.prepare(name)
+
+    def config_reloaded(self, successful: bool) -> None:
+        self.reload_successful.set(1 if successful else 0)
+        if successful:
+            self.reload_time.set_to_current_time()
+
+    def prepare(self, name: str) -> None:
+        """Create an analysis' series up front, so that rate() and absent() behave from its start."""
+        for reason in ERROR_REASONS:
+            self.query_errors.labels(name, reason)
+        for result in ("success", "failure"):
+            self.cycles.labels(name, result)
+            self.trainings.labels(name, result)
+        for stage in STAGES:
+            self.duration.labels(name, stage)
+        for reason in CHECKPOINT_REASONS:
+            self.checkpoint_errors.labels(name, reason)

@@ -6,7 +6,7 @@ Handlers only read what the cycles already published; none of them computes an a
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -38,6 +38,7 @@ class ServerState:
     feed: DecisionFeed = field(default_factory=DecisionFeed)
     history: RiskHistory = field(default_factory=RiskHistory)
     watcher: ClusterWatcher | None = None  # Kubernetes enrichment, when enabled
+    reload: Callable[[], Awaitable[list[str]]] | None = None  # reads the configuration again: its problems
     started_at: float = field(default_factory=time.time)
 
     def cluster(self) -> ClusterTopology | None:
@@ -59,6 +60,8 @@ def build_app(state: ServerState, telemetry_path: str = "/metrics",
     app.router.add_get("/", handlers.landing)
     app.router.add_get("/-/healthy", handlers.healthy)
     app.router.add_get("/-/ready", handlers.ready)
+    app.router.add_route("POST", "/-/reload", handlers.reload)
+    app.router.add_route("PUT", "/-/reload", handlers.reload)
     return app
 
 
@@ -92,6 +95,13 @@ class _Handlers:
             return web.Response(status=503, text="Not ready: no complete cycle yet for analysis "
                                 + ", ".join(waiting) + ".\n")
         return web.Response(text="Ready.\n")
+
+    async def reload(self, request: web.Request) -> web.Response:
+        """Like Prometheus' /-/reload: 200 when the new configuration took effect, else 500 and why."""
+        problems = ["reloading is not available"] if self.state.reload is None else await self.state.reload()
+        if problems:
+            return web.Response(status=500, text="failed to reload config:\n" + "\n".join(problems) + "\n")
+        return web.Response(text="Reloaded.\n")
 
     async def landing(self, request: web.Request) -> web.Response:
         page = render_landing(self.state.rendered.snapshot, self.state.analyses, self.state.last_errors,
