@@ -15,6 +15,7 @@ from aura_exporter import __version__
 from aura_exporter.clock import AcceleratedClock, WallClock
 from aura_exporter.config import Config, ConfigError, load_config
 from aura_exporter.durations import parse_duration
+from aura_exporter.exposition.webconfig import WebConfig, load_web_config
 from aura_exporter.logs import LEVELS, setup_logging
 from aura_exporter.sources.shard import ShardedSource, ShardError, resolve_shard, sharded_history
 
@@ -34,6 +35,8 @@ def _serving_flags() -> argparse.ArgumentParser:
     serving.add_argument("--web.listen-address", dest="listen_address", default=DEFAULT_LISTEN_ADDRESS,
                          help="address to serve /metrics on (default %(default)s)")
     serving.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics")
+    serving.add_argument("--web.config.file", dest="web_config_file", default=None,
+                         help="exporter-toolkit web configuration: TLS and basic auth (default: none)")
     serving.add_argument("--topology.workers", dest="workers", type=int, default=0,
                          help="processes computing persistence (default: one per CPU)")
     serving.add_argument("--storage.path", dest="storage", default="data",
@@ -95,7 +98,7 @@ def _check_config(path: str) -> int:
     return 0
 
 
-async def _serve(config: Config, args: argparse.Namespace) -> None:
+async def _serve(config: Config, args: argparse.Namespace, web_config: WebConfig | None) -> None:
     from aura_exporter.exporter import Clock, Exporter
     from aura_exporter.sources.base import Source
 
@@ -121,7 +124,7 @@ async def _serve(config: Config, args: argparse.Namespace) -> None:
     sources = None if args.command == "demo" else _sources_for(shard)
     exporter = Exporter(config, source, clock, args.listen_address, args.telemetry_path, args.workers or None,
                         history=history, storage=_storage(args.storage), shard=shard,
-                        config_path=args.config_file, sources=sources)
+                        config_path=args.config_file, sources=sources, web_config=web_config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -236,10 +239,17 @@ def main(argv: list[str] | None = None) -> int:
         for problem in err.problems:
             log.error("invalid configuration", extra={"file": err.source, "problem": problem})
         return 1
-    log.info("starting", extra={"version": __version__, "command": args.command, "config": path,
-                                "analyses": len(config.analyses)})
     try:
-        asyncio.run(_serve(config, args))
+        web_config = load_web_config(args.web_config_file) if args.web_config_file else None
+    except ConfigError as err:
+        for problem in err.problems:
+            log.error("invalid web configuration", extra={"file": err.source, "problem": problem})
+        return 1
+    log.info("starting", extra={"version": __version__, "command": args.command, "config": path,
+                                "analyses": len(config.analyses), "tls": bool(web_config and web_config.tls),
+                                "basic_auth": bool(web_config and web_config.users)})
+    try:
+        asyncio.run(_serve(config, args, web_config))
     except (StorageError, ShardError) as err:
         log.error("cannot start", extra={"error": str(err)})
         return 1

@@ -17,6 +17,7 @@ from aura_exporter.cycle import AnalysisCycle, CycleFailed
 from aura_exporter.exposition.render import render_snapshot
 from aura_exporter.exposition.selfmetrics import SelfMetrics
 from aura_exporter.exposition.server import ServerState, bound_port, build_app, start_server
+from aura_exporter.exposition.webconfig import WebConfig
 from aura_exporter.forecast.manager import HistoryLoader, ModelManager
 from aura_exporter.snapshot import SnapshotHolder
 from aura_exporter.sources.base import Source
@@ -50,7 +51,8 @@ class Exporter:
     def __init__(self, config: Config, source: Source, clock: Clock, listen_address: str,
                  telemetry_path: str = "/metrics", workers: int | None = None,
                  history: HistoryLoader | None = None, storage: Path | None = None, shard: Shard = WHOLE,
-                 config_path: str | None = None, sources: SourceFactory | None = None):
+                 config_path: str | None = None, sources: SourceFactory | None = None,
+                 web_config: WebConfig | None = None):
         self.config = config
         self.source = source
         self.history = history
@@ -60,6 +62,7 @@ class Exporter:
         self.telemetry_path = telemetry_path
         self.config_path = config_path
         self.sources = sources
+        self.web_config = web_config
         names = [a.name for a in config.analyses]
         self.metrics = SelfMetrics(names, shard)
         # One thread for CPU stages: it waits on giotto-tda's worker processes with the GIL released.
@@ -93,8 +96,8 @@ class Exporter:
         await asyncio.gather(*run.tasks, return_exceptions=True)
 
     async def run(self, stop: asyncio.Event) -> None:
-        self.app = build_app(self.state, self.telemetry_path, self._run_blocking)
-        runner = await start_server(self.app, self.listen_address)
+        self.app = build_app(self.state, self.telemetry_path, self._run_blocking, self.web_config)
+        runner = await start_server(self.app, self.listen_address, self.web_config.tls if self.web_config else None)
         self.port = bound_port(runner)
         log.info("listening", extra={"address": self.listen_address, "port": self.port})
         self.started.set()

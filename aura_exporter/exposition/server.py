@@ -5,6 +5,7 @@ Handlers only read what the cycles already published; none of them computes an a
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from aura_exporter.exposition.render import (
     wants_openmetrics,
 )
 from aura_exporter.exposition.ui import RiskHistory, Ui
+from aura_exporter.exposition.webconfig import WebConfig, basic_auth
 from aura_exporter.snapshot import Snapshot
 from aura_exporter.sources.kubernetes import ClusterTopology, ClusterWatcher
 
@@ -49,8 +51,9 @@ class ServerState:
 
 
 def build_app(state: ServerState, telemetry_path: str = "/metrics",
-              run_blocking: Callable | None = None) -> web.Application:
-    app = web.Application(middlewares=[json_errors])
+              run_blocking: Callable | None = None, web_config: WebConfig | None = None) -> web.Application:
+    guard = [basic_auth(web_config.users)] if web_config and web_config.users else []
+    app = web.Application(middlewares=[*guard, json_errors])
     handlers = _Handlers(state, telemetry_path, run_blocking)
     Api(lambda: state.rendered.snapshot, state.analyses, state.last_errors, state.cluster).routes(app)
     app.router.add_get(f"{PREFIX}/decisions", state.feed.handle)
@@ -109,12 +112,12 @@ class _Handlers:
         return web.Response(text=page, content_type="text/html")
 
 
-async def start_server(app: web.Application, listen_address: str) -> web.AppRunner:
-    """Start serving on 'host:port' (':port' for every interface); returns the runner to stop it."""
+async def start_server(app: web.Application, listen_address: str, tls: ssl.SSLContext | None = None) -> web.AppRunner:
+    """Start serving on 'host:port' (':port' for every interface), over TLS when given; returns the runner."""
     host, _, port = listen_address.rpartition(":")
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host.strip("[]") or None, int(port))
+    site = web.TCPSite(runner, host.strip("[]") or None, int(port), ssl_context=tls)
     await site.start()
     return runner
 

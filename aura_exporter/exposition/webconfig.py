@@ -1,0 +1,156 @@
+"""Access control in Prometheus' exporter-toolkit format: `--web.config.file`, the file node_exporter reads.
+
+    tls_server_config:
+      cert_file: server.crt
+      key_file: server.key
+      client_auth_type: RequireAndVerifyClientCert   # or NoClientCert (default), VerifyClientCertIfGiven...
+      client_ca_file: ca.crt
+      min_version: TLS12
+    basic_auth_users:
+      alice: $2y$10$...                              # bcrypt, e.g. from `htpasswd -nBC 10 alice`
+
+As in the toolkit, the users guard every path. Passwords and hashes are never logged; a checked
+password is remembered by a salted digest so that bcrypt's deliberate slowness is paid once per user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import os
+import ssl
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import bcrypt
+import yaml
+from aiohttp import web
+
+from aura_exporter.config import ConfigError
+from aura_exporter.config.reader import DuplicateKeyLoader, Reader
+
+TLS_VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
+                "TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
+# exporter-toolkit's client_auth_type values; Python cannot ask for a certificate without checking a
+# given one against a CA, so the "request" kinds verify what is given.
+CLIENT_AUTH = {"NoClientCert": ssl.CERT_NONE, "RequestClientCert": ssl.CERT_OPTIONAL,
+               "RequireAnyClientCert": ssl.CERT_REQUIRED, "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
+               "RequireAndVerifyClientCert": ssl.CERT_REQUIRED}
+REMEMBERED_LOGINS = 1000
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    tls: ssl.SSLContext | None = None
+    users: Mapping[str, bytes] = field(default_factory=dict)  # user → bcrypt hash
+
+
+def load_web_config(path: str) -> WebConfig:
+    """Parse and check the file; ConfigError lists every problem with its key path."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = yaml.load(handle, Loader=DuplicateKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except OSError as err:
+        raise ConfigError(path, [f"cannot read the file: {err.strerror}"]) from err
+    except yaml.YAMLError as err:
+        raise ConfigError(path, [f"invalid YAML: {err}"]) from err
+    reader = Reader()
+    root = reader.mapping(document or {}, "$", {"tls_server_config", "basic_auth_users", "http_server_config"})
+    users = _read_users(reader, root.get("basic_auth_users"), "basic_auth_users")
+    tls = _read_tls(reader, root.get("tls_server_config"), "tls_server_config")
+    if reader.problems:
+        raise ConfigError(path, reader.problems)
+    return WebConfig(tls, users)
+
+
+def _read_users(reader: Reader, value: Any, path: str) -> dict[str, bytes]:
+    node = reader.mapping(value, path, set(value) if isinstance(value, dict) else set())
+    users = {}
+    for name, hashed in node.items():
+        if not isinstance(name, str) or not isinstance(hashed, str) or not hashed.startswith(("$2a$", "$2b$", "$2y$")):
+            reader.fail(f"{path}.{name}", "expected a bcrypt hash ($2a$, $2b$ or $2y$...)")  # never the value
+        else:
+            users[name] = hashed.encode()
+    return users
+
+
+def _read_tls(reader: Reader, value: Any, path: str) -> ssl.SSLContext | None:
+    if value is None:
+        return None
+    allowed = {"cert_file", "key_file", "client_auth_type", "client_ca_file", "min_version", "max_version",
+               "cipher_suites", "curve_preferences", "prefer_server_cipher_suites"}
+    node = reader.mapping(value, path, allowed, {"cert_file", "key_file"})
+    cert = reader.readable_file(node.get("cert_file"), f"{path}.cert_file")
+    key = reader.readable_file(node.get("key_file"), f"{path}.key_file")
+    client_ca = reader.readable_file(node.get("client_ca_file"), f"{path}.client_ca_file")
+    auth = reader.string(node.get("client_auth_type"), f"{path}.client_auth_type", "NoClientCert")
+    if auth not in CLIENT_AUTH:
+        reader.fail(f"{path}.client_auth_type", f"{auth!r} is not one of {', '.join(CLIENT_AUTH)}")
+        auth = "NoClientCert"
+    if CLIENT_AUTH[auth] != ssl.CERT_NONE and client_ca is None:
+        reader.fail(f"{path}.client_ca_file", f"client_auth_type {auth} needs a client_ca_file")
+    versions = {}
+    for bound in ("min_version", "max_version"):
+        name = reader.string(node.get(bound), f"{path}.{bound}")
+        if name is not None and name not in TLS_VERSIONS:
+            reader.fail(f"{path}.{bound}", f"{name!r} is not one of {', '.join(TLS_VERSIONS)}")
+        elif name is not None:
+            versions[bound] = TLS_VERSIONS[name]
+    if reader.problems or cert is None or key is None:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = versions.get("min_version", ssl.TLSVersion.TLSv1_2)
+    if "max_version" in versions:
+        context.maximum_version = versions["max_version"]
+    try:
+        context.load_cert_chain(cert, key)
+        if client_ca:
+            context.load_verify_locations(client_ca)
+    except (ssl.SSLError, OSError) as err:
+        reader.fail(path, f"cannot load the certificate, key or CA: {err}")
+        return None
+    context.verify_mode = CLIENT_AUTH[auth]
+    return context
+
+
+def basic_auth(users: Mapping[str, bytes]) -> Callable:
+    """aiohttp middleware: 401 unless the request carries one of the users and its password."""
+    salt = os.urandom(16)
+    remembered: set[bytes] = set()
+
+    @web.middleware
+    async def check(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+        user, password = _credentials(request.headers.get("Authorization", ""))
+        hashed = users.get(user) if user is not None else None
+        if user is None or hashed is None or password is None:
+            return _unauthorized()
+        login = hashlib.sha256(salt + user.encode() + b"\0" + password + b"\0" + hashed).digest()
+        if login not in remembered:
+            loop = asyncio.get_running_loop()
+            if not await loop.run_in_executor(None, bcrypt.checkpw, password, hashed):
+                return _unauthorized()
+            if len(remembered) >= REMEMBERED_LOGINS:
+                remembered.clear()
+            remembered.add(login)
+        return await handler(request)
+
+    return check
+
+
+def _credentials(header: str) -> tuple[str | None, bytes | None]:
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None, None
+    try:
+        user, separator, password = base64.b64decode(encoded.strip(), validate=True).partition(b":")
+        return (user.decode(), password) if separator else (None, None)
+    except (binascii.Error, UnicodeDecodeError):
+        return None, None
+
+
+def _unauthorized() -> web.Response:
+    return web.Response(status=401, text="Unauthorized\n",
+                        headers={"WWW-Authenticate": 'Basic realm="aura-exporter", charset="UTF-8"'})

@@ -1,0 +1,116 @@
+"""--web.config.file in exporter-toolkit's format: TLS (with client certificates) and bcrypt basic auth,
+against the real exporter process, with certificates made by openssl."""
+
+from __future__ import annotations
+
+import base64
+import ssl
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+import bcrypt
+import pytest
+import yaml
+from conftest import REPO
+from test_promql import make_certificates
+
+from aura_exporter.config import ConfigError
+from aura_exporter.exposition.webconfig import load_web_config
+
+PASSWORD = "correct horse battery staple"
+
+
+def web_config(tmp_path, **document) -> str:
+    path = tmp_path / "web.yml"
+    path.write_text(yaml.safe_dump(document))
+    return str(path)
+
+
+def hashed(password: str) -> str:
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode().replace("$2b$", "$2y$", 1)
+
+
+def get(url: str, user: str | None = None, password: str | None = None, context: ssl.SSLContext | None = None):
+    request = urllib.request.Request(url)
+    if user is not None:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10, context=context) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def test_basic_auth_guards_every_path_and_never_logs_a_secret(tmp_path, exporters):
+    secret_hash = hashed(PASSWORD)
+    path = web_config(tmp_path, basic_auth_users={"alice": secret_hash})
+    exporter = exporters(["demo", f"--web.config.file={path}", f"--storage.path={tmp_path}", "--replay.hosts=5"])
+    for route in ("/metrics", "/", "/api/v1/status", "/ui", "/-/healthy"):
+        assert get(exporter.url + route)[0] == 401, route
+        assert get(exporter.url + route, "alice", "wrong")[0] == 401, route
+        assert get(exporter.url + route, "mallory", PASSWORD)[0] == 401, route
+    assert get(exporter.url + "/-/healthy", "alice", PASSWORD)[0] == 200
+    status, body = get(exporter.url + "/metrics", "alice", PASSWORD)
+    assert status == 200 and b"aura_exporter_build_info" in body
+    request = urllib.request.Request(exporter.url + "/-/reload", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 401  # /-/reload sits behind the same auth
+    log = exporter.log()
+    assert PASSWORD not in log and secret_hash not in log and secret_hash[7:] not in log
+
+
+def test_tls_with_client_certificates(tmp_path, exporters):
+    certs = make_certificates(tmp_path)
+    path = web_config(tmp_path, tls_server_config={
+        "cert_file": certs["server.crt"], "key_file": certs["server.key"], "client_ca_file": certs["ca.crt"],
+        "client_auth_type": "RequireAndVerifyClientCert", "min_version": "TLS12"})
+    exporter = exporters(["demo", f"--web.config.file={path}", f"--storage.path={tmp_path}", "--replay.hosts=5"])
+    url = f"https://127.0.0.1:{exporter.port}/-/healthy"
+
+    trusted = ssl.create_default_context(cafile=certs["ca.crt"])
+    trusted.load_cert_chain(certs["client.crt"], certs["client.key"])
+    assert get(url, context=trusted)[0] == 200
+
+    no_client_cert = ssl.create_default_context(cafile=certs["ca.crt"])
+    with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
+        get(url, context=no_client_cert)
+    with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):  # plain HTTP to the TLS port
+        get(f"http://127.0.0.1:{exporter.port}/-/healthy")
+    untrusting = ssl.create_default_context()  # the system CAs do not know our test CA
+    with pytest.raises((ssl.SSLError, urllib.error.URLError)):
+        get(url, context=untrusting)
+
+
+@pytest.mark.parametrize(("document", "mentions"), [
+    ({"basic_auth_users": {"alice": "plaintext-password"}}, "basic_auth_users.alice"),
+    ({"tls_server_config": {"cert_file": "/nonexistent.crt", "key_file": "/nonexistent.key"}},
+     "tls_server_config.cert_file"),
+    ({"tls_server_config": {"key_file": "x"}}, "tls_server_config"),
+    ({"tls_server_config": {"cert_file": str(REPO / "README.md"), "key_file": str(REPO / "README.md"),
+                            "min_version": "SSL3"}}, "tls_server_config.min_version"),
+    ({"tls_server_config": {"cert_file": str(REPO / "README.md"), "key_file": str(REPO / "README.md"),
+                            "client_auth_type": "RequireAndVerifyClientCert"}}, "tls_server_config.client_ca_file"),
+    ({"basic_auth_user": {}}, "basic_auth_user"),
+])
+def test_bad_web_configs_are_refused_with_their_key_path_and_no_secret(tmp_path, document, mentions):
+    path = web_config(tmp_path, **document)
+    with pytest.raises(ConfigError) as refused:
+        load_web_config(path)
+    assert any(mentions in problem for problem in refused.value.problems), refused.value.problems
+    assert "plaintext-password" not in str(refused.value)
+    started = subprocess.run([sys.executable, "-m", "aura_exporter", "demo", f"--web.config.file={path}",
+                              f"--storage.path={tmp_path}"], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert started.returncode == 1 and "invalid web configuration" in started.stderr
+    assert "plaintext-password" not in started.stderr
+
+
+def test_a_certificate_that_does_not_load_is_refused(tmp_path):
+    path = web_config(tmp_path, tls_server_config={"cert_file": str(REPO / "README.md"),
+                                                   "key_file": str(REPO / "README.md")})
+    with pytest.raises(ConfigError) as refused:
+        load_web_config(path)
+    assert any("cannot load the certificate" in p for p in refused.value.problems)
