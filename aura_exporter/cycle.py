@@ -57,6 +57,10 @@ class AnalysisCycle:
         loop = asyncio.get_running_loop()
         windows = await self._timed("windows", loop.run_in_executor(
             self.executor, build_windows, self.analysis, results, grid))
+        if windows.skipped.get("over_max_entities"):
+            self.metrics.limit_hits.labels(name, "entities").inc()
+            log.warning("max_entities reached: entities left out", extra={
+                "analysis": name, "left_out": windows.skipped["over_max_entities"]})
         topology = await self._timed("topology", loop.run_in_executor(
             self.executor, self.topology.run, windows, float(grid[-1])))
         context = await self._context(float(grid[-1]), windows)
@@ -108,6 +112,8 @@ class AnalysisCycle:
         for failure in failures:
             if isinstance(failure, QueryError):
                 self.metrics.query_errors.labels(self.analysis.name, failure.reason).inc()
+                if failure.reason == "too_many_series":
+                    self.metrics.limit_hits.labels(self.analysis.name, "series").inc()
                 log.warning("query failed", extra={"analysis": self.analysis.name, "reason": failure.reason,
                                                    "error": str(failure)})
             else:

@@ -74,6 +74,10 @@ def build_windows(analysis: Analysis, results: Sequence[RangeResult], grid: np.n
         "missing_data": int(np.sum(~complete & ~lacking & ~dup)),
     }
     keep = complete & ~lacking & ~dup
+    # A cardinality cap: beyond max_entities, the first in label order are kept (the same ones each cycle).
+    over = np.flatnonzero(keep)[analysis.max_entities:]
+    keep[over] = False
+    skipped["over_max_entities"] = len(over)
     return Windows(
         analysis=analysis.name,
         label_names=analysis.entity_labels,

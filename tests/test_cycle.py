@@ -45,3 +45,15 @@ def test_forecast_needs_its_context_but_topology_does_not():
 def test_with_its_context_the_forecast_covers_every_entity():
     result, _ = run_cycle(ReplaySource(ReplayFleet(hosts=6)))
     assert result.forecast is not None and result.forecast.quantiles.shape == (6, 5, 4, 3)
+
+
+def test_a_cardinality_cap_keeps_the_cycle_going_and_is_counted():
+    import dataclasses
+
+    capped = dataclasses.replace(ANALYSIS, max_entities=4)
+    metrics = SelfMetrics([capped.name])
+    cycle = AnalysisCycle(capped, ReplaySource(ReplayFleet(hosts=10)), metrics, ThreadPoolExecutor(1))
+    result = asyncio.run(cycle.run(1_764_000_000.0))
+    assert len(result.windows.entities) == 4 and result.windows.skipped["over_max_entities"] == 6
+    assert metrics.limit_hits.labels(capped.name, "entities")._value.get() == 1
+    assert metrics.limit_hits.labels(capped.name, "series")._value.get() == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from aura_exporter.config import Analysis, Feature
@@ -36,7 +38,11 @@ def test_alignment_gap_filling_and_skip_reasons():
     assert windows.values.shape == (3, 10, 2)
     np.testing.assert_allclose(windows.values[0, :, 0], np.arange(10.0))  # the gap interpolated
     np.testing.assert_allclose(windows.values[1, :, 0], np.arange(10.0))  # NaN treated as missing
-    assert windows.skipped == {"missing_feature": 1, "duplicate_series": 1, "missing_data": 1}
+    assert windows.skipped == {"missing_feature": 1, "duplicate_series": 1, "missing_data": 1, "over_max_entities": 0}
+
+    capped = build_windows(dataclasses.replace(ANALYSIS, max_entities=2), [x, y], grid)
+    assert capped.entities == (("gap",), ("nan",))  # the same first ones, in label order, every cycle
+    assert capped.skipped["over_max_entities"] == 1 and capped.values.shape == (2, 10, 2)
 
 
 def test_edges_take_the_nearest_value_and_long_gaps_are_not_guessed():

@@ -175,7 +175,7 @@ def _read_analyses(reader: Reader, value: Any, path: str) -> tuple[Analysis, ...
 
 
 def _read_analysis(reader: Reader, value: Any, path: str) -> Analysis | None:
-    allowed = {"name", "entity_labels", "step", "window", "interval", "features", "max_series",
+    allowed = {"name", "entity_labels", "step", "window", "interval", "features", "max_series", "max_entities",
                "max_missing_ratio", "max_gap", "topology", "baseline", "forecast", "council", "kubernetes"}
     node = reader.mapping(value, path, allowed, {"name", "entity_labels", "step", "window", "features"})
     name = _read_name(reader, node.get("name"), f"{path}.name")
@@ -193,6 +193,7 @@ def _read_analysis(reader: Reader, value: Any, path: str) -> Analysis | None:
         interval=reader.duration(node.get("interval"), f"{path}.interval", step or 60.0),  # default: the step
         features=_read_features(reader, node.get("features"), f"{path}.features"),
         max_series=reader.integer(node.get("max_series"), f"{path}.max_series", 10000),
+        max_entities=reader.integer(node.get("max_entities"), f"{path}.max_entities", 10000),
         max_missing_ratio=reader.number(node.get("max_missing_ratio"), f"{path}.max_missing_ratio", 0.25, 0.0, 0.9),
         max_gap=reader.duration(node.get("max_gap"), f"{path}.max_gap", 0.0),
         topology=_read_topology(reader, node.get("topology"), f"{path}.topology"),

@@ -140,6 +140,7 @@ class Analysis:
     interval: float
     features: tuple[Feature, ...]
     max_series: int = 10000
+    max_entities: int = 10000
     max_missing_ratio: float = 0.25
     max_gap: float = 0.0  # seconds; 0 means "4 steps"
     topology: TopologyConfig = TopologyConfig()

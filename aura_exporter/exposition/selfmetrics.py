@@ -72,6 +72,10 @@ class SelfMetrics:
         )
         Gauge("aura_shard_info", "This replica's shard of the entities; the value is always 1.",
               ["shard", "shard_count"], registry=self.registry).labels(str(shard.index), str(shard.count)).set(1)
+        self.limit_hits = Counter(
+            "aura_cardinality_limit_hits_total", "Cycles that hit a cardinality cap (max_entities, max_series).",
+            ["analysis", "limit"], registry=self.registry,
+        )
         self.reload_successful = Gauge(
             "aura_config_last_reload_successful", "Whether the last configuration reload succeeded (1) or not (0).",
             registry=self.registry,
@@ -101,3 +105,5 @@ class SelfMetrics:
             self.duration.labels(name, stage)
         for reason in CHECKPOINT_REASONS:
             self.checkpoint_errors.labels(name, reason)
+        for limit in ("entities", "series"):
+            self.limit_hits.labels(name, limit)
