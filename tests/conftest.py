@@ -8,7 +8,6 @@ import os
 import random
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -55,6 +54,18 @@ def http_get(url: str, headers: dict | None = None, timeout: float = 5.0) -> tup
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as err:
         return err.code, dict(err.headers), err.read()
+
+
+def stop_process(process: subprocess.Popen, grace: float = 10) -> int:
+    """SIGTERM, then SIGKILL if it has not exited within `grace` seconds; its exit status."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
 
 
 class MetricsTarget:
@@ -139,13 +150,8 @@ class PrometheusServer:
         return self
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process:
+            stop_process(self.process)
         self.process = None
 
     def query(self, promql: str) -> list[dict]:
@@ -217,13 +223,7 @@ class AlertmanagerServer:
         return f"http://{self.address}"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 class ExporterProcess:
@@ -259,14 +259,7 @@ class ExporterProcess:
         return self.get("/metrics")[2].decode()
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process, grace=15)
 
 
 def sample_value(exposition: str, name: str, labels: dict[str, str]) -> float | None:

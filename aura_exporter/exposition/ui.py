@@ -8,6 +8,7 @@ explanation is escaped; a Content-Security-Policy forbids inline scripts besides
 
 from __future__ import annotations
 
+import functools
 import html
 from collections import deque
 from importlib import resources
@@ -88,8 +89,7 @@ class Ui:
         app.router.add_get("/ui/static/ui.js", self.script)
 
     async def script(self, request: web.Request) -> web.Response:
-        text = resources.files("aura_exporter.exposition").joinpath("static/ui.js").read_text()
-        return web.Response(text=text, content_type="application/javascript")
+        return web.Response(text=_script(), content_type="application/javascript")
 
     async def fleet(self, request: web.Request) -> web.Response:
         cluster = self.cluster()
@@ -119,6 +119,12 @@ class Ui:
         return _html(_page(f"AURA {analysis}", body, entity=identifier))
 
 
+@functools.cache
+def _script() -> str:
+    """The UI's script, read from the package once (not on every page view)."""
+    return resources.files("aura_exporter.exposition").joinpath("static/ui.js").read_text()
+
+
 def _html(text: str, status: int = 200) -> web.Response:
     response = web.Response(text=text, content_type="text/html", status=status)
     response.headers["Content-Security-Policy"] = CSP
@@ -136,6 +142,7 @@ def entity_name(result: AnalysisResult, index: int) -> str:
 
 def fleet_section(result: AnalysisResult, cluster: ClusterTopology | None = None) -> str:
     verdict, topology = result.verdict, result.topology
+    nodes_of = node_of_each(result, cluster)
     order = np.argsort(-verdict.risk, kind="stable")
     rows = []
     for index in order:
@@ -149,14 +156,14 @@ def fleet_section(result: AnalysisResult, cluster: ClusterTopology | None = None
             f'<td class="risk" data-value="{risk:.6f}">{risk:.0%}</td>'
             f'<td data-value="{drift:.6f}">{drift:.2f}</td><td data-value="{isolation:.6f}">{isolation:.2f}</td></tr>')
     return (f'<h2>{_e(result.analysis.name)}</h2><p>{len(rows)} entities, {topology.fleet.components} behaviour '
-            f'clusters.</p>{shared_nodes_note(result, cluster)}'
-            f'<div class="charts">{fleet_graph_svg(result, cluster)}</div>'
+            f'clusters.</p>{shared_nodes_note(result, nodes_of)}'
+            f'<div class="charts">{fleet_graph_svg(result, nodes_of)}</div>'
             '<table class="entities"><thead><tr><th data-sort="text">entity</th><th data-sort="number">decision</th>'
             '<th data-sort="number">risk</th><th data-sort="number">drift z-score</th>'
             '<th data-sort="number">isolation</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>")
 
 
-def fleet_graph_svg(result: AnalysisResult, cluster: ClusterTopology | None = None) -> str:
+def fleet_graph_svg(result: AnalysisResult, nodes_of: list[str | None]) -> str:
     """The riskiest entities placed by their recent behaviour (two principal components of their
     log-compressed recent states), joined by the minimum spanning tree of the fleet's distances (the
     single-linkage tree whose long edges are the fleet's splits); with Kubernetes enrichment, flagged
@@ -165,7 +172,6 @@ def fleet_graph_svg(result: AnalysisResult, cluster: ClusterTopology | None = No
     state = recent_state(result.topology.scaled[chosen])
     points = np.sign(state) * np.log1p(np.abs(state))
     positions, edges = _layout(points)
-    nodes_of = node_of_each(result, cluster)
     nodes = [Node(entity_name(result, int(i)) + (f" on node {nodes_of[i]}" if nodes_of[i] else ""),
                   entity_link(result, int(i)), DECISIONS[int(result.verdict.decision[i])],
                   float(result.verdict.risk[i])) for i in chosen]
@@ -184,10 +190,10 @@ def node_of_each(result: AnalysisResult, cluster: ClusterTopology | None) -> lis
     return [p.node if p else None for p in placements]
 
 
-def shared_nodes_note(result: AnalysisResult, cluster: ClusterTopology | None) -> str:
+def shared_nodes_note(result: AnalysisResult, nodes_of: list[str | None]) -> str:
     """Nodes carrying several flagged entities: the node is the likelier cause."""
     counts: dict[str, int] = {}
-    for index, node in enumerate(node_of_each(result, cluster)):
+    for index, node in enumerate(nodes_of):
         if node and result.verdict.decision[index] > 0:
             counts[node] = counts.get(node, 0) + 1
     shared = sorted((n, c) for n, c in counts.items() if c > 1)
