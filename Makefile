@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS   ?=
 
-.PHONY: install rules dashboards screenshots bench-deps system-deps run test lint bench bench-topology bench-forecast forecast-quality clean
+.PHONY: install rules dashboards screenshots bench-deps system-deps run test lint bench bench-topology bench-forecast forecast-quality clean soak scrape-load
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,3 +64,10 @@ forecast-quality: bench-deps
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
+
+# Reliability runs (docs/reliability.md): memory across a 30-minute soak, /metrics under 20 scrapers.
+soak: bench-deps
+	$(BIN)/python bench/soak.py $(ARGS)
+
+scrape-load: install
+	$(BIN)/python bench/scrape_load.py $(ARGS)

@@ -9,7 +9,6 @@ import signal
 import socket
 import sys
 from importlib import resources
-from pathlib import Path
 
 from aura_exporter import __version__
 from aura_exporter.clock import AcceleratedClock, WallClock
@@ -18,6 +17,7 @@ from aura_exporter.durations import parse_duration
 from aura_exporter.exposition.webconfig import WebConfig, load_web_config
 from aura_exporter.logs import LEVELS, setup_logging
 from aura_exporter.sources.shard import ShardedSource, ShardError, resolve_shard, sharded_history
+from aura_exporter.storage import StorageError, prepare_storage
 
 DEFAULT_LISTEN_ADDRESS = ":10470"  # outside 9100-9999, which the exporter port registry has filled
 log = logging.getLogger("aura_exporter")
@@ -123,7 +123,7 @@ async def _serve(config: Config, args: argparse.Namespace, web_config: WebConfig
         log.info("sharded", extra={"shard": shard.index, "shard_count": shard.count})
     sources = None if args.command == "demo" else _sources_for(shard)
     exporter = Exporter(config, source, clock, args.listen_address, args.telemetry_path, args.workers or None,
-                        history=history, storage=_storage(args.storage), shard=shard,
+                        history=history, storage=prepare_storage(args.storage), shard=shard,
                         config_path=args.config_file, sources=sources, web_config=web_config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -163,7 +163,7 @@ def _train(args: argparse.Namespace) -> int:
 
     try:
         config = load_config(args.config_file)
-        storage = _storage(args.storage)
+        storage = prepare_storage(args.storage)
     except (ConfigError, StorageError) as err:
         print(err, file=sys.stderr)
         return 1
@@ -206,23 +206,6 @@ def _prometheus_history(config: Config, progress=None):
     from aura_exporter.sources.history import prometheus_history
 
     return lambda analysis, start, end: prometheus_history(config.prometheus, analysis, start, end, progress)
-
-
-def _storage(path: str) -> Path:
-    """The state directory, created and checked for writing once, at start-up."""
-    storage = Path(path)
-    try:
-        storage.mkdir(parents=True, exist_ok=True)
-        probe = storage / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise StorageError(f"--storage.path {path!r} is not a writable directory: {err.strerror}") from err
-    return storage
-
-
-class StorageError(Exception):
-    pass
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from concurrent.futures import Executor
+from pathlib import Path
 
 from aura_exporter.config import Analysis
 from aura_exporter.council import CouncilStage
@@ -14,6 +15,7 @@ from aura_exporter.forecast.stage import ForecastStage
 from aura_exporter.snapshot import AnalysisResult
 from aura_exporter.sources.base import QueryError, RangeResult, Source
 from aura_exporter.topology import TopologyStage
+from aura_exporter.topology.baseline_file import BaselineFileError, baselines_path, load_baselines, save_baselines
 from aura_exporter.windows import Context, Windows, build_context, build_windows, context_grid, step_grid
 
 log = logging.getLogger(__name__)
@@ -24,10 +26,11 @@ class CycleFailed(Exception):
 
 
 class AnalysisCycle:
-    """Runs the cycles of one analysis; keeps its state (baselines) from one cycle to the next."""
+    """Runs the cycles of one analysis; keeps its state (baselines) from one cycle to the next and,
+    given a state directory, across restarts."""
 
     def __init__(self, analysis: Analysis, source: Source, metrics: SelfMetrics, executor: Executor,
-                 workers: int = 1):
+                 workers: int = 1, storage: Path | None = None):
         self.analysis = analysis
         self.source = source
         self.metrics = metrics
@@ -36,6 +39,44 @@ class AnalysisCycle:
         self.forecast = ForecastStage(analysis)
         self.council = CouncilStage(analysis)
         self.first_success: float | None = None
+        self.state_path = baselines_path(storage, analysis) if storage is not None else None
+        self.saved_at: float | None = None
+        self.restored = False  # until then, saving would overwrite the file not yet read
+
+    def restore(self, now: float) -> None:
+        """Load the baselines saved by an earlier run, if any (blocking: call it in the executor)."""
+        self.restored = True
+        if self.state_path is None or not self.state_path.exists():
+            return
+        baselines = self.topology.baselines
+        try:
+            self.first_success = load_baselines(self.state_path, self.analysis, baselines)
+            latest = max((e.last_seen for e in baselines.entities.values()), default=now)
+            if latest > now + self.analysis.interval:
+                baselines.entities.clear()
+                self.first_success = None
+                raise BaselineFileError("foreign", f"{self.state_path} was saved at a later time than now "
+                                                   "(a replay, or a clock set back)")
+        except BaselineFileError as err:
+            self.metrics.baseline_errors.labels(self.analysis.name, err.reason).inc()
+            log.warning("baselines not loaded: learning afresh", extra={"analysis": self.analysis.name,
+                                                                         "reason": err.reason, "error": str(err)})
+            return
+        log.info("baselines loaded", extra={"analysis": self.analysis.name, "path": str(self.state_path),
+                                            "entities": len(self.topology.baselines.entities)})
+
+    def save(self) -> None:
+        """Write the baselines (blocking, and in the thread that changes them: call it in the executor);
+        a failed write is counted and logged, and the next one tries again."""
+        if self.state_path is None or not self.restored:
+            return
+        try:
+            save_baselines(self.state_path, self.analysis, self.topology.baselines, self.first_success)
+        except OSError as err:
+            self.metrics.baseline_errors.labels(self.analysis.name, "write").inc()
+            log.error("baselines not saved", extra={"analysis": self.analysis.name, "error": str(err)})
+            return
+        self.saved_at = time.monotonic()
 
     async def run(self, now: float) -> AnalysisResult:
         """A result for the window ending at `now`, or CycleFailed (logged and counted)."""
@@ -76,6 +117,9 @@ class AnalysisCycle:
                                        "seconds": round(time.perf_counter() - started, 3)})
         if self.first_success is None:
             self.first_success = data_time
+        if self.state_path is not None and (self.saved_at is None or
+                                            time.monotonic() - self.saved_at >= self.analysis.baseline.save_interval):
+            await loop.run_in_executor(self.executor, self.save)
         return AnalysisResult(self.analysis, data_time, time.time(), windows, topology, verdict, forecast,
                               model_ready=forecast is not None and self._warmed_up(data_time))
 

@@ -79,7 +79,7 @@ class Exporter:
         self._reloading = asyncio.Lock()
 
     def _prepare(self, analysis: Analysis) -> AnalysisRun:
-        cycle = AnalysisCycle(analysis, self.source, self.metrics, self.executor, self.workers)
+        cycle = AnalysisCycle(analysis, self.source, self.metrics, self.executor, self.workers, self.storage)
         manager = None
         if analysis.forecast.enabled and self.history is not None:
             manager = ModelManager(analysis, cycle.forecast, self.storage, self.history, self.metrics, self.clock)
@@ -94,6 +94,8 @@ class Exporter:
         for task in run.tasks:
             task.cancel()
         await asyncio.gather(*run.tasks, return_exceptions=True)
+        # In the compute thread, so after any stage still running there: the baselines are whole.
+        await asyncio.get_running_loop().run_in_executor(self.executor, run.cycle.save)
 
     async def run(self, stop: asyncio.Event) -> None:
         self.app = build_app(self.state, self.telemetry_path, self._run_blocking, self.web_config)
@@ -177,6 +179,7 @@ class Exporter:
 
     async def _loop(self, cycle: AnalysisCycle) -> None:
         analysis = cycle.analysis
+        await asyncio.get_running_loop().run_in_executor(self.executor, cycle.restore, self.clock.now())
         next_run = self.clock.now()
         while True:
             await self._run_cycle(cycle, analysis)

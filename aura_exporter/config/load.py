@@ -284,7 +284,7 @@ def _read_topology(reader: Reader, value: Any, path: str) -> TopologyConfig:
 
 def _read_baseline(reader: Reader, value: Any, path: str) -> BaselineConfig:
     node = reader.mapping(value, path, {"refresh_interval", "min_history", "history", "learn_below_zscore",
-                                        "forget_after"})
+                                        "forget_after", "save_interval"})
     get: Callable[[str], Any] = node.get
     return BaselineConfig(
         refresh_interval=reader.duration(get("refresh_interval"), f"{path}.refresh_interval", 6 * 3600.0),
@@ -292,6 +292,7 @@ def _read_baseline(reader: Reader, value: Any, path: str) -> BaselineConfig:
         history=reader.integer(get("history"), f"{path}.history", 240, low=2),
         learn_below_zscore=reader.number(get("learn_below_zscore"), f"{path}.learn_below_zscore", 3.0, 0.0),
         forget_after=reader.duration(get("forget_after"), f"{path}.forget_after", 3600.0),
+        save_interval=reader.duration(get("save_interval"), f"{path}.save_interval", 300.0),
     )
 
 

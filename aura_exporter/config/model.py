@@ -70,6 +70,7 @@ class BaselineConfig:
     history: int = 240  # drift samples kept for the z-score
     learn_below_zscore: float = 3.0  # windows this unusual never become or feed the baseline
     forget_after: float = 3600.0  # entities unseen this long lose their baseline
+    save_interval: float = 300.0  # how often baselines are written to the state directory (and on shutdown)
 
 
 @dataclass(frozen=True)

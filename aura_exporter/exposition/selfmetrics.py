@@ -13,6 +13,7 @@ from aura_exporter import __version__
 from aura_exporter.forecast.checkpoint import REASONS as CHECKPOINT_REASONS
 from aura_exporter.sources.base import ERROR_REASONS
 from aura_exporter.sources.shard import WHOLE, Shard
+from aura_exporter.topology.baseline_file import REASONS as BASELINE_REASONS
 
 STAGES = ("query", "windows", "topology", "forecast", "council", "cycle")
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -51,6 +52,10 @@ class SelfMetrics:
         )
         self.checkpoint_errors = Counter(
             "aura_checkpoint_errors_total", "Forecaster checkpoints that could not be used, by reason.",
+            ["analysis", "reason"], registry=self.registry,
+        )
+        self.baseline_errors = Counter(
+            "aura_baseline_errors_total", "Baseline files that could not be read or written, by reason.",
             ["analysis", "reason"], registry=self.registry,
         )
         self.trainings = Counter(
@@ -105,5 +110,7 @@ class SelfMetrics:
             self.duration.labels(name, stage)
         for reason in CHECKPOINT_REASONS:
             self.checkpoint_errors.labels(name, reason)
+        for reason in BASELINE_REASONS:
+            self.baseline_errors.labels(name, reason)
         for limit in ("entities", "series"):
             self.limit_hits.labels(name, limit)

@@ -1,8 +1,7 @@
 """Checkpoints: written atomically, loaded safely, refused when they belong to something else.
 
-A checkpoint is written to a temporary file in the same directory, flushed and fsynced, then
-renamed over the old one (and the directory fsynced), so a crash at any moment leaves either the
-old checkpoint or the new one, never half of one. It is read with `torch.load(weights_only=True)`,
+A checkpoint is written atomically (aura_exporter.storage): a crash at any moment leaves either
+the old checkpoint or the new one, never half of one. It is read with `torch.load(weights_only=True)`,
 which unpickles tensors and plain containers only. It carries the fingerprint of the configuration
 it was trained for and the model version; any mismatch, or a file that cannot be read, is a
 CheckpointError with a reason, and the caller retrains.
@@ -12,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,7 @@ import torch
 
 from aura_exporter.config import Analysis
 from aura_exporter.forecast.model import MODEL_VERSION
+from aura_exporter.storage import write_atomically
 
 FORMAT = "aura-forecast-checkpoint"
 REASONS = ("missing", "corrupt", "foreign", "version")
@@ -57,24 +55,7 @@ def checkpoint_path(storage: Path, analysis: Analysis) -> Path:
 def save_checkpoint(path: Path, analysis: Analysis, state: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
     payload = {"format": FORMAT, "model_version": MODEL_VERSION, "fingerprint": fingerprint(analysis),
                "state_dict": {k: v.detach().cpu() for k, v in state.items()}, "meta": meta}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for leftover in path.parent.glob(f".{path.name}.*.tmp"):  # from a writer killed mid-write
-        leftover.unlink(missing_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(payload, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    write_atomically(path, lambda stream: torch.save(payload, stream))
 
 
 def load_checkpoint(path: Path, analysis: Analysis) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

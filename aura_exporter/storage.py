@@ -1,0 +1,53 @@
+"""The state directory: checked once at start-up, and written atomically.
+
+Every state file (forecaster checkpoints, baselines) is written to a temporary file in the same
+directory, flushed and fsynced, then renamed over the old one, and the directory is fsynced: a
+crash or SIGKILL at any moment leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+
+class StorageError(Exception):
+    pass
+
+
+def prepare_storage(path: str) -> Path:
+    """The state directory, created and checked for writing."""
+    storage = Path(path)
+    try:
+        storage.mkdir(parents=True, exist_ok=True)
+        probe = storage / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise StorageError(f"--storage.path {path!r} is not a writable directory: {err.strerror}") from err
+    return storage
+
+
+def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Replace `path` with what `write` puts in the stream it is given, all or nothing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in path.parent.glob(f".{path.name}.*.tmp"):  # from a writer killed mid-write
+        leftover.unlink(missing_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            write(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
