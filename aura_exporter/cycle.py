@@ -98,6 +98,10 @@ class AnalysisCycle:
         loop = asyncio.get_running_loop()
         windows = await self._timed("windows", loop.run_in_executor(
             self.executor, build_windows, self.analysis, results, grid))
+        if not windows.entities:  # an empty answer must not pass for a healthy fleet
+            skipped = ", ".join(f"{count} {reason}" for reason, count in windows.skipped.items() if count)
+            log.warning("no entity to analyse", extra={"analysis": name, "skipped": skipped or "none returned"})
+            raise CycleFailed(f"no entity to analyse (skipped: {skipped or 'none returned'})")
         if windows.skipped.get("over_max_entities"):
             self.metrics.limit_hits.labels(name, "entities").inc()
             log.warning("max_entities reached: entities left out", extra={

@@ -75,6 +75,7 @@ class MetricsTarget:
         self.hosts = hosts
         self.features = features
         self.rng = random.Random(7)
+        self.faults: dict[str, str] = {}
         self.port = free_port()
         target = self
 
@@ -94,14 +95,24 @@ class MetricsTarget:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
+    # What a feature can be made to do (`faults[feature] = ...`), as real exporters sometimes do:
+    # "non_finite": NaN, +Inf and -Inf in turn across hosts; "absent": not exposed at all;
+    # "wide": exposed for WIDE_HOSTS instances instead of the usual hosts.
+    WIDE_HOSTS = 1000
+
     def exposition(self) -> str:
         lines = []
         now = time.time()
         for feature_index, feature in enumerate(self.features):
+            fault = self.faults.get(feature)
+            if fault == "absent":
+                continue
             lines.append(f"# TYPE test_{feature} gauge")
-            for host_index, host in enumerate(self.hosts):
+            hosts = [f"wide-{i}" for i in range(self.WIDE_HOSTS)] if fault == "wide" else self.hosts
+            for host_index, host in enumerate(hosts):
                 value = 10 * (feature_index + 1) + host_index + math.sin(now / 5 + host_index) + self.rng.gauss(0, 0.3)
-                lines.append(f'test_{feature}{{instance="{host}"}} {value}')
+                shown = ("NaN", "+Inf", "-Inf")[host_index % 3] if fault == "non_finite" else value
+                lines.append(f'test_{feature}{{instance="{host}"}} {shown}')
         return "\n".join(lines) + "\n"
 
     def close(self):
