@@ -82,14 +82,14 @@ def test_entities_list_detail_and_lookup_by_labels():
     ("/api/v1/entities?limit=0", 400, "limit"),
     ("/api/v1/entities?decision=panic", 400, "decision"),
     ("/api/v1/entities?sort=name", 400, "sort"),
-    ("/api/v1/entities?analysis=nope", 400, "nope"),
+    ("/api/v1/entities?analysis=nope", 404, "nope"),
     ("/api/v1/entities/nope/0123456789abcdef", 404, "nope"),
     ("/api/v1/entities/node/not-an-id", 400, "hex"),
     ("/api/v1/entities/node/0123456789abcdef", 404, "no such entity"),
     ("/api/v1/entities/node/by-labels?job=x", 400, "instance"),
     ("/api/v1/entities/node/by-labels?instance=host-99", 404, "no such entity"),
     ("/api/v1/no/such/thing", 404, "openapi"),
-    ("/api/v1/decisions", 400, "WebSocket"),
+    ("/api/v1/decisions", 426, "WebSocket"),
 ])
 def test_malformed_requests_get_4xx_with_a_json_error(path, status, mentions):
     async def scenario(exporter, session):

@@ -59,7 +59,10 @@ async def json_errors(request: web.Request, handler: Callable[[web.Request], Awa
             raise
         if err.status == 404:
             return failure(404, "not_found", "no such API endpoint; see /api/v1/openapi.json")
-        return failure(err.status, "bad_request", err.reason)
+        answer = failure(err.status, "bad_request", err.reason)
+        if "Allow" in err.headers:  # a 405 says which methods would do (RFC 9110)
+            answer.headers["Allow"] = err.headers["Allow"]
+        return answer
     except Exception:
         log.exception("API request failed", extra={"path": request.path})
         return failure(500, "internal", "internal error; see the exporter's log")
@@ -118,7 +121,7 @@ class Api:
         query = request.query
         wanted = query.get("analysis")
         if wanted is not None and wanted not in self.analyses:
-            raise ApiError(400, "bad_data", f"unknown analysis {wanted!r}")
+            raise ApiError(404, "not_found", f"unknown analysis {wanted!r}")
         decision = query.get("decision")
         if decision is not None and decision not in DECISIONS:
             raise ApiError(400, "bad_data", f"decision must be one of {', '.join(DECISIONS)}")

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from aura_exporter.council import DECISIONS
-from aura_exporter.exposition.api import ApiError
+from aura_exporter.exposition.api import failure
 from aura_exporter.exposition.views import entity_explanation, entity_id
 from aura_exporter.snapshot import AnalysisResult, Snapshot
 
@@ -72,10 +72,12 @@ class DecisionFeed:
             for index in range(len(result.windows.entities)) if int(result.verdict.decision[index]) > 0
         ]
 
-    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         socket = web.WebSocketResponse(heartbeat=30.0)
         if not socket.can_prepare(request).ok:
-            raise ApiError(400, "bad_request", "this endpoint is a WebSocket: connect with Upgrade: websocket")
+            refusal = failure(426, "bad_request", "this endpoint is a WebSocket: connect with Upgrade: websocket")
+            refusal.headers["Upgrade"] = "websocket"
+            return refusal
         await socket.prepare(request)
         queue: asyncio.Queue = asyncio.Queue(maxsize=QUEUE_SIZE)
         self._offer(queue, [{"type": "hello", "time": time.time()}, *self.current()])

@@ -24,7 +24,7 @@ def _success(schema: dict[str, Any], description: str) -> dict[str, Any]:
 def _errors(*codes: int) -> dict[str, Any]:
     body = {"content": {"application/json": {"schema": _ref("Error")}}}
     reasons = {400: "Malformed request.", 404: "Unknown analysis, entity or endpoint.",
-               503: "The analysis has no recent complete cycle."}
+               426: "Not a WebSocket handshake.", 503: "The analysis has no recent complete cycle."}
     return {str(code): {"description": reasons[code], **body} for code in codes}
 
 
@@ -113,7 +113,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "responses": {"200": _success({"type": "object", "properties": {
                     "total": {"type": "integer"},
                     "entities": {"type": "array", "items": _ref("EntitySummary")}}}, "The entities."),
-                    **_errors(400)}}},
+                    **_errors(400, 404)}}},
             "/api/v1/entities/{analysis}/{id}": {"get": {
                 "summary": "One entity by id.", "operationId": "getEntity",
                 "parameters": [_path("analysis", "Analysis name."), _path("id", "Entity id from the list.")],
@@ -129,7 +129,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                            "every change as it is published. Messages are DecisionEvent objects.",
                 "operationId": "decisionFeed",
                 "responses": {"101": {"description": "Switching to the WebSocket protocol."},
-                              **_errors(400)}}},
+                              **_errors(426)}}},
             "/api/v1/openapi.json": {"get": {
                 "summary": "This document.", "operationId": "openapi",
                 "responses": {"200": {"description": "OpenAPI 3.0 document.",
