@@ -1,0 +1,1 @@
+"""Evaluation: backtest scores against labeled incidents, with NAB's scoring rules and plain KPIs."""
