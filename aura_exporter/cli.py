@@ -76,6 +76,27 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--history.source", dest="history_source", choices=("prometheus", "replay"),
                        default="prometheus", help="where history comes from (replay: the demo fleet)")
 
+    backtest = commands.add_parser("backtest", parents=[common],
+                                   help="replay an analysis over history (Prometheus or CSV files); write scores, "
+                                        "alerts and a report")
+    backtest.add_argument("--config.file", dest="config_file", required=True)
+    backtest.add_argument("--analysis", dest="analysis", default=None, help="which analysis (default: the first)")
+    backtest.add_argument("--from", dest="start", default=None, help="start, RFC 3339 (Prometheus history)")
+    backtest.add_argument("--to", dest="end", default=None, help="end, RFC 3339 (Prometheus history; default now)")
+    backtest.add_argument("--data", dest="data", default=None,
+                          help="a CSV `timestamp,value` file or a folder of them instead of Prometheus")
+    backtest.add_argument("--labels", dest="labels", default=None,
+                          help="incidents (NAB windows JSON or YAML) to shade in the report and label NAB files")
+    backtest.add_argument("--output.dir", dest="output", default="backtest", help="(default %(default)s)")
+
+    evaluate = commands.add_parser("evaluate", parents=[common],
+                                   help="score a backtest against labeled incidents (NAB score, recall, "
+                                        "false alerts, lead time)")
+    evaluate.add_argument("--backtest", dest="backtest", default="backtest", help="a backtest's --output.dir")
+    evaluate.add_argument("--labels", dest="labels", required=True, help="NAB windows JSON or a YAML incident list")
+    evaluate.add_argument("--lead", dest="lead", type=parse_duration, default=4 * 3600.0,
+                          help="alerts this long before an incident count as catching it (default 4h)")
+
     check = commands.add_parser("check-config", parents=[common], help="validate a configuration file")
     check.add_argument("--config.file", dest="config_file", required=True)
     return parser
@@ -215,6 +236,14 @@ def main(argv: list[str] | None = None) -> int:
         return _check_config(args.config_file)
     if args.command == "train":
         return _train(args)
+    if args.command == "backtest":
+        from aura_exporter.backtest.command import main as backtest_main
+
+        return backtest_main(args)
+    if args.command == "evaluate":
+        from aura_exporter.evaluation.command import main as evaluate_main
+
+        return evaluate_main(args)
     path = args.config_file or _demo_config_path()
     try:
         config = load_config(path)

@@ -156,3 +156,49 @@ def fleet_graph(nodes: Sequence[Node], positions: np.ndarray, edges: Sequence[tu
                     f'fill="{DECISION_COLOURS.get(node.decision, "#555")}"><title>{_e(node.label)}: '
                     f'{_e(node.decision)}, risk {node.risk:.0%}</title></circle></a>')
     return _frame("".join(body), title, width=size, height=size, kind="fleet-graph")
+
+
+@dataclass(frozen=True)
+class Span:
+    start: float
+    end: float
+    kind: str  # "incident" (labeled) or "alert" (would have fired)
+    note: str = ""
+
+
+SPAN_COLOURS = {"incident": "#999", "alert": "#d62728"}
+TIMELINE_WIDTH, TIMELINE_HEIGHT = 960, 170
+
+
+def timeline(times: np.ndarray, values: np.ndarray, risk: np.ndarray, spans: Sequence[Span], title: str) -> str:
+    """A series (blue, its own scale) and its risk (orange, 0–1) against days, labeled incidents shaded
+    grey and alerts red. Long series are reduced to at most 1,000 buckets, keeping each bucket's
+    highest risk so that no peak disappears."""
+    times, values, risk = _buckets(times, values, risk, 1000)
+    days = (times - times[0]) / 86400.0 if len(times) else times
+    x = Scale.fit(days, MARGIN, TIMELINE_WIDTH - 10)
+    y = Scale.fit(values, TIMELINE_HEIGHT - MARGIN, 10)
+    r = Scale(0.0, 1.0, TIMELINE_HEIGHT - MARGIN, 10)
+    body = []
+    for span in spans:
+        left, right = x((span.start - times[0]) / 86400.0), x((span.end - times[0]) / 86400.0)
+        body.append(f'<rect class="{_e(span.kind)}" x="{left:.1f}" y="10" width="{max(1.5, right - left):.1f}" '
+                    f'height="{TIMELINE_HEIGHT - MARGIN - 10}" fill="{SPAN_COLOURS.get(span.kind, "#999")}" '
+                    f'opacity="0.25"><title>{_e(span.kind)} {_e(span.note)}</title></rect>')
+    body.append(_axes(x, y, "days", "value"))
+    for series, scale, colour, name in ((values, y, "#1f77b4", "value"), (risk, r, "#ff7f0e", "risk")):
+        finite = np.isfinite(series)
+        points = " ".join(f"{x(t):.1f},{scale(v):.1f}" for t, v in zip(days[finite], series[finite], strict=True))
+        body.append(f'<polyline class="{name}" points="{points}" fill="none" stroke="{colour}" stroke-width="1">'
+                    f'<title>{name}</title></polyline>')
+    return _frame("".join(body), title, width=TIMELINE_WIDTH, height=TIMELINE_HEIGHT, kind="timeline")
+
+
+def _buckets(times: np.ndarray, values: np.ndarray, risk: np.ndarray, most: int):
+    if len(times) <= most:
+        return times, values, risk
+    edges = np.linspace(0, len(times), most + 1).astype(int)
+    starts = edges[:-1]
+    return (times[starts], np.array([np.nanmean(values[a:b]) if np.isfinite(values[a:b]).any() else np.nan
+                                     for a, b in zip(starts, edges[1:], strict=True)]),
+            np.maximum.reduceat(np.nan_to_num(risk), starts))

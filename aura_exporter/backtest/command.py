@@ -1,0 +1,225 @@
+"""`aura-exporter backtest`: history in (Prometheus or files), the live cycle replayed over it, and
+scores, alerts, NAB-format results and an HTML report out."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from aura_exporter.backtest.files import FileSeries, files_history, find_entities, native_step, parse_time, read_series
+from aura_exporter.backtest.outputs import Rows, Scored, score_rows, write_alerts, write_nab_results, write_scores
+from aura_exporter.backtest.replay import Trace, alerts, replay
+from aura_exporter.config import Analysis, Config
+from aura_exporter.durations import parse_duration
+from aura_exporter.evaluation.labels import Incident
+from aura_exporter.evaluation.nab import PROBATION_SHARE
+from aura_exporter.forecast.manager import build_trained, train_on_history
+from aura_exporter.forecast.stage import TrainedModel
+from aura_exporter.mixin.settings import COUNCIL_FOR
+from aura_exporter.sources.history import History
+from aura_exporter.windows import EntityKey
+
+Progress = Callable[[int, int], None]
+DETECTOR = "aura"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One analysis' replay over a group of entities, and each entity's per-row figures."""
+
+    trace: Trace
+    scored: dict[EntityKey, Scored]
+    shifts: dict[EntityKey, float]
+
+
+def bar(what: str) -> Progress:
+    started = time.monotonic()
+
+    def show(done: int, total: int) -> None:
+        if done == total or done % max(1, total // 200) == 0:
+            elapsed = time.monotonic() - started
+            left = elapsed / done * (total - done) if done else 0.0
+            sys.stderr.write(f"\r{what}: {done}/{total} ({100 * done / total:.0f}%, {left:.0f} s left)  ")
+            if done == total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+
+    return show
+
+
+def rescaled(analysis: Analysis, factor: float) -> Analysis:
+    """The same analysis counted in rows of a series sampled `factor` times more sparsely: every
+    duration multiplied, so windows, intervals and horizons keep their number of steps."""
+    if factor == 1.0:
+        return analysis
+    forecast = analysis.forecast
+    return dataclasses.replace(
+        analysis, step=analysis.step * factor, window=analysis.window * factor, interval=analysis.interval * factor,
+        max_gap=analysis.max_gap * factor,
+        baseline=dataclasses.replace(analysis.baseline, refresh_interval=analysis.baseline.refresh_interval * factor,
+                                     forget_after=analysis.baseline.forget_after * factor),
+        forecast=dataclasses.replace(forecast, horizons=tuple(h * factor for h in forecast.horizons),
+                                     context=forecast.context * factor, history=forecast.history * factor))
+
+
+def learning_part(history: History, share: float = PROBATION_SHARE) -> History:
+    """Each entity's first `share` of its rows (NAB's probationary period), the rest hidden."""
+    values = history.values.copy()
+    for row in range(len(history.entities)):
+        present = np.flatnonzero(~np.isnan(values[row]).all(axis=1))
+        if present.size:
+            values[row, present[0] + int(share * (present[-1] - present[0] + 1)):] = np.nan
+    return History(history.entities, history.timestamps, values)
+
+
+def train(analysis: Analysis, history: History) -> TrainedModel | None:
+    if not analysis.forecast.enabled:
+        return None
+    from aura_exporter.forecast.train import progress_bar
+
+    state, report = train_on_history(analysis, history, progress=progress_bar())
+    print(f"{analysis.name}: forecaster trained, {report.epochs} epochs, held-out loss "
+          f"{report.validation_loss:.4f}", file=sys.stderr)
+    return build_trained(analysis, state, {"trained_at": time.time()})
+
+
+async def backtest_files(analysis: Analysis, root: Path, workers: int = 1) -> list[Outcome]:
+    """Every series file under `root`, replayed group by group of equal sampling interval."""
+    files = find_entities(root, analysis)
+    series = {name: {feature: read_series(path) for feature, path in by_feature.items()}
+              for name, by_feature in files.items()}
+    groups: dict[float, dict[str, dict[str, FileSeries]]] = {}
+    for name, by_feature in series.items():
+        groups.setdefault(native_step(next(iter(by_feature.values()))), {})[name] = by_feature
+    outcomes = []
+    for step, members in sorted(groups.items()):
+        grouped = rescaled(analysis, step / analysis.step)
+        placed = files_history(grouped, members)
+        history = placed.history
+        print(f"{analysis.name}: {len(members)} series sampled every {step:g} s, {len(history.timestamps)} steps",
+              file=sys.stderr)
+        trained = train(grouped, learning_part(history))
+        trace = await replay(grouped, history, float(history.timestamps[0]) + grouped.window,
+                             float(history.timestamps[-1]), trained, bar(f"{analysis.name}: replaying"), workers)
+        scored: dict[EntityKey, Scored] = {}
+        for name, by_feature in members.items():
+            first = by_feature.get(analysis.features[0].name, next(iter(by_feature.values())))
+            shift = placed.shifts[(name,)]
+            scored[(name,)] = score_rows(trace, (name,), Rows(first.timestamps, first.timestamps + shift, first.values))
+        outcomes.append(Outcome(trace, scored, placed.shifts))
+    return outcomes
+
+
+async def backtest_prometheus(config: Config, analysis: Analysis, start: float, end: float,
+                              workers: int = 1) -> list[Outcome]:
+    from aura_exporter.sources.history import prometheus_history
+
+    warm_up = analysis.window + analysis.baseline.min_history * analysis.interval
+    history = prometheus_history(config.prometheus, analysis, start - warm_up, end, bar("fetching history"))
+    trained = None
+    if analysis.forecast.enabled:
+        before = prometheus_history(config.prometheus, analysis, start - analysis.forecast.history, start,
+                                    bar("fetching training history"))
+        trained = train(analysis, before)
+    trace = await replay(analysis, history, start, end, trained, bar(f"{analysis.name}: replaying"), workers)
+    scored = {}
+    for row, key in enumerate(history.entities):
+        entity = trace.entities.get(key)
+        times = np.array(entity.times if entity else [], dtype=np.float64)
+        at = np.searchsorted(history.timestamps, times)
+        values = history.values[row, np.clip(at, 0, len(history.timestamps) - 1), 0] if times.size else times
+        scored[key] = score_rows(trace, key, Rows(times, times, values))
+    return [Outcome(trace, scored, {})]
+
+
+def label_rows(scored: Scored, labels: dict[str, str], incidents: list[Incident]) -> np.ndarray:
+    inside = np.zeros(len(scored.rows.times), dtype=int)
+    for incident in incidents:
+        if incident.matches(labels):
+            inside |= (scored.rows.times >= incident.start) & (scored.rows.times <= incident.end)
+    return inside
+
+
+def write_outputs(output: Path, analysis: Analysis, outcomes: list[Outcome], incidents: list[Incident],
+                  nab_layout: bool, meta: dict) -> list:
+    from aura_exporter.backtest.report import write_report
+
+    output.mkdir(parents=True, exist_ok=True)
+    merged = Trace(analysis, outcomes[0].trace.agents if outcomes else ())
+    scored: dict[EntityKey, Scored] = {}
+    shifts: dict[EntityKey, float] = {}
+    found = []
+    hold = parse_duration(COUNCIL_FOR)
+    for outcome in outcomes:
+        merged.entities.update(outcome.trace.entities)
+        merged.cycles += outcome.trace.cycles
+        merged.failed_cycles += outcome.trace.failed_cycles
+        scored.update(outcome.scored)
+        shifts.update(outcome.shifts)
+        found += alerts(outcome.trace, hold * outcome.trace.analysis.step / analysis.step)
+    names = analysis.entity_labels
+    write_scores(output / "scores.csv", merged, scored)
+    write_alerts(output / "alerts.json", found, shifts, names)
+    labelled = {key: label_rows(s, dict(zip(names, key, strict=True)), incidents) for key, s in scored.items()}
+    if nab_layout:
+        write_nab_results(output / "results", DETECTOR, scored, labelled)
+    write_report(output / "report.html", analysis, scored, found, incidents, shifts)
+    (output / "run.json").write_text(json.dumps({
+        **meta, "analysis": analysis.name, "entity_labels": list(names), "entities": len(scored),
+        "cycles": merged.cycles, "failed_cycles": merged.failed_cycles, "alerts": len(found),
+        "agents": list(merged.agents)}, indent=1) + "\n")
+    return found
+
+
+def quiet_cycles() -> None:
+    """A replay runs thousands of cycles: their per-cycle warnings would drown the progress bar."""
+    for name in ("aura_exporter.cycle", "aura_exporter.forecast"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+
+def main(args) -> int:
+    """The `backtest` command."""
+    import asyncio
+
+    from aura_exporter.backtest.files import InputError
+    from aura_exporter.config import ConfigError, load_config
+    from aura_exporter.evaluation.labels import LabelError, load_labels
+
+    try:
+        config = load_config(args.config_file)
+        analysis = next(a for a in config.analyses if args.analysis in (None, a.name))
+        incidents = load_labels(Path(args.labels), analysis.entity_labels[0]) if args.labels else []
+        if args.data is None and args.start is None:
+            raise InputError("--from is needed to backtest on Prometheus history (or --data for files)")
+        if args.data is not None and len(analysis.entity_labels) != 1:
+            raise InputError(f"analysis {analysis.name!r}: backtests on files need exactly one entity label")
+        quiet_cycles()
+        if args.data is not None:
+            outcomes = asyncio.run(backtest_files(analysis, Path(args.data)))
+        else:
+            end = parse_time(args.end) if args.end else time.time()
+            outcomes = asyncio.run(backtest_prometheus(config, analysis, parse_time(args.start), end))
+    except ConfigError as err:
+        for problem in err.problems:
+            print(f"{err.source}: {problem}", file=sys.stderr)
+        return 1
+    except StopIteration:
+        print(f"no analysis named {args.analysis!r} in {args.config_file}", file=sys.stderr)
+        return 1
+    except (InputError, LabelError, ValueError) as err:
+        print(err, file=sys.stderr)
+        return 1
+    meta = {"config": args.config_file, "data": args.data, "from": args.start, "to": args.end}
+    found = write_outputs(Path(args.output), analysis, outcomes, incidents, args.data is not None, meta)
+    print(f"wrote {args.output}/scores.csv, alerts.json ({len(found)} alerts), report.html"
+          + (", results/ (NAB format)" if args.data is not None else ""), file=sys.stderr)
+    return 0

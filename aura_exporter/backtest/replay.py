@@ -1,0 +1,141 @@
+"""Run an analysis' real cycle over history, interval after interval, and keep what it said.
+
+The cycle is the live one (windows, topology with its baselines, forecast, council with its
+decisions), fed by a HistorySource; only the clock differs. Each cycle's per-entity risk, agent
+scores, drift and residual z-scores are recorded, and the alerts the shipped rules would have
+fired are derived from the decisions (a decision held for the rule's `for:` duration).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from aura_exporter.backtest.source import HistorySource
+from aura_exporter.config import Analysis
+from aura_exporter.cycle import AnalysisCycle, CycleFailed
+from aura_exporter.exposition.selfmetrics import SelfMetrics
+from aura_exporter.exposition.views import entity_explanation
+from aura_exporter.forecast.manager import TrainedModel
+from aura_exporter.snapshot import AnalysisResult
+from aura_exporter.sources.history import History
+from aura_exporter.windows import EntityKey
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class EntityTrace:
+    """One entity's per-cycle record, in time order."""
+
+    times: list[float] = field(default_factory=list)
+    risk: list[float] = field(default_factory=list)
+    decision: list[int] = field(default_factory=list)
+    agent_scores: list[np.ndarray] = field(default_factory=list)
+    drift_zscore: list[float] = field(default_factory=list)
+    residual_zscore: list[float] = field(default_factory=list)  # the largest |z| over features, NaN before forecasts
+    ready: list[bool] = field(default_factory=list)
+    summaries: dict[float, str] = field(default_factory=dict)  # time → explanation, where the decision rose
+
+
+@dataclass
+class Trace:
+    analysis: Analysis
+    agents: tuple[str, ...] = ()
+    entities: dict[EntityKey, EntityTrace] = field(default_factory=dict)
+    cycles: int = 0
+    failed_cycles: int = 0
+
+
+@dataclass(frozen=True)
+class Alert:
+    entity: dict[str, str]
+    severity: str  # "warning" (warn or worse) or "critical"
+    start: float  # when it would have fired: the decision's start plus the rule's `for:`
+    end: float | None  # when the decision fell back; None while still active at the end
+    decided_at: float
+    explanation: str
+
+
+def cycle_times(analysis: Analysis, start: float, end: float) -> np.ndarray:
+    first = np.ceil(start / analysis.interval) * analysis.interval
+    return np.arange(first, end + 1e-6, analysis.interval)
+
+
+async def replay(analysis: Analysis, history: History, start: float, end: float,
+                 trained: TrainedModel | None = None, progress: Progress | None = None, workers: int = 1) -> Trace:
+    """Cycles at every interval in [start, end] over `history` (which should begin a window and
+    the baselines' warm-up before `start`)."""
+    source = HistorySource(history, analysis.entity_labels)
+    source.bind(analysis)
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aura-backtest")
+    cycle = AnalysisCycle(analysis, source, SelfMetrics([analysis.name]), executor, workers)
+    if trained is not None:
+        cycle.forecast.install(trained)
+    trace = Trace(analysis)
+    times = cycle_times(analysis, start, end)
+    try:
+        for number, now in enumerate(times, 1):
+            try:
+                record(trace, await cycle.run(float(now)))
+            except CycleFailed:
+                trace.failed_cycles += 1
+            if progress is not None:
+                progress(number, len(times))
+    finally:
+        executor.shutdown(wait=False)
+    return trace
+
+
+def record(trace: Trace, result: AnalysisResult) -> None:
+    verdict, topology = result.verdict, result.topology
+    trace.cycles += 1
+    trace.agents = verdict.agents
+    residual = (np.nanmax(np.abs(result.forecast.residual_zscore), axis=1, initial=np.nan)
+                if result.forecast is not None else np.full(len(verdict.risk), np.nan))
+    for i, key in enumerate(result.windows.entities):
+        entity = trace.entities.setdefault(key, EntityTrace())
+        decision = int(verdict.decision[i])
+        if decision > 0 and (not entity.decision or entity.decision[-1] < decision):
+            entity.summaries[result.data_time] = entity_explanation(result, i).summary
+        entity.times.append(result.data_time)
+        entity.risk.append(float(verdict.risk[i]))
+        entity.decision.append(decision)
+        entity.agent_scores.append(verdict.scores[i].copy())
+        entity.drift_zscore.append(float(topology.drift_zscore[i]))
+        entity.residual_zscore.append(float(residual[i]))
+        entity.ready.append(result.model_ready)
+
+
+def alerts(trace: Trace, hold: float, require_ready: bool = True) -> list[Alert]:
+    """The alerts the council rules would have fired: for each severity, every run of cycles at
+    that decision or worse that lasted at least `hold` seconds (the rules' `for:`)."""
+    found = []
+    for key, entity in trace.entities.items():
+        labels = dict(zip(trace.analysis.entity_labels, key, strict=True))
+        times, decisions = np.array(entity.times), np.array(entity.decision)
+        eligible = np.array(entity.ready) if require_ready else np.ones(len(times), dtype=bool)
+        for level, severity in ((1, "warning"), (2, "critical")):
+            for first, last in _runs((decisions >= level) & eligible):
+                fires = times[first] + hold
+                if times[last] < fires:
+                    continue
+                end = float(times[last + 1]) if last + 1 < len(times) else None
+                explanation = next((text for t, text in sorted(entity.summaries.items()) if t >= times[first]), "")
+                found.append(Alert(labels, severity, float(fires), end, float(times[first]), explanation))
+    return sorted(found, key=lambda a: (a.start, a.severity))
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Inclusive [first, last] index pairs of the True runs."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1, strict=True))
+
+
+def run(analysis: Analysis, history: History, start: float, end: float, **kwargs) -> Trace:
+    return asyncio.run(replay(analysis, history, start, end, **kwargs))
+
