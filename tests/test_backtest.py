@@ -1,0 +1,156 @@
+"""Backtests: files in, the live cycle replayed with no look-ahead, scores, alerts and a report out."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+
+from aura_exporter.backtest.files import InputError, files_history, find_entities, read_series
+from aura_exporter.backtest.replay import replay
+from aura_exporter.cli import main
+from aura_exporter.config import parse_config
+from aura_exporter.sources.history import History
+
+CONFIG = """
+prometheus: {url: 'http://unused.invalid:9090'}
+analyses:
+  - name: files
+    entity_labels: [series]
+    step: 5m
+    window: 2h
+    interval: 5m
+    features:
+      value: {query: 'value', role: performance}
+    forecast: {enabled: false, input_steps: 24}
+    baseline: {min_history: 3}
+"""
+ANALYSIS = parse_config(CONFIG).analyses[0]
+START = 1_400_000_000.0  # 2014-05-13, a NAB-era date
+
+
+def write_series(path, times, values):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["timestamp", "value"])
+        for t, v in zip(times, values, strict=True):
+            out.writerow([f"{np.datetime64(int(t), 's').astype(object):%Y-%m-%d %H:%M:%S}", f"{v:.4f}"])
+
+
+def wavy(rows: int, seed: int, spike_at: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    times = START + 300.0 * np.arange(rows)
+    values = 50 + 10 * np.sin(np.arange(rows) * 2 * math.pi / 288) + rng.normal(0, 1, rows)
+    if spike_at is not None:
+        values[spike_at:spike_at + 24] += np.linspace(0, 60, 24)
+    return times, values
+
+
+def test_scores_at_t_do_not_change_when_the_data_after_t_is_removed():
+    rows, cut = 400, 300
+    history = History(tuple((f"s{i}",) for i in range(3)), wavy(rows, 0)[0],
+                      np.stack([wavy(rows, i, spike_at=280 + 10 * i)[1] for i in range(3)])[:, :, None])
+    truncated = dataclasses.replace(history, timestamps=history.timestamps[:cut], values=history.values[:, :cut])
+    start, cut_time = float(history.timestamps[0]) + ANALYSIS.window, float(history.timestamps[cut - 1])
+    full = asyncio.run(replay(ANALYSIS, history, start, float(history.timestamps[-1])))
+    early = asyncio.run(replay(ANALYSIS, truncated, start, cut_time))
+    for key, seen in early.entities.items():
+        whole = full.entities[key]
+        n = len(seen.times)
+        assert n > 100 and whole.times[:n] == seen.times and whole.times[n] > cut_time
+        np.testing.assert_array_equal(whole.risk[:n], seen.risk)
+        np.testing.assert_array_equal(whole.drift_zscore[:n], seen.drift_zscore)
+        assert whole.decision[:n] == seen.decision
+    # ...and the data after the cut did change what came later: the test can tell
+    assert any(max(e.risk[len(early.entities[k].times):]) > max(early.entities[k].risk) for k, e in full.entities.items())
+
+
+def test_csv_problems_are_named_with_file_and_line(tmp_path):
+    bad_header = tmp_path / "a.csv"
+    bad_header.write_text("time,val\n2014-01-01 00:00:00,1\n")
+    bad_row = tmp_path / "b.csv"
+    bad_row.write_text("timestamp,value\n2014-01-01 00:00:00,1\n2014-01-01 00:05:00,lots\n")
+    backwards = tmp_path / "c.csv"
+    backwards.write_text("timestamp,value\n2014-01-01 05:00:00,1\n2014-01-01 00:05:00,2\n")
+    with pytest.raises(InputError, match="header"):
+        read_series(bad_header)
+    with pytest.raises(InputError, match=r"b.csv:3"):
+        read_series(bad_row)
+    with pytest.raises(InputError, match="backwards"):
+        read_series(backwards)
+    with pytest.raises(InputError, match="no such file"):
+        find_entities(tmp_path / "nothing", ANALYSIS)
+
+
+def test_a_daylight_saving_step_back_is_read_as_the_clock_change_it_is(tmp_path):
+    path = tmp_path / "dst.csv"
+    path.write_text("timestamp,value\n2014-11-02 01:50:00,1\n2014-11-02 01:55:00,2\n2014-11-02 01:00:00,3\n"
+                    "2014-11-02 01:05:00,4\n")
+    series = read_series(path)
+    assert np.all(np.diff(series.timestamps) == 300.0)
+
+
+def test_files_of_different_years_share_one_timeline_keeping_weekday_and_time_of_day(tmp_path):
+    write_series(tmp_path / "old.csv", *wavy(50, 1))
+    later = wavy(50, 2)
+    write_series(tmp_path / "new.csv", later[0] + 400 * 86400.0 + 3600, later[1])
+    entities = {n: {f: read_series(p) for f, p in files.items()} for n, files in find_entities(tmp_path, ANALYSIS).items()}
+    placed = files_history(ANALYSIS, entities)
+    assert placed.shifts[("old",)] == 0.0 and placed.shifts[("new",)] % (7 * 86400.0) == 0.0
+    assert len(placed.history.timestamps) <= 7 * 288 + 50 + 12  # within a week of each other, not 400 days
+
+
+def test_backtest_and_evaluate_on_files(tmp_path, capsys):
+    config = tmp_path / "aura.yml"
+    config.write_text(CONFIG)
+    data = tmp_path / "data" / "cat"
+    hostile = "<img src=x onerror=alert(1)>"
+    for name, seed in (("calm", 1), (hostile, 2), ("spiky", 3)):
+        write_series(data / f"{name}.csv", *wavy(600, seed, spike_at=450 if name == "spiky" else None))
+    labels = tmp_path / "labels.json"
+    spike = np.datetime64(int(START + 300 * 440), "s").astype(object)
+    spike_end = np.datetime64(int(START + 300 * 480), "s").astype(object)
+    labels.write_text(json.dumps({"cat/spiky.csv": [[f"{spike:%Y-%m-%d %H:%M:%S}.000000",
+                                                     f"{spike_end:%Y-%m-%d %H:%M:%S}.000000"]]}))
+    out = tmp_path / "out"
+    assert main(["backtest", f"--config.file={config}", f"--data={tmp_path / 'data'}", f"--labels={labels}",
+                 f"--output.dir={out}"]) == 0
+    with open(out / "scores.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {r["series"] for r in rows} == {"cat/calm", f"cat/{hostile}", "cat/spiky"} and len(rows) == 1800
+    spiky = [float(r["risk"]) for r in rows if r["series"] == "cat/spiky"]
+    assert max(spiky[450:480]) > max(spiky[100:440])  # the spike stands out
+    nab = sorted(p.relative_to(out / "results") for p in (out / "results").rglob("*.csv"))
+    assert [str(p) for p in nab] == ["aura/cat/aura__img_src_x_onerror_alert_1__.csv", "aura/cat/aura_calm.csv",
+                                     "aura/cat/aura_spiky.csv"]
+    with open(out / "results" / "aura" / "cat" / "aura_spiky.csv") as handle:
+        nab_rows = list(csv.DictReader(handle))
+    assert list(nab_rows[0]) == ["timestamp", "value", "anomaly_score", "label"] and len(nab_rows) == 600
+    assert sum(int(r["label"]) for r in nab_rows) == 41
+    report = (out / "report.html").read_text()
+    assert hostile not in report and "&lt;img src=x" in report and report.count("<svg") == 3
+    capsys.readouterr()
+    assert main(["evaluate", f"--backtest={out}", f"--labels={labels}"]) == 0
+    printed = capsys.readouterr().out
+    assert "NAB score" in printed and "incident recall" in printed
+    result = json.loads((out / "evaluation.json").read_text())
+    assert set(result["nab"]) == {"standard", "reward_low_fp", "reward_low_fn"}
+    assert result["windows"]["total"] == 1
+
+
+def test_bad_backtest_input_is_a_clear_error(tmp_path, capsys):
+    config = tmp_path / "aura.yml"
+    config.write_text(CONFIG)
+    assert main(["backtest", f"--config.file={config}", f"--data={tmp_path / 'missing'}",
+                 f"--output.dir={tmp_path / 'out'}"]) == 1
+    assert "no such file or folder" in capsys.readouterr().err
+    assert main(["backtest", f"--config.file={config}", f"--output.dir={tmp_path / 'out'}"]) == 1
+    assert "--from" in capsys.readouterr().err
+    assert main(["evaluate", f"--backtest={tmp_path}", f"--labels={config}"]) == 1
+    assert "not a backtest" in capsys.readouterr().err
