@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS   ?=
 
-.PHONY: install rules dashboards screenshots bench-deps system-deps run test lint bench bench-topology bench-forecast forecast-quality clean soak scrape-load
+.PHONY: install rules dashboards screenshots bench-deps system-deps run test lint bench bench-topology bench-forecast forecast-quality clean soak scrape-load evaluate
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -71,3 +71,8 @@ soak: bench-deps
 
 scrape-load: install
 	$(BIN)/python bench/scrape_load.py $(ARGS)
+
+# The NAB evaluation (docs/evaluation.md, docs/evaluation.json): AURA against the null detector and a
+# PromQL adaptive band on ../shared/data/nab; outputs under results/nab/.
+evaluate: bench-deps
+	$(BIN)/python bench/nab_evaluation.py $(ARGS)

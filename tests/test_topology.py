@@ -143,3 +143,39 @@ def test_a_group_that_leaves_together_is_one_cluster_a_lone_outlier_is_alone():
     assert fleet.cluster_size[5] == 1.0
     assert fleet.cluster_size[0] == 36.0  # the majority
     assert (fleet.isolation[[5, 30, 31, 32]] > fleet.threshold).all()
+
+
+def test_delay_embedding_turns_one_periodic_series_into_a_loop():
+    from aura_exporter.topology.persistence import PersistenceEngine
+    from aura_exporter.topology.stage import delay_embed
+
+    t = np.arange(60)
+    windows = np.sin(2 * np.pi * t / 20)[None, :, None]  # one entity, one feature, three periods
+    embedded = delay_embed(windows, dimension=2, delay=5)
+    assert embedded.shape == (1, 55, 2)
+    np.testing.assert_array_equal(embedded[0, :, 0], windows[0, :55, 0])
+    np.testing.assert_array_equal(embedded[0, :, 1], windows[0, 5:, 0])
+    engine = PersistenceEngine((0, 1))
+    flat, loop = engine.compute(windows).entity(0), engine.compute(embedded).entity(0)
+    assert len(flat[1]) == 0  # points on a line have no loop
+    lengths = loop[1][:, 1] - loop[1][:, 0]
+    assert lengths.max() > 1.0  # (sin t, sin t+τ) traces a circle of radius 1
+
+
+def test_an_embedding_longer_than_the_window_is_a_config_error():
+    import pytest
+
+    from aura_exporter.config import ConfigError, parse_config
+
+    text = """
+prometheus: {url: 'http://p:9090'}
+analyses:
+  - name: a
+    entity_labels: [instance]
+    step: 1m
+    window: 20m
+    features: {x: {query: up, role: resources}}
+    topology: {embedding_dimension: 5, embedding_delay: 4}
+"""
+    with pytest.raises(ConfigError, match="delay embedding"):
+        parse_config(text)

@@ -196,7 +196,8 @@ def _read_analysis(reader: Reader, value: Any, path: str) -> Analysis | None:
         max_entities=reader.integer(node.get("max_entities"), f"{path}.max_entities", 10000),
         max_missing_ratio=reader.number(node.get("max_missing_ratio"), f"{path}.max_missing_ratio", 0.25, 0.0, 0.9),
         max_gap=reader.duration(node.get("max_gap"), f"{path}.max_gap", 0.0),
-        topology=_read_topology(reader, node.get("topology"), f"{path}.topology"),
+        topology=_read_topology(reader, node.get("topology"), f"{path}.topology",
+                                int(round(window / step)) if step and window else None),
         baseline=_read_baseline(reader, node.get("baseline"), f"{path}.baseline"),
         forecast=_read_forecast(reader, node.get("forecast"), f"{path}.forecast", step),
         council=_read_council(reader, node.get("council"), f"{path}.council"),
@@ -269,16 +270,24 @@ def _check_promql(reader: Reader, query: str | None, path: str) -> None:
         reader.fail(path, "a range query needs an instant vector or scalar expression, not a range vector or string")
 
 
-def _read_topology(reader: Reader, value: Any, path: str) -> TopologyConfig:
-    node = reader.mapping(value, path, {"homology_dimensions", "noise_factor", "min_persistence"})
+def _read_topology(reader: Reader, value: Any, path: str, steps: int | None) -> TopologyConfig:
+    node = reader.mapping(value, path, {"homology_dimensions", "noise_factor", "min_persistence",
+                                        "embedding_dimension", "embedding_delay"})
     dims = node.get("homology_dimensions", [0, 1])
     if not isinstance(dims, list) or not dims or any(d not in (0, 1, 2) or isinstance(d, bool) for d in dims):
         reader.fail(f"{path}.homology_dimensions", f"expected a list drawn from 0, 1, 2, found {dims!r}")
         dims = [0, 1]
+    dimension = reader.integer(node.get("embedding_dimension"), f"{path}.embedding_dimension", 1, low=1)
+    delay = reader.integer(node.get("embedding_delay"), f"{path}.embedding_delay", 1, low=1)
+    if steps and steps - (dimension - 1) * delay < MIN_WINDOW_STEPS:
+        reader.fail(f"{path}.embedding_dimension", f"a delay embedding of dimension {dimension} and delay {delay} "
+                    f"leaves fewer than {MIN_WINDOW_STEPS} points of a {steps}-step window")
     return TopologyConfig(
         homology_dimensions=tuple(sorted(set(dims))),
         noise_factor=reader.number(node.get("noise_factor"), f"{path}.noise_factor", 3.0, 0.0),
         min_persistence=reader.number(node.get("min_persistence"), f"{path}.min_persistence", 0.5, 0.0),
+        embedding_dimension=dimension,
+        embedding_delay=delay,
     )
 
 

@@ -78,6 +78,8 @@ class TopologyConfig:
     homology_dimensions: tuple[int, ...] = (0, 1)
     noise_factor: float = 3.0  # features shorter than this × the median H0 bar are noise
     min_persistence: float = 0.5  # ...and never shorter than this, in robust-scaled units
+    embedding_dimension: int = 1  # Takens delay embedding of each window (1: the window's points as they are)
+    embedding_delay: int = 1  # steps between the delayed copies
 
 
 @dataclass(frozen=True)

@@ -133,16 +133,17 @@ def _best_at(scores: np.ndarray, weights: np.ndarray, thresholds: np.ndarray, mi
     return np.maximum(best[detected], missed)
 
 
-def score_corpus(corpus: Sequence[LabeledSeries], profile: Profile) -> CorpusScore:
-    """The corpus' best threshold for the profile and its normalised score."""
-    candidates = np.unique(np.concatenate([s.scores for s in corpus] + [np.array([np.inf])]))
+def score_corpus(corpus: Sequence[LabeledSeries], profile: Profile, threshold: float | None = None) -> CorpusScore:
+    """The corpus' best threshold for the profile (or the one given) and its normalised score."""
+    candidates = (np.array([threshold]) if threshold is not None
+                  else np.unique(np.concatenate([s.scores for s in corpus] + [np.array([np.inf])])))
     totals = sum((file_scores(s, profile, candidates) for s in corpus), start=np.zeros(len(candidates)))
     best = int(np.argmax(totals))  # ties go to the lowest threshold with that score (np.unique sorts)
-    threshold = float(candidates[best])
+    chosen = float(candidates[best])
     null = float(sum(file_scores(s, profile, np.array([np.inf]))[0] for s in corpus))
     perfect = profile.tp * sum(len(s.windows) for s in corpus)
-    detected, false_positives = _counts(corpus, threshold)
-    return CorpusScore(profile, threshold, float(totals[best]), null, perfect,
+    detected, false_positives = _counts(corpus, chosen)
+    return CorpusScore(profile, chosen, float(totals[best]), null, perfect,
                        100.0 * (float(totals[best]) - null) / (perfect - null) if perfect != null else 0.0,
                        detected, sum(len(s.windows) for s in corpus), false_positives)
 

@@ -72,9 +72,12 @@ def windows_of(entity: ScoredEntity, incidents: Sequence[Incident]) -> tuple[tup
     return tuple(windows)
 
 
-def nab_scores(entities: Sequence[ScoredEntity], incidents: Sequence[Incident]) -> dict[str, CorpusScore]:
+def nab_scores(entities: Sequence[ScoredEntity], incidents: Sequence[Incident],
+               thresholds: dict[str, float] | None = None) -> dict[str, CorpusScore]:
+    """Each profile's score, at its best threshold over these entities or at the one given."""
     corpus = [LabeledSeries(str(e.labels), e.scores, windows_of(e, incidents)) for e in entities]
-    return {profile.name: score_corpus(corpus, profile) for profile in PROFILES}
+    return {profile.name: score_corpus(corpus, profile, (thresholds or {}).get(profile.name))
+            for profile in PROFILES}
 
 
 def alert_starts(entity: ScoredEntity, threshold: float) -> np.ndarray:

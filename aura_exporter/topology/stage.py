@@ -34,6 +34,17 @@ class Topology:
     fleet: FleetTopology
 
 
+def delay_embed(windows: np.ndarray, dimension: int, delay: int) -> np.ndarray:
+    """Takens' delay embedding of [E, T, F] windows: each point becomes itself and its `dimension − 1`
+    predecessors `delay` steps apart, [E, T − (dimension − 1)·delay, F·dimension]. A single series'
+    dynamics (a cycle, a change of rhythm) then have a shape the diagrams can see."""
+    if dimension == 1:
+        return windows
+    span = (dimension - 1) * delay
+    steps = windows.shape[1]
+    return np.concatenate([windows[:, i * delay: steps - span + i * delay, :] for i in range(dimension)], axis=2)
+
+
 class TopologyStage:
     """Keeps the analysis' baselines across cycles; `run` is called once per cycle."""
 
@@ -45,7 +56,8 @@ class TopologyStage:
 
     def run(self, windows: Windows, now: float) -> Topology:
         scaled = self.baselines.scale(windows.entities, windows.values, now)
-        diagrams = self.engine.compute(scaled)
+        diagrams = self.engine.compute(delay_embed(scaled, self.settings.embedding_dimension,
+                                                   self.settings.embedding_delay))
         thresholds = noise_thresholds(diagrams, self.settings.noise_factor, self.settings.min_persistence)
         drift = self.baselines.drift(windows.entities, diagrams, now)
         return Topology(

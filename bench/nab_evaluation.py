@@ -1,0 +1,169 @@
+"""`make evaluate`: the NAB corpus through AURA's backtest and two baselines, scored by NAB's rules.
+
+AURA runs as a user would run it (`aura-exporter backtest --data … --labels …` with
+aura_exporter/examples/nab.yml, then the same scoring as `aura-exporter evaluate`); the null
+detector and the PromQL-style adaptive band are scored by the same rules on the same rows. Writes
+docs/evaluation.md, docs/evaluation.json and plots under docs/img/, and leaves the backtest's
+outputs (scores, alerts, report, NAB-format results) under results/nab/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from aura_exporter.backtest.files import read_series
+from aura_exporter.cli import main as cli
+from aura_exporter.evaluation.baselines import DETECTORS
+from aura_exporter.evaluation.command import kpi_document, read_backtest
+from aura_exporter.evaluation.labels import load_labels
+from aura_exporter.evaluation.scoring import ScoredEntity, kpis, nab_scores
+
+REPO = Path(__file__).resolve().parent.parent
+NAB = REPO.parent / "shared" / "data" / "nab"
+CONFIG = REPO / "aura_exporter" / "examples" / "nab.yml"
+SERVER_CATEGORIES = ("realAWSCloudwatch", "realKnownCause")
+LEAD = 4 * 3600.0
+# NAB's scoreboard (README of numenta/NAB at ea702d7, "As of NAB v1.0"; v1.1 scores the same corpus).
+PUBLISHED = {"ARTime": (74.9, 65.1, 80.4), "Numenta HTM": (70.5, 62.6, 75.2), "CAD OSE": (69.9, 67.0, 73.2),
+             "KNN CAD": (58.0, 43.4, 64.8), "Relative Entropy": (54.6, 47.6, 58.8),
+             "Random Cut Forest": (51.7, 38.4, 59.7), "Twitter ADVec": (47.1, 33.6, 53.5),
+             "Windowed Gaussian": (39.6, 20.9, 47.4), "Etsy Skyline": (35.7, 27.1, 44.5),
+             "Random": (11.0, 1.2, 19.5), "Null": (0.0, 0.0, 0.0)}
+PROFILE_NAMES = ("standard", "reward_low_fp", "reward_low_fn")
+
+
+def category(entity: ScoredEntity) -> str:
+    return entity.labels["series"].split("/")[0]
+
+
+def baseline_entities(detector) -> list[ScoredEntity]:
+    entities = []
+    for path in sorted((NAB / "data").rglob("*.csv")):
+        series = read_series(path)
+        name = str(path.relative_to(NAB / "data").with_suffix(""))
+        entities.append(ScoredEntity({"series": name}, series.timestamps, detector(series.timestamps, series.values)))
+    return entities
+
+
+def evaluate(entities: list[ScoredEntity], incidents) -> dict:
+    profiles = nab_scores(entities, incidents)
+    thresholds = {name: score.threshold for name, score in profiles.items()}
+    server = [e for e in entities if category(e) in SERVER_CATEGORIES]
+    found = kpis(server, incidents, thresholds["standard"], LEAD, anomaly_at_middle=True)
+    categories = sorted({category(e) for e in entities})
+    per_category = {c: round(nab_scores([e for e in entities if category(e) == c], incidents,
+                                        thresholds)["standard"].normalized, 2) for c in categories}
+    return {"nab": {name: round(score.normalized, 2) for name, score in profiles.items()},
+            "thresholds": thresholds,
+            "windows_detected": profiles["standard"].detected_windows, "windows": profiles["standard"].windows,
+            "server_metrics": {"recall": _round(found.recall), "false_alert_share": _round(found.false_alert_share),
+                               "median_lead_hours": _round(found.median_lead_hours),
+                               "details": kpi_document(found)},
+            "categories_standard": per_category}
+
+
+def _round(value: float) -> float | None:
+    return None if not np.isfinite(value) else round(float(value), 4)
+
+
+def markdown(results: dict, seconds: float, command: str) -> str:
+    lines = ["# Evaluation on the Numenta Anomaly Benchmark", "",
+             f"`{command}` ({seconds / 60:.1f} minutes on this project's 2-core VM). The NAB corpus "
+             "(58 real and artificial series, 116 labeled anomaly windows; `../shared/data/nab`, NAB v1.1 "
+             "data) is replayed through the detector behind `aura_risk_score`, and two baselines are "
+             "scored by the same rules on the same rows: the null detector and the PromQL-style "
+             "adaptive band `abs(x - avg_over_time(x[1d])) / stddev_over_time(x[1d])`.", "",
+             "Scores follow NAB's rules (aura_exporter/evaluation/nab.py, checked by tests/test_nab_scorer.py): "
+             "probation of the first 15% of each file, scaled-sigmoid weights inside windows, one threshold "
+             "per profile for the whole corpus, normalised so that the null detector scores 0 and the "
+             "perfect one 100.", "",
+             "## NAB score", "", "| detector | standard | reward low FP | reward low FN | source |",
+             "|---|---:|---:|---:|---|"]
+    for name, result in results.items():
+        nab = result["nab"]
+        lines.append(f"| **{name}** (this run) | {nab['standard']:.1f} | {nab['reward_low_fp']:.1f} | "
+                     f"{nab['reward_low_fn']:.1f} | measured |")
+    for name, (standard, low_fp, low_fn) in PUBLISHED.items():
+        lines.append(f"| {name} | {standard:.1f} | {low_fp:.1f} | {low_fn:.1f} | NAB scoreboard (v1.0) |")
+    lines += ["", "Published figures: the scoreboard in NAB's README (numenta/NAB, commit ea702d7); "
+              "Ahmad, Lavin, Purdy & Agha (2017), *Unsupervised real-time anomaly detection for streaming "
+              "data*, Neurocomputing, doi:10.1016/j.neucom.2017.04.070.", "",
+              "## Server metrics (realAWSCloudwatch and realKnownCause)", "",
+              "Alerts are runs of rows at or above the detector's standard-profile threshold; an incident is "
+              "caught when an alert starts between 4 hours before its window and its end; lead time is the "
+              "window's middle (NAB centres windows on the labeled anomaly) minus the first such alert.", "",
+              "| detector | incident recall | false alerts (share) | false alerts per day | median lead |",
+              "|---|---:|---:|---:|---:|"]
+    for name, result in results.items():
+        s, d = result["server_metrics"], result["server_metrics"]["details"]
+        lines.append(f"| {name} | {_pct(s['recall'])} ({d['caught']}/{d['incidents']}) | "
+                     f"{_pct(s['false_alert_share'])} ({d['false_alerts']}/{d['alerts']}) | "
+                     f"{d['false_alerts_per_day']} | {_hours(s['median_lead_hours'])} |")
+    lines += ["", "Goals from the product plan: recall ≥ 85% with under 10% of alerts false and a median "
+              "lead of 2 hours or more.", "", "## Per category (standard profile, at the corpus threshold)", "",
+              "| category | " + " | ".join(results) + " |", "|---|" + "---:|" * len(results)]
+    for c in next(iter(results.values()))["categories_standard"]:
+        lines.append(f"| {c} | " + " | ".join(f"{r['categories_standard'][c]:.1f}" for r in results.values()) + " |")
+    lines += ["", "![NAB scores](img/evaluation-scores.png)", "",
+              "The backtest's own report (every series, its risk, the alerts and the labeled windows) is "
+              "written to results/nab/backtest/report.html; NAB-format per-file results, which NAB's own "
+              "scorer reads, to results/nab/backtest/results/aura/.", ""]
+    return "\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _hours(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f} h"
+
+
+def plot(results: dict, target: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results) + list(PUBLISHED)
+    standard = [results[n]["nab"]["standard"] for n in results] + [v[0] for v in PUBLISHED.values()]
+    colours = ["#ff7f0e"] * len(results) + ["#999"] * len(PUBLISHED)
+    figure, axis = plt.subplots(figsize=(8, 4))
+    axis.barh(names[::-1], standard[::-1], color=colours[::-1])
+    axis.set_xlabel("NAB score, standard profile (orange: this run; grey: published)")
+    axis.axvline(70, color="#d62728", linestyle="--", linewidth=1)
+    figure.tight_layout()
+    figure.savefig(target)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=REPO / "results" / "nab")
+    args = parser.parse_args()
+    started = time.monotonic()
+    labels = NAB / "labels" / "combined_windows.json"
+    backtest = args.output / "backtest"
+    if cli(["backtest", f"--config.file={CONFIG}", f"--data={NAB / 'data'}", f"--labels={labels}",
+            f"--output.dir={backtest}"]) != 0:
+        sys.exit("the backtest failed")
+    incidents = load_labels(labels, "series")
+    results = {"aura": evaluate(read_backtest(backtest), incidents)}
+    for name, detector in DETECTORS.items():
+        print(f"scoring the {name} baseline…", file=sys.stderr)
+        results[name] = evaluate(baseline_entities(detector), incidents)
+    seconds = time.monotonic() - started
+    (REPO / "docs" / "evaluation.json").write_text(json.dumps({"detectors": results}, indent=1) + "\n")
+    (REPO / "docs" / "evaluation.md").write_text(markdown(results, seconds, "make evaluate"))
+    plot(results, REPO / "docs" / "img" / "evaluation-scores.png")
+    for name, result in results.items():
+        print(f"{name}: NAB {result['nab']}, server metrics {result['server_metrics']['details']}")
+
+
+if __name__ == "__main__":
+    main()
