@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS   ?=
 
-.PHONY: install rules dashboards screenshots bench-deps system-deps run test lint bench bench-topology bench-forecast forecast-quality clean soak scrape-load evaluate
+.PHONY: install rules dashboards screenshots bench-deps system-deps run test lint bench bench-topology bench-forecast forecast-quality clean soak scrape-load evaluate bench-exposition
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,13 +36,16 @@ lint: install
 	$(BIN)/mypy aura_exporter
 
 # Heavy runs: scripts that print figures, never part of `make test`.
-bench: bench-topology bench-forecast
+bench: bench-topology bench-forecast bench-exposition
 
 bench-topology: install
 	$(BIN)/python bench/topology_cycle.py $(ARGS)
 
 bench-forecast: install
 	$(BIN)/python bench/forecast_speed.py $(ARGS)
+
+bench-exposition: install
+	$(BIN)/python bench/exposition_speed.py $(ARGS)
 
 # Regenerate rules/ from aura_exporter/mixin/ (a test fails when the committed YAML differs).
 rules: install

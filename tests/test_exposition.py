@@ -146,3 +146,31 @@ def test_critical_features_read_as_the_plan_interprets_them():
     assert [f.dimension for f in features] == [1, 0]
     assert features[0].persistence == pytest.approx(1.5)
     assert "circular dependency" in features[0].interpretation and "partition" in features[1].interpretation
+
+
+def test_the_fast_text_writer_matches_prometheus_client_byte_for_byte():
+    """render_snapshot writes text itself (several times faster); prometheus_client's generate_latest
+    over the same collector is the reference, on hostile labels, a forecast with NaN, ±Inf and values
+    that Go prints with exponents, and two analyses."""
+    import dataclasses
+
+    from prometheus_client.exposition import generate_latest
+
+    from aura_exporter.exposition.render import _registry
+    from aura_exporter.forecast.stage import Forecast
+
+    hostile = 'evil"} 1\naura_fake{x="<img src=x onerror=alert(1)>\\'
+    result = result_for(["a", hostile, "c"])
+    rng = np.random.default_rng(5)
+    quantiles = rng.normal(size=(3, 5, 4, 3)) * np.array([1.0, 1e9, 123456789.5, 1e-7, 42.0])[None, :, None, None]
+    quantiles[0, 0, 0, :] = [np.nan, np.inf, -np.inf]
+    forecast = Forecast((900.0, 3600.0, 7200.0, 14400.0), quantiles, np.full((3, 5), np.nan),
+                        np.where(rng.random((3, 5)) > 0.5, 3600.0, np.nan), rng.random((3, 5)))
+    with_forecast = dataclasses.replace(result, forecast=forecast, model_ready=True)
+    other = dataclasses.replace(result_for(["x"]), analysis=dataclasses.replace(ANALYSIS, name="other"))
+    holder = SnapshotHolder()
+    holder.publish(with_forecast, "node", time.time())
+    snapshot = holder.publish(other, "other", time.time())
+    fast = render_snapshot(snapshot).text
+    assert fast == generate_latest(_registry(snapshot))
+    assert b"e+09" in fast and b"aura_forecast{" in fast and b'analysis="other"' in fast

@@ -1,22 +1,27 @@
 """A prometheus_client Collector over the latest snapshot: the metric contract of DESIGN.md.
 
-`describe()` returns the families without samples, so registering the collector runs nothing;
-`collect()` builds them from the snapshot it is given, without any computation of its own.
-Non-finite values (no breach in sight, no residual yet) are left out rather than exported as NaN.
+The contract is one table (FAMILIES: each family's values as an [entities, …] array and its extra
+labels), read by two writers: the collector (prometheus_client families: OpenMetrics, tests) and
+`text_exposition`, the fast path of every text scrape. `describe()` returns the families without
+samples, so registering the collector runs nothing. Non-finite values (no breach in sight, no
+residual yet) are left out rather than exported as NaN.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
+import numpy as np
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 
-from aura_exporter.council import DECISIONS, Verdict
+from aura_exporter.council import DECISIONS
 from aura_exporter.durations import format_duration
-from aura_exporter.forecast.stage import Forecast
 from aura_exporter.snapshot import AnalysisResult, Snapshot
 
 HELP = {
@@ -44,6 +49,92 @@ HELP = {
 }
 
 
+@dataclass(frozen=True)
+class Family:
+    """One per-entity family: its values as [entities, *dims] and, per extra dimension, the label
+    and its values (e.g. ("homology_dimension", ("0", "1")))."""
+
+    name: str
+    values: Callable[[AnalysisResult], np.ndarray | None]
+    extras: Callable[[AnalysisResult], tuple[tuple[str, tuple[str, ...]], ...]] = lambda result: ()
+
+
+def _dims(result: AnalysisResult) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    return (("homology_dimension", tuple(str(d) for d in result.topology.dims)),)
+
+
+def _agents(result: AnalysisResult) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    return (("agent", result.verdict.agents),)
+
+
+def _features(result: AnalysisResult) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    return (("feature", result.windows.features),)
+
+
+def _horizons(result: AnalysisResult) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    horizons = result.forecast.horizons if result.forecast is not None else ()
+    return (*_features(result), ("horizon", tuple(format_duration(h) for h in horizons)))
+
+
+def _quantile(q: int) -> Callable[[AnalysisResult], np.ndarray | None]:
+    return lambda r: r.forecast.quantiles[..., q] if r.forecast is not None else None
+
+
+def _one_hot(decision: np.ndarray) -> np.ndarray:
+    return (decision[:, None] == np.arange(len(DECISIONS))[None, :]).astype(np.float64)
+
+
+# The per-entity families, in exposition order.
+FAMILIES = (
+    Family("aura_betti", lambda r: r.topology.betti, _dims),
+    Family("aura_persistence_entropy", lambda r: r.topology.entropy, _dims),
+    Family("aura_wasserstein_drift", lambda r: r.topology.drift, _dims),
+    Family("aura_drift_zscore", lambda r: r.topology.drift_zscore),
+    Family("aura_fleet_isolation", lambda r: r.topology.fleet.isolation),
+    Family("aura_fleet_cluster_size", lambda r: r.topology.fleet.cluster_size),
+    Family("aura_agent_score", lambda r: r.verdict.scores, _agents),
+    Family("aura_agent_vote", lambda r: r.verdict.votes, _agents),
+    Family("aura_risk_score", lambda r: r.verdict.risk),
+    Family("aura_decision", lambda r: _one_hot(r.verdict.decision), lambda r: (("decision", DECISIONS),)),
+    Family("aura_forecast", _quantile(1), _horizons),
+    Family("aura_forecast_lower", _quantile(0), _horizons),
+    Family("aura_forecast_upper", _quantile(2), _horizons),
+    Family("aura_forecast_residual_zscore", lambda r: r.forecast.residual_zscore if r.forecast else None, _features),
+    Family("aura_time_to_breach_seconds", lambda r: r.forecast.time_to_breach if r.forecast else None, _features),
+    Family("aura_breach_probability", lambda r: r.forecast.breach_probability if r.forecast else None, _features),
+)
+
+
+def analysis_samples(result: AnalysisResult) -> list[tuple[str, dict[str, str], float]]:
+    """The few per-analysis samples."""
+    name = result.analysis.name
+    samples = [("aura_entities_analysed", {"analysis": name}, float(len(result.windows.entities)))]
+    samples += [("aura_entities_skipped", {"analysis": name, "reason": reason}, float(count))
+                for reason, count in result.windows.skipped.items()]
+    samples += [("aura_fleet_components", {"analysis": name}, float(result.topology.fleet.components)),
+                ("aura_fleet_cluster_threshold", {"analysis": name}, float(result.topology.fleet.threshold)),
+                ("aura_model_ready", {"analysis": name}, 1.0 if result.model_ready else 0.0)]
+    return [s for s in samples if math.isfinite(s[2])]
+
+
+def entity_labels(result: AnalysisResult) -> list[dict[str, str]]:
+    windows = result.windows
+    return [{"analysis": result.analysis.name, **dict(zip(windows.label_names, key, strict=True))}
+            for key in windows.entities]
+
+
+def family_values(family: Family, result: AnalysisResult) -> tuple[np.ndarray, list[dict[str, str]]] | None:
+    """[entities, combinations] values and the extra labels of each combination, or None when the
+    result has no such values (no forecaster yet)."""
+    values = family.values(result)
+    if values is None:
+        return None
+    extras = family.extras(result)
+    combinations = [dict(zip([label for label, _ in extras], chosen, strict=True))
+                    for chosen in itertools.product(*(choices for _, choices in extras))]
+    return np.asarray(values, dtype=np.float64).reshape(len(values), -1), combinations
+
+
 class SnapshotCollector(Collector):
     def __init__(self, snapshot: Callable[[], Snapshot]):
         self._snapshot = snapshot
@@ -53,8 +144,20 @@ class SnapshotCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         families = _families()
-        for result in self._snapshot().results.values():
-            _Writer(families, result).write()
+        results = list(self._snapshot().results.values())
+        for result in results:
+            for name, labels, value in analysis_samples(result):
+                families[name].samples.append(Sample(name, labels, value))
+        for family in FAMILIES:
+            for result in results:
+                found = family_values(family, result)
+                if found is None:
+                    continue
+                values, combinations = found
+                for labels, row in zip(entity_labels(result), values, strict=True):
+                    for extra, value in zip(combinations, row, strict=True):
+                        if math.isfinite(value):
+                            families[family.name].samples.append(Sample(family.name, {**labels, **extra}, value))
         return list(families.values())
 
 
@@ -62,64 +165,53 @@ def _families() -> dict[str, GaugeMetricFamily]:
     return {name: GaugeMetricFamily(name, doc) for name, doc in HELP.items()}
 
 
-class _Writer:
-    """Appends one analysis result's samples to the families."""
+def text_exposition(snapshot: Snapshot) -> bytes:
+    """The snapshot in the Prometheus text format, byte for byte what prometheus_client's
+    generate_latest makes of SnapshotCollector, several times faster: label strings are escaped
+    once per entity and each family is written from its arrays."""
+    results = list(snapshot.results.values())
+    per_analysis: dict[str, list[str]] = {name: [] for name in HELP}
+    for result in results:
+        for name, labels, value in analysis_samples(result):
+            per_analysis[name].append(f"{name}{{{_label_text(labels)}}} {floatToGoString(value)}\n")
+    entity_pieces = {id(r): [[f'{k}="{_escape(v)}"' for k, v in labels.items()] for labels in entity_labels(r)]
+                     for r in results}
+    lines = []
+    for name, doc in HELP.items():
+        lines.append(f"# HELP {name} {_escape_help(doc)}\n# TYPE {name} gauge\n")
+        lines += per_analysis[name]
+        family = _BY_NAME.get(name)
+        if family is None:
+            continue
+        for result in results:
+            found = family_values(family, result)
+            if found is None:
+                continue
+            values, combinations = found
+            bases = entity_pieces[id(result)]
+            if not bases:
+                continue
+            # prometheus_client writes label names sorted: one template per family places the
+            # entity's and the combination's escaped `name="value"` pieces in that order.
+            names = [piece.split("=", 1)[0] for piece in bases[0]] + list(combinations[0])
+            template = ",".join(f"{{{names.index(n)}}}" for n in sorted(names))
+            extras = [[f'{k}="{_escape(v)}"' for k, v in extra.items()] for extra in combinations]
+            for row, column in zip(*np.nonzero(np.isfinite(values)), strict=True):
+                lines.append(f"{name}{{{template.format(*bases[row], *extras[column])}}} "
+                             f"{floatToGoString(values[row, column])}\n")
+    return "".join(lines).encode("utf-8")
 
-    def __init__(self, families: dict[str, GaugeMetricFamily], result: AnalysisResult):
-        self.families = families
-        self.result = result
-        self.name = result.analysis.name
 
-    def add(self, metric: str, labels: dict[str, str], value: float) -> None:
-        value = float(value)
-        if math.isfinite(value):
-            self.families[metric].samples.append(Sample(metric, labels, value))
+_BY_NAME = {family.name: family for family in FAMILIES}
 
-    def write(self) -> None:
-        windows = self.result.windows
-        self.add("aura_entities_analysed", {"analysis": self.name}, len(windows.entities))
-        for reason, count in windows.skipped.items():
-            self.add("aura_entities_skipped", {"analysis": self.name, "reason": reason}, count)
-        self.add("aura_fleet_components", {"analysis": self.name}, self.result.topology.fleet.components)
-        self.add("aura_fleet_cluster_threshold", {"analysis": self.name}, self.result.topology.fleet.threshold)
-        self.add("aura_model_ready", {"analysis": self.name}, 1.0 if self.result.model_ready else 0.0)
-        for index, key in enumerate(windows.entities):
-            labels = {"analysis": self.name, **dict(zip(windows.label_names, key, strict=True))}
-            self._topology(index, labels)
-            self._council(self.result.verdict, index, labels)
-            if self.result.forecast is not None:
-                self._forecast(self.result.forecast, index, labels)
 
-    def _topology(self, index: int, labels: dict[str, str]) -> None:
-        topology = self.result.topology
-        for column, dim in enumerate(topology.dims):
-            with_dim = {**labels, "homology_dimension": str(dim)}
-            self.add("aura_betti", with_dim, topology.betti[index, column])
-            self.add("aura_persistence_entropy", with_dim, topology.entropy[index, column])
-            self.add("aura_wasserstein_drift", with_dim, topology.drift[index, column])
-        self.add("aura_drift_zscore", labels, topology.drift_zscore[index])
-        self.add("aura_fleet_isolation", labels, topology.fleet.isolation[index])
-        self.add("aura_fleet_cluster_size", labels, topology.fleet.cluster_size[index])
+def _escape(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
 
-    def _council(self, verdict: Verdict, index: int, labels: dict[str, str]) -> None:
-        for column, agent in enumerate(verdict.agents):
-            with_agent = {**labels, "agent": agent}
-            self.add("aura_agent_score", with_agent, verdict.scores[index, column])
-            self.add("aura_agent_vote", with_agent, verdict.votes[index, column])
-        self.add("aura_risk_score", labels, verdict.risk[index])
-        decided = int(verdict.decision[index])
-        for level, decision in enumerate(DECISIONS):
-            self.add("aura_decision", {**labels, "decision": decision}, 1.0 if level == decided else 0.0)
 
-    def _forecast(self, forecast: Forecast, index: int, labels: dict[str, str]) -> None:
-        for column, feature in enumerate(self.result.windows.features):
-            with_feature = {**labels, "feature": feature}
-            for h, horizon in enumerate(forecast.horizons):
-                with_horizon = {**with_feature, "horizon": format_duration(horizon)}
-                lower, median, upper = forecast.quantiles[index, column, h]
-                self.add("aura_forecast", with_horizon, median)
-                self.add("aura_forecast_lower", with_horizon, lower)
-                self.add("aura_forecast_upper", with_horizon, upper)
-            self.add("aura_forecast_residual_zscore", with_feature, forecast.residual_zscore[index, column])
-            self.add("aura_time_to_breach_seconds", with_feature, forecast.time_to_breach[index, column])
-            self.add("aura_breach_probability", with_feature, forecast.breach_probability[index, column])
+def _escape_help(doc: str) -> str:
+    return doc.replace("\\", r"\\").replace("\n", r"\n")
+
+
+def _label_text(labels: dict[str, str]) -> str:
+    return ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))

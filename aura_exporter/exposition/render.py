@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client import exposition as text_format
 from prometheus_client.openmetrics import exposition as openmetrics_format
 
-from aura_exporter.exposition.collector import SnapshotCollector
+from aura_exporter.exposition.collector import SnapshotCollector, text_exposition
 from aura_exporter.snapshot import Snapshot
 
 # The classic text format every Prometheus understands (prometheus_client now says 1.0.0).
@@ -56,7 +56,7 @@ class Rendered:
 
 
 def render_snapshot(snapshot: Snapshot) -> Rendered:
-    text = text_format.generate_latest(_registry(snapshot))
+    text = text_exposition(snapshot)
     compressor = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # 16+: gzip framing
     head = compressor.compress(text) + compressor.flush(zlib.Z_SYNC_FLUSH)
     return Rendered(snapshot=snapshot, text=text, text_gzip_head=head, _compressor=compressor)
