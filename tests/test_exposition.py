@@ -174,3 +174,19 @@ def test_the_fast_text_writer_matches_prometheus_client_byte_for_byte():
     fast = render_snapshot(snapshot).text
     assert fast == generate_latest(_registry(snapshot))
     assert b"e+09" in fast and b"aura_forecast{" in fast and b'analysis="other"' in fast
+
+
+def test_scrapes_within_the_ttl_share_one_body_and_a_new_snapshot_is_never_served_late():
+    from aura_exporter.exposition.render import ScrapeCache, exposition_body
+
+    now = [100.0]
+    cache = ScrapeCache(ttl=0.5, clock=lambda: now[0])
+    live = CollectorRegistry()
+    holder = SnapshotHolder()
+    first = render_snapshot(holder.publish(result_for(["a"]), "node", time.time()))
+    cache.put(first, False, True, exposition_body(first, live, False, True))
+    assert cache.get(first, False, True) is not None and cache.get(first, False, False) is None
+    now[0] += 0.5
+    assert cache.get(first, False, True) is None  # the live part is at most ttl old
+    second = render_snapshot(holder.publish(result_for(["b"]), "node", time.time()))
+    assert cache.get(second, False, True) is None  # a new cycle's result is served at once

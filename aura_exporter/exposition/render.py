@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import gzip
 import threading
+import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
@@ -75,3 +77,28 @@ def exposition_body(rendered: Rendered, live: CollectorRegistry, openmetrics: bo
     if use_gzip:
         return rendered.text_gzip(live_text)
     return rendered.text + live_text
+
+
+class ScrapeCache:
+    """Bodies served in the last `ttl` seconds, by snapshot and negotiated format and encoding.
+
+    A new snapshot is a new key, so cycle results are never served late; only the exporter's own
+    live metrics (process, durations, counters) can be up to `ttl` old. Under many concurrent
+    scrapers this turns each scrape into a lookup instead of a render and a compression.
+    """
+
+    def __init__(self, ttl: float = 0.5, clock: Callable[[], float] = time.monotonic):
+        self.ttl = ttl
+        self.clock = clock
+        self._bodies: dict[tuple[int, bool, bool], tuple[float, Rendered, bytes]] = {}
+
+    def get(self, rendered: Rendered, openmetrics: bool, use_gzip: bool) -> bytes | None:
+        found = self._bodies.get((id(rendered), openmetrics, use_gzip))
+        if found is None or found[1] is not rendered or self.clock() >= found[0]:
+            return None
+        return found[2]
+
+    def put(self, rendered: Rendered, openmetrics: bool, use_gzip: bool, body: bytes) -> None:
+        now = self.clock()
+        self._bodies = {key: kept for key, kept in self._bodies.items() if now < kept[0]}  # drop expired ones
+        self._bodies[(id(rendered), openmetrics, use_gzip)] = (now + self.ttl, rendered, body)

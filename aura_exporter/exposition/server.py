@@ -20,6 +20,7 @@ from aura_exporter.exposition.render import (
     OPENMETRICS_CONTENT_TYPE,
     TEXT_CONTENT_TYPE,
     Rendered,
+    ScrapeCache,
     exposition_body,
     render_snapshot,
     wants_openmetrics,
@@ -42,6 +43,7 @@ class ServerState:
     watcher: ClusterWatcher | None = None  # Kubernetes enrichment, when enabled
     reload: Callable[[], Awaitable[list[str]]] | None = None  # reads the configuration again: its problems
     started_at: float = field(default_factory=time.time)
+    scrapes: ScrapeCache = field(default_factory=ScrapeCache)
 
     def cluster(self) -> ClusterTopology | None:
         return self.watcher.latest if self.watcher else None
@@ -81,7 +83,10 @@ class _Handlers:
         if openmetrics and self.run_blocking is not None:
             # The first OpenMetrics scrape of a snapshot renders it: keep that off the event loop.
             await self.run_blocking(rendered.openmetrics)
-        body = exposition_body(rendered, self.state.live, openmetrics, use_gzip)
+        body = self.state.scrapes.get(rendered, openmetrics, use_gzip)
+        if body is None:
+            body = exposition_body(rendered, self.state.live, openmetrics, use_gzip)
+            self.state.scrapes.put(rendered, openmetrics, use_gzip, body)
         response = web.Response(body=body)
         response.headers["Content-Type"] = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
         if use_gzip:
