@@ -18,6 +18,18 @@ class StorageError(Exception):
     pass
 
 
+class StateFileError(Exception):
+    """A state file that cannot be used (or written); `reason`, one of the subclass' REASONS, is the
+    `reason` label of its error counter."""
+
+    REASONS: tuple[str, ...] = ()
+
+    def __init__(self, reason: str, message: str):
+        assert reason in self.REASONS, reason
+        self.reason = reason
+        super().__init__(message)
+
+
 def prepare_storage(path: str) -> Path:
     """The state directory, created and checked for writing."""
     storage = Path(path)

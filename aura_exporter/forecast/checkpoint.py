@@ -19,17 +19,16 @@ import torch
 
 from aura_exporter.config import Analysis
 from aura_exporter.forecast.model import MODEL_VERSION
-from aura_exporter.storage import write_atomically
+from aura_exporter.storage import StateFileError, write_atomically
 
 FORMAT = "aura-forecast-checkpoint"
-REASONS = ("missing", "corrupt", "foreign", "version")
 
 
-class CheckpointError(Exception):
-    def __init__(self, reason: str, message: str):
-        assert reason in REASONS, reason
-        self.reason = reason
-        super().__init__(message)
+class CheckpointError(StateFileError):
+    REASONS = ("missing", "corrupt", "foreign", "version")
+
+
+REASONS = CheckpointError.REASONS
 
 
 def fingerprint(analysis: Analysis) -> str:

@@ -18,19 +18,18 @@ from pathlib import Path
 import numpy as np
 
 from aura_exporter.config import Analysis
-from aura_exporter.storage import write_atomically
+from aura_exporter.storage import StateFileError, write_atomically
 from aura_exporter.topology.baseline import BaselineStore, EntityBaseline
 
 FORMAT = "aura-baselines"
 VERSION = 1
-REASONS = ("corrupt", "foreign", "version", "write")
 
 
-class BaselineFileError(Exception):
-    def __init__(self, reason: str, message: str):
-        assert reason in REASONS, reason
-        self.reason = reason
-        super().__init__(message)
+class BaselineFileError(StateFileError):
+    REASONS = ("corrupt", "foreign", "version", "write")
+
+
+REASONS = BaselineFileError.REASONS
 
 
 def baselines_path(storage: Path, analysis: Analysis) -> Path:

@@ -31,8 +31,10 @@ def noise_thresholds(diagrams: Diagrams, noise_factor: float, min_persistence: f
     """[entities] persistence below which a feature is noise."""
     h0 = lifetimes(diagrams.of_dim(0)) if 0 in diagrams.dims else np.zeros((diagrams.array.shape[0], 0))
     bars = np.where(h0 > 0, h0, np.nan)
-    with np.errstate(all="ignore"):
-        typical = np.nanmedian(bars, axis=1) if bars.shape[1] else np.full(bars.shape[0], np.nan)
+    typical = np.full(bars.shape[0], np.nan)
+    some = ~np.isnan(bars).all(axis=1)  # an entity whose points all coincide has no H0 bar at all
+    if bars.shape[1] and some.any():
+        typical[some] = np.nanmedian(bars[some], axis=1)
     return np.maximum(min_persistence, np.nan_to_num(noise_factor * typical, nan=0.0))
 
 
