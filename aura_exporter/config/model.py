@@ -114,6 +114,7 @@ class CouncilConfig:
     confirm_cycles: int = 2  # a decision is taken once the risk has reached its threshold this many cycles
     hysteresis: float = 0.15  # a decision is left only once the risk is this far below its threshold...
     clear_cycles: int = 3  # ...for this many consecutive cycles
+    peers: bool = True  # entities are alike (a fleet): compare each with the fleet, not only itself
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,8 @@ class Evidence:
 
 def gather_evidence(analysis: Analysis, windows: Windows, topology: Topology, forecast: Forecast | None) -> Evidence:
     entities, features = len(windows.entities), len(analysis.features)
-    offset, spread = peer_offset(recent_state(topology.scaled)) if entities else (np.zeros((0, features)), 1.0)
+    offset, spread = (peer_offset(recent_state(topology.scaled), analysis.council.peers) if entities
+                      else (np.zeros((0, features)), 1.0))
     level = offset / spread
     level_units = offset * topology.units  # the same deviation in the feature's own units
     minimum = np.array([f.min_deviation for f in analysis.features])
@@ -68,10 +69,11 @@ def gather_evidence(analysis: Analysis, windows: Windows, topology: Topology, fo
     )
 
 
-def peer_offset(state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def peer_offset(state: np.ndarray, peers: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """[E, F] each entity's recent state minus the fleet's median, and [F] the fleet's spread (at least
-    one baseline unit); fewer than MIN_PEERS entities are compared with their own baseline (offset 0)."""
-    if state.shape[0] < MIN_PEERS:
+    one baseline unit); fewer than MIN_PEERS entities, or entities that are no peers of each other
+    (`council.peers: false`), are compared with their own baseline."""
+    if state.shape[0] < MIN_PEERS or not peers:
         return state, np.ones(state.shape[1])
     median = np.median(state, axis=0)
     spread = MAD_TO_SIGMA * np.median(np.abs(state - median), axis=0)

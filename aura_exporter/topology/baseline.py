@@ -24,13 +24,16 @@ import numpy as np
 from aura_exporter.config import BaselineConfig
 from aura_exporter.topology.persistence import Diagrams
 from aura_exporter.topology.wasserstein import wasserstein, wasserstein_h0
-from aura_exporter.windows import ABSOLUTE_SCALE_FLOOR, MAD_TO_SIGMA, robust_scale
+from aura_exporter.windows import MAD_TO_SIGMA, robust_scale
 
 SCALED_CLIP = 1000.0
 # Successive drift samples overlap (the window moves one interval at a time), so their MAD
 # understates how far a healthy entity's drift wanders: the spread is at least this share of the
 # median drift, and a z-score of 4 means drift at three times its usual level.
 DRIFT_RELATIVE_FLOOR = 0.5
+# ...and at least a tenth of a baseline unit: an entity whose drift has been ~0 (a flat series)
+# would otherwise make any wobble a z-score in the millions.
+DRIFT_ABSOLUTE_FLOOR = 0.1
 
 
 @dataclass
@@ -105,7 +108,7 @@ class BaselineStore:
         history = np.fromiter(entity.history, dtype=np.float64)
         median = np.median(history)
         spread = MAD_TO_SIGMA * np.median(np.abs(history - median))
-        spread = max(spread, DRIFT_RELATIVE_FLOOR * abs(median), ABSOLUTE_SCALE_FLOOR)
+        spread = max(spread, DRIFT_RELATIVE_FLOOR * abs(median), DRIFT_ABSOLUTE_FLOOR)
         return float((total - median) / spread)
 
     def _learn(self, key: tuple, total: float, zscore: float, now: float) -> None:
