@@ -580,3 +580,22 @@ def test_explanation_keeps_the_strongest_contributions_in_order():
     assert len(everything) > TOP_CONTRIBUTIONS
     np.testing.assert_allclose(scores, everything[:TOP_CONTRIBUTIONS])
     assert (explanation.contributions[0].kind, explanation.contributions[0].feature) == ("level", "conns")
+
+
+def test_calibration_turns_a_risk_into_how_unusual_it_is_for_that_entity():
+    from aura_exporter.council.calibration import WARM_UP, Calibrator
+
+    calibrator = Calibrator(forget_after=3600)
+    rng = np.random.default_rng(1)
+    keys = (("steady",), ("noisy",))
+    first = calibrator.calibrate(keys, np.array([0.9, 0.5]), 0.0)
+    assert (first == 0).all()  # no history, nothing unusual yet
+    for t in range(1, 200):
+        calm = calibrator.calibrate(keys, np.array([0.2 + rng.normal(0, 0.01), rng.uniform(0, 1)]), float(t))
+    assert calm.max() < 0.5  # its usual level, however high or noisy, is not unusual
+    for t in range(200, 210):
+        jumped = calibrator.calibrate(keys, np.array([0.6, rng.uniform(0, 1)]), float(t))
+    assert jumped[0] > 0.9 and jumped[1] < 0.5
+    assert WARM_UP > 1
+    calibrator.calibrate((("other",),), np.array([0.1]), 10_000.0)
+    assert set(calibrator.histories) == {("other",)}  # the others were unseen for over an hour

@@ -307,7 +307,7 @@ def _read_baseline(reader: Reader, value: Any, path: str) -> BaselineConfig:
 
 def _read_council(reader: Reader, value: Any, path: str) -> CouncilConfig:
     node = reader.mapping(value, path, {"quorum", "warn", "sigmas", "confirm_cycles", "hysteresis",
-                                                "clear_cycles", "peers"})
+                                                "clear_cycles", "peers", "calibrate"})
     defaults = CouncilConfig()
     council = CouncilConfig(
         quorum=reader.number(node.get("quorum"), f"{path}.quorum", defaults.quorum, 0.0),
@@ -317,6 +317,7 @@ def _read_council(reader: Reader, value: Any, path: str) -> CouncilConfig:
         hysteresis=reader.number(node.get("hysteresis"), f"{path}.hysteresis", defaults.hysteresis, 0.0),
         clear_cycles=reader.integer(node.get("clear_cycles"), f"{path}.clear_cycles", defaults.clear_cycles),
         peers=reader.boolean(node.get("peers"), f"{path}.peers", defaults.peers),
+        calibrate=reader.boolean(node.get("calibrate"), f"{path}.calibrate", defaults.calibrate),
     )
     if not 0 < council.warn < council.quorum <= 1:
         reader.fail(path, f"expected 0 < warn < quorum <= 1, found warn {council.warn:g} and quorum {council.quorum:g}")

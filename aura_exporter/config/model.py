@@ -115,6 +115,7 @@ class CouncilConfig:
     hysteresis: float = 0.15  # a decision is left only once the risk is this far below its threshold...
     clear_cycles: int = 3  # ...for this many consecutive cycles
     peers: bool = True  # entities are alike (a fleet): compare each with the fleet, not only itself
+    calibrate: bool = False  # risk as the tail probability of the entity's own recent risks (council/calibration.py)
 
 
 @dataclass(frozen=True)

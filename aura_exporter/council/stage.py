@@ -8,6 +8,7 @@ import numpy as np
 
 from aura_exporter.config import Analysis
 from aura_exporter.council.agents import AGENTS, Agent, Assessment
+from aura_exporter.council.calibration import Calibrator
 from aura_exporter.council.decision import DecisionKeeper, combined_risk, votes
 from aura_exporter.council.evidence import Evidence, gather_evidence
 from aura_exporter.forecast.stage import Forecast
@@ -36,12 +37,15 @@ class CouncilStage:
         self.analysis = analysis
         self.agents = agents
         self.keeper = DecisionKeeper(analysis.council, analysis.baseline.forget_after)
+        self.calibrator = Calibrator(analysis.baseline.forget_after) if analysis.council.calibrate else None
 
     def run(self, windows: Windows, topology: Topology, forecast: Forecast | None, now: float) -> Verdict:
         evidence = gather_evidence(self.analysis, windows, topology, forecast)
         assessments = tuple(agent.assess(evidence, self.analysis.council.sigmas) for agent in self.agents)
         scores = np.stack([a.score for a in assessments], axis=1) if assessments else np.zeros((evidence.entities, 0))
         risk = combined_risk(scores)
+        if self.calibrator is not None:
+            risk = self.calibrator.calibrate(windows.entities, risk, now)
         return Verdict(
             evidence=evidence,
             assessments=assessments,
