@@ -83,6 +83,9 @@ def markdown(results: dict, seconds: float, command: str) -> str:
              "probation of the first 15% of each file, scaled-sigmoid weights inside windows, one threshold "
              "per profile for the whole corpus, normalised so that the null detector scores 0 and the "
              "perfect one 100.", "",
+             "The analysis AURA runs (aura_exporter/examples/nab.yml): every file is an entity of one "
+             "analysis, replayed row by row by the live cycle; the score of a row is `aura_risk_score` "
+             "at that row.", "", "```yaml", CONFIG.read_text().strip(), "```", "",
              "## NAB score", "", "| detector | standard | reward low FP | reward low FN | source |",
              "|---|---:|---:|---:|---|"]
     for name, result in results.items():
