@@ -59,13 +59,35 @@ def evaluate(entities: list[ScoredEntity], incidents) -> dict:
     categories = sorted({category(e) for e in entities})
     per_category = {c: round(nab_scores([e for e in entities if category(e) == c], incidents,
                                         thresholds)["standard"].normalized, 2) for c in categories}
+    inside, outside = split_by_windows(entities, incidents)
     return {"nab": {name: round(score.normalized, 2) for name, score in profiles.items()},
             "thresholds": thresholds,
+            "score_percentiles": {"inside_windows": _percentiles(inside), "outside_windows": _percentiles(outside)},
             "windows_detected": profiles["standard"].detected_windows, "windows": profiles["standard"].windows,
             "server_metrics": {"recall": _round(found.recall), "false_alert_share": _round(found.false_alert_share),
                                "median_lead_hours": _round(found.median_lead_hours),
                                "details": kpi_document(found)},
             "categories_standard": per_category}
+
+
+def split_by_windows(entities: list[ScoredEntity], incidents) -> tuple[np.ndarray, np.ndarray]:
+    """Every scored row after probation, inside labeled windows and outside them."""
+    from aura_exporter.evaluation.nab import probation_rows
+    from aura_exporter.evaluation.scoring import windows_of
+
+    inside, outside = [], []
+    for entity in entities:
+        mask = np.zeros(len(entity.scores), dtype=bool)
+        for first, last in windows_of(entity, incidents):
+            mask[first:last + 1] = True
+        scorable = np.arange(len(entity.scores)) >= probation_rows(len(entity.scores))
+        inside.append(entity.scores[mask & scorable])
+        outside.append(entity.scores[~mask & scorable])
+    return np.concatenate(inside), np.concatenate(outside)
+
+
+def _percentiles(scores: np.ndarray) -> dict[str, float]:
+    return {f"p{q}": round(float(np.percentile(scores, q)), 4) for q in (50, 90, 99)} if scores.size else {}
 
 
 def _round(value: float) -> float | None:
@@ -113,6 +135,17 @@ def markdown(results: dict, seconds: float, command: str) -> str:
               "| category | " + " | ".join(results) + " |", "|---|" + "---:|" * len(results)]
     for c in next(iter(results.values()))["categories_standard"]:
         lines.append(f"| {c} | " + " | ".join(f"{r['categories_standard'][c]:.1f}" for r in results.values()) + " |")
+    aura = results["aura"]["nab"]["standard"]
+    lines += ["", "## Where AURA stands", "",
+              f"Goal (issue 5): NAB standard score above 70. This run: {aura:.1f}, "
+              + ("met." if aura > 70 else "not met."), "",
+              "A detector can only score when its scores are higher inside the labeled windows than outside "
+              "them; the distribution of each detector's scores after probation:", "",
+              "| detector | inside windows p50 / p90 / p99 | outside windows p50 / p90 / p99 |", "|---|---|---|"]
+    for name, result in results.items():
+        inside, outside = result["score_percentiles"]["inside_windows"], result["score_percentiles"]["outside_windows"]
+        lines.append(f"| {name} | " + " / ".join(f"{v:.3f}" for v in inside.values()) + " | "
+                     + " / ".join(f"{v:.3f}" for v in outside.values()) + " |")
     lines += ["", "![NAB scores](img/evaluation-scores.png)", "",
               "The backtest's own report (every series, its risk, the alerts and the labeled windows) is "
               "written to results/nab/backtest/report.html; NAB-format per-file results, which NAB's own "
@@ -148,13 +181,24 @@ def plot(results: dict, target: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=REPO / "results" / "nab")
+    parser.add_argument("--reuse-backtest", action="store_true",
+                        help="score the backtest already under --output again (after changing the scoring)")
     args = parser.parse_args()
     started = time.monotonic()
     labels = NAB / "labels" / "combined_windows.json"
     backtest = args.output / "backtest"
-    if cli(["backtest", f"--config.file={CONFIG}", f"--data={NAB / 'data'}", f"--labels={labels}",
-            f"--output.dir={backtest}"]) != 0:
-        sys.exit("the backtest failed")
+    timing = args.output / "backtest-seconds.json"
+    command = "make evaluate"
+    if args.reuse_backtest:
+        if timing.exists():
+            started -= json.loads(timing.read_text())["seconds"]
+        else:
+            command = "make evaluate ARGS=--reuse-backtest"
+    else:
+        if cli(["backtest", f"--config.file={CONFIG}", f"--data={NAB / 'data'}", f"--labels={labels}",
+                f"--output.dir={backtest}"]) != 0:
+            sys.exit("the backtest failed")
+        timing.write_text(json.dumps({"seconds": time.monotonic() - started}))
     incidents = load_labels(labels, "series")
     results = {"aura": evaluate(read_backtest(backtest), incidents)}
     for name, detector in DETECTORS.items():
@@ -162,7 +206,7 @@ def main() -> None:
         results[name] = evaluate(baseline_entities(detector), incidents)
     seconds = time.monotonic() - started
     (REPO / "docs" / "evaluation.json").write_text(json.dumps({"detectors": results}, indent=1) + "\n")
-    (REPO / "docs" / "evaluation.md").write_text(markdown(results, seconds, "make evaluate"))
+    (REPO / "docs" / "evaluation.md").write_text(markdown(results, seconds, command))
     plot(results, REPO / "docs" / "img" / "evaluation-scores.png")
     for name, result in results.items():
         print(f"{name}: NAB {result['nab']}, server metrics {result['server_metrics']['details']}")
