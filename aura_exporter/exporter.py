@@ -52,11 +52,13 @@ class Exporter:
                  telemetry_path: str = "/metrics", workers: int | None = None,
                  history: HistoryLoader | None = None, storage: Path | None = None, shard: Shard = WHOLE,
                  config_path: str | None = None, sources: SourceFactory | None = None,
-                 web_config: WebConfig | None = None):
+                 web_config: WebConfig | None = None, keep_baselines: bool = True):
         self.config = config
         self.source = source
         self.history = history
         self.storage = storage
+        # A replay restarts its story on every start: baselines saved by an earlier one would not fit.
+        self.baseline_storage = storage if keep_baselines else None
         self.clock = clock
         self.listen_address = listen_address
         self.telemetry_path = telemetry_path
@@ -79,7 +81,8 @@ class Exporter:
         self._reloading = asyncio.Lock()
 
     def _prepare(self, analysis: Analysis) -> AnalysisRun:
-        cycle = AnalysisCycle(analysis, self.source, self.metrics, self.executor, self.workers, self.storage)
+        cycle = AnalysisCycle(analysis, self.source, self.metrics, self.executor, self.workers,
+                              self.baseline_storage)
         manager = None
         if analysis.forecast.enabled and self.history is not None:
             manager = ModelManager(analysis, cycle.forecast, self.storage, self.history, self.metrics, self.clock)

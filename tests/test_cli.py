@@ -117,3 +117,5 @@ def test_demo_trains_on_first_start_then_fine_tunes(tmp_path, exporters):
     wait_for(lambda: trainings() == 2, 180, interval=1, what="a fine-tuning 20 scenario minutes later")
     assert (storage / "forecast-node.pt").stat().st_mtime > first
     assert "fine_tune=True" in demo.log()
+    assert demo.stop() == 0
+    assert not list(storage.glob("baselines-*"))  # a replay's baselines would not fit its next start

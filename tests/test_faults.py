@@ -238,3 +238,11 @@ def test_prometheus_killed_mid_cycle_and_restarted(stack):
         stack.prometheus.start()  # same port, same storage
 
     survive(stack, start, end, reason="server_error", affected=("steady", "faulty"))
+
+
+def test_baselines_are_saved_when_the_exporter_stops(stack, tmp_path_factory):
+    """Last in this module: it stops the exporter that the cases above shared."""
+    state = next(p for p in stack.exporter.stderr_path.parent.iterdir() if p.name == "state")
+    assert stack.exporter.stop() == 0
+    saved = {p.name for p in state.glob("baselines-*.npz")}
+    assert saved == {"baselines-steady.npz", "baselines-faulty.npz"}
