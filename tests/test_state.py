@@ -42,11 +42,17 @@ def run_cycles(cycle: AnalysisCycle, count: int, first: float = START):
     return results
 
 
+def saved_cycle(storage, cycles: int) -> AnalysisCycle:
+    """A cycle that started from an empty state directory, ran `cycles` cycles and saved."""
+    cycle = cycle_with_storage(storage)
+    cycle.restore(START)
+    run_cycles(cycle, cycles)
+    cycle.save()
+    return cycle
+
+
 def test_a_restart_carries_on_with_the_same_baselines(tmp_path):
-    before = cycle_with_storage(tmp_path)
-    before.restore(START)
-    run_cycles(before, 14)
-    before.save()
+    before = saved_cycle(tmp_path, 14)
     after = cycle_with_storage(tmp_path)
     after.restore(START + 14 * ANALYSIS.interval)
     assert after.first_success == before.first_success == START
@@ -61,10 +67,7 @@ def test_a_restart_carries_on_with_the_same_baselines(tmp_path):
 
 
 def test_unusable_baseline_files_are_refused_with_a_reason(tmp_path):
-    cycle = cycle_with_storage(tmp_path)
-    cycle.restore(START)
-    run_cycles(cycle, 3)
-    cycle.save()
+    cycle = saved_cycle(tmp_path, 3)
     path = cycle.state_path
     store = BaselineStore(ANALYSIS.baseline, ANALYSIS.topology.homology_dimensions, ANALYSIS.window)
     other = dataclasses.replace(ANALYSIS, features=(*ANALYSIS.features[:-1], dataclasses.replace(ANALYSIS.features[-1], query="other_query")))
@@ -105,10 +108,7 @@ def test_a_refused_file_is_counted_and_the_analysis_learns_afresh(tmp_path):
 
 
 def test_baselines_from_the_future_are_not_used(tmp_path):
-    cycle = cycle_with_storage(tmp_path)
-    cycle.restore(START)
-    run_cycles(cycle, 3)
-    cycle.save()
+    saved_cycle(tmp_path, 3)
     replayed = cycle_with_storage(tmp_path)
     replayed.restore(START - 3600)  # a demo replay restarted, or a clock set back
     assert not replayed.topology.baselines.entities
@@ -116,10 +116,7 @@ def test_baselines_from_the_future_are_not_used(tmp_path):
 
 
 def test_a_failed_write_is_counted_and_keeps_the_old_file(tmp_path):
-    cycle = cycle_with_storage(tmp_path)
-    cycle.restore(START)
-    run_cycles(cycle, 2)
-    cycle.save()
+    cycle = saved_cycle(tmp_path, 2)
     kept = cycle.state_path.read_bytes()
     cycle.state_path = tmp_path / "not-a-directory" / "baselines-node.npz"
     (tmp_path / "not-a-directory").write_text("a file where the directory should be")

@@ -70,8 +70,7 @@ async def replay(analysis: Analysis, history: History, start: float, end: float,
                  trained: TrainedModel | None = None, progress: Progress | None = None, workers: int = 1) -> Trace:
     """Cycles at every interval in [start, end] over `history` (which should begin a window and
     the baselines' warm-up before `start`)."""
-    source = HistorySource(history, analysis.entity_labels)
-    source.bind(analysis)
+    source = HistorySource(history, analysis)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aura-backtest")
     cycle = AnalysisCycle(analysis, source, SelfMetrics([analysis.name]), executor, workers)
     if trained is not None:

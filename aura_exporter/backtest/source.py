@@ -15,12 +15,9 @@ from aura_exporter.sources.history import History
 
 
 class HistorySource:
-    def __init__(self, history: History, label_names: tuple[str, ...]):
+    def __init__(self, history: History, analysis: Analysis):
         self.history = history
-        self.label_names = label_names
-        self.columns: dict[str, int] = {}
-
-    def bind(self, analysis: Analysis) -> None:
+        self.label_names = analysis.entity_labels
         self.columns = {f.name: i for i, f in enumerate(analysis.features)}
 
     async def query_range(self, analysis: Analysis, feature: Feature, start: float, end: float,

@@ -19,11 +19,17 @@ class BacktestMissing(Exception):
     pass
 
 
+def entity_label_names(folder: Path) -> list[str]:
+    try:
+        return list(json.loads((folder / "run.json").read_text())["entity_labels"])
+    except (OSError, ValueError, KeyError) as err:
+        raise BacktestMissing(f"{folder}: not a backtest's output ({err})") from err
+
+
 def read_backtest(folder: Path) -> list[ScoredEntity]:
     """Each entity's rows from the backtest's scores.csv."""
+    names = entity_label_names(folder)
     try:
-        run = json.loads((folder / "run.json").read_text())
-        names = list(run["entity_labels"])
         rows: dict[tuple, tuple[list[float], list[float]]] = {}
         with open(folder / "scores.csv", newline="", encoding="utf-8") as handle:
             for row in csv.DictReader(handle):
@@ -83,7 +89,7 @@ def _percent(value: float | None) -> str:
 def main(args) -> int:
     try:
         entities = read_backtest(Path(args.backtest))
-        incidents = load_labels(Path(args.labels), _entity_label(Path(args.backtest)))
+        incidents = load_labels(Path(args.labels), entity_label_names(Path(args.backtest))[0])
     except (BacktestMissing, LabelError) as err:
         print(err, file=sys.stderr)
         return 1
@@ -92,6 +98,3 @@ def main(args) -> int:
     print(summary(result))
     return 0
 
-
-def _entity_label(folder: Path) -> str:
-    return json.loads((folder / "run.json").read_text())["entity_labels"][0]
