@@ -114,8 +114,10 @@ def _check_config(path: str) -> int:
             print(f"{err.source}: {problem}", file=sys.stderr)
         print(f"{err.source}: {len(err.problems)} problem(s) found", file=sys.stderr)
         return 1
+    graphs = sum(a.graph is not None for a in config.analyses)
     print(f"{path}: ok, {len(config.analyses)} analyses, "
-          f"{sum(len(a.features) for a in config.analyses)} feature queries")
+          f"{sum(len(a.features) for a in config.analyses if a.graph is None)} feature queries"
+          + (f", {graphs} service graph(s)" if graphs else ""))
     return 0
 
 
@@ -189,9 +191,10 @@ def _train(args: argparse.Namespace) -> int:
     except (ConfigError, StorageError) as err:
         print(err, file=sys.stderr)
         return 1
-    analyses = [a for a in config.analyses if args.analysis in (None, a.name)]
+    analyses = [a for a in config.analyses if args.analysis in (None, a.name) and a.graph is None]
     if not analyses:
-        print(f"no analysis named {args.analysis!r} in {args.config_file}", file=sys.stderr)
+        print(f"no metrics analysis named {args.analysis!r} in {args.config_file} (graphs have no forecaster)",
+              file=sys.stderr)
         return 1
     end = time.time()
     load = (_replay_history(ReplayFleet(origin=end)) if args.history_source == "replay"

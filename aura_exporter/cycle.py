@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from aura_exporter.config import Analysis
 from aura_exporter.council import CouncilStage
 from aura_exporter.exposition.selfmetrics import SelfMetrics
 from aura_exporter.forecast.stage import ForecastStage
-from aura_exporter.snapshot import AnalysisResult
+from aura_exporter.snapshot import AnalysisResult, GraphResult
 from aura_exporter.sources.base import QueryError, RangeResult, Source
 from aura_exporter.topology import TopologyStage
 from aura_exporter.topology.baseline_file import BaselineFileError, baselines_path, load_baselines, save_baselines
@@ -25,16 +26,81 @@ class CycleFailed(Exception):
     """A cycle that produced no result; the reason has been logged and counted."""
 
 
-class AnalysisCycle:
-    """Runs the cycles of one analysis; keeps its state (baselines) from one cycle to the next and,
-    given a state directory, across restarts."""
+class Cycle:
+    """What every kind of analysis cycle shares: queries, timing, failure accounting. A subclass
+    computes its result in `_run`; one with state to keep across restarts overrides restore/save."""
 
-    def __init__(self, analysis: Analysis, source: Source, metrics: SelfMetrics, executor: Executor,
-                 workers: int = 1, storage: Path | None = None):
+    def __init__(self, analysis: Analysis, source: Source, metrics: SelfMetrics, executor: Executor):
         self.analysis = analysis
         self.source = source
         self.metrics = metrics
         self.executor = executor
+
+    def restore(self, now: float) -> None:
+        """Load state saved by an earlier run (blocking: called in the executor)."""
+
+    def save(self) -> None:
+        """Write state for a later run (blocking: called in the executor)."""
+
+    async def run(self, now: float):
+        """A result for the window ending at `now`, or CycleFailed (logged and counted)."""
+        try:
+            return await self._run(now)
+        except CycleFailed:
+            self.metrics.cycles.labels(self.analysis.name, "failure").inc()
+            raise
+        except Exception as err:  # never let one analysis take the exporter down
+            log.exception("cycle crashed", extra={"analysis": self.analysis.name})
+            self.metrics.cycles.labels(self.analysis.name, "failure").inc()
+            raise CycleFailed(str(err)) from err
+
+    async def _run(self, now: float):
+        raise NotImplementedError
+
+    def _succeeded(self, started: float, entities: int) -> None:
+        name = self.analysis.name
+        self.metrics.duration.labels(name, "cycle").observe(time.perf_counter() - started)
+        self.metrics.cycles.labels(name, "success").inc()
+        self.metrics.last_success.labels(name).set(time.time())
+        log.debug("cycle done", extra={"analysis": name, "entities": entities,
+                                       "seconds": round(time.perf_counter() - started, 3)})
+
+    async def _timed(self, stage: str, awaitable):
+        started = time.perf_counter()
+        try:
+            return await awaitable
+        finally:
+            self.metrics.duration.labels(self.analysis.name, stage).observe(time.perf_counter() - started)
+
+    async def _fetch(self, start: float, end: float, step: float | None = None) -> list[RangeResult]:
+        answers = await asyncio.gather(
+            *(self.source.query_range(self.analysis, f, start, end, step) for f in self.analysis.features),
+            return_exceptions=True,
+        )
+        failures = [a for a in answers if isinstance(a, BaseException)]
+        for failure in failures:
+            if isinstance(failure, QueryError):
+                self.metrics.query_errors.labels(self.analysis.name, failure.reason).inc()
+                if failure.reason == "too_many_series":
+                    self.metrics.limit_hits.labels(self.analysis.name, "series").inc()
+                log.warning("query failed", extra={"analysis": self.analysis.name, "reason": failure.reason,
+                                                   "error": str(failure)})
+            else:
+                log.error("query crashed", exc_info=failure, extra={"analysis": self.analysis.name})
+        if failures:
+            raise CycleFailed(f"{len(failures)} of {len(answers)} feature queries failed")
+        return [a for a in answers if isinstance(a, RangeResult)]
+
+
+class AnalysisCycle(Cycle):
+    """Runs the cycles of one metrics analysis; keeps its state (baselines) from one cycle to the next
+    and, given a state directory, across restarts."""
+
+    def __init__(self, analysis: Analysis, source: Source, metrics: SelfMetrics, executor: Executor,
+                 workers: int = 1, storage: Path | None = None,
+                 graph: Callable[[], GraphResult | None] | None = None):
+        super().__init__(analysis, source, metrics, executor)
+        self.graph = graph  # the latest result of the graph analysis linked by council.graph
         self.topology = TopologyStage(analysis, workers)
         self.forecast = ForecastStage(analysis)
         self.council = CouncilStage(analysis)
@@ -78,18 +144,6 @@ class AnalysisCycle:
             return
         self.saved_at = time.monotonic()
 
-    async def run(self, now: float) -> AnalysisResult:
-        """A result for the window ending at `now`, or CycleFailed (logged and counted)."""
-        try:
-            return await self._run(now)
-        except CycleFailed:
-            self.metrics.cycles.labels(self.analysis.name, "failure").inc()
-            raise
-        except Exception as err:  # never let one analysis take the exporter down
-            log.exception("cycle crashed", extra={"analysis": self.analysis.name})
-            self.metrics.cycles.labels(self.analysis.name, "failure").inc()
-            raise CycleFailed(str(err)) from err
-
     async def _run(self, now: float) -> AnalysisResult:
         name = self.analysis.name
         started = time.perf_counter()
@@ -112,13 +166,11 @@ class AnalysisCycle:
         forecast = await self._timed("forecast", loop.run_in_executor(
             self.executor, self.forecast.run, windows, context))
         data_time = float(grid[-1])
+        graph = self.graph() if self.graph is not None else None
         verdict = await self._timed("council", loop.run_in_executor(
-            self.executor, self.council.run, windows, topology, forecast, data_time))
-        self.metrics.duration.labels(name, "cycle").observe(time.perf_counter() - started)
-        self.metrics.cycles.labels(name, "success").inc()
-        self.metrics.last_success.labels(name).set(time.time())
-        log.debug("cycle done", extra={"analysis": name, "entities": len(windows.entities),
-                                       "seconds": round(time.perf_counter() - started, 3)})
+            self.executor, self.council.run, windows, topology, forecast, data_time,
+            graph.outcome if graph is not None else None))
+        self._succeeded(started, len(windows.entities))
         if self.first_success is None:
             self.first_success = data_time
         if self.state_path is not None and (self.saved_at is None or
@@ -132,13 +184,6 @@ class AnalysisCycle:
         warm_up = self.analysis.window + self.analysis.baseline.min_history * self.analysis.interval
         return self.first_success is not None and data_time - self.first_success >= warm_up
 
-    async def _timed(self, stage: str, awaitable):
-        started = time.perf_counter()
-        try:
-            return await awaitable
-        finally:
-            self.metrics.duration.labels(self.analysis.name, stage).observe(time.perf_counter() - started)
-
     async def _context(self, end: float, windows: Windows) -> Context | None:
         """The forecaster's context, once it has a model; a failed fetch costs this cycle's forecast
         (counted and logged like any query error), not its topology."""
@@ -150,22 +195,3 @@ class AnalysisCycle:
         except CycleFailed:
             return None
         return build_context(self.analysis, results, grid, windows)
-
-    async def _fetch(self, start: float, end: float, step: float | None = None) -> list[RangeResult]:
-        answers = await asyncio.gather(
-            *(self.source.query_range(self.analysis, f, start, end, step) for f in self.analysis.features),
-            return_exceptions=True,
-        )
-        failures = [a for a in answers if isinstance(a, BaseException)]
-        for failure in failures:
-            if isinstance(failure, QueryError):
-                self.metrics.query_errors.labels(self.analysis.name, failure.reason).inc()
-                if failure.reason == "too_many_series":
-                    self.metrics.limit_hits.labels(self.analysis.name, "series").inc()
-                log.warning("query failed", extra={"analysis": self.analysis.name, "reason": failure.reason,
-                                                   "error": str(failure)})
-            else:
-                log.error("query crashed", exc_info=failure, extra={"analysis": self.analysis.name})
-        if failures:
-            raise CycleFailed(f"{len(failures)} of {len(answers)} feature queries failed")
-        return [a for a in answers if isinstance(a, RangeResult)]

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Protocol
 
 from aura_exporter.config import Analysis, Config, ConfigError, load_config
-from aura_exporter.cycle import AnalysisCycle, CycleFailed
+from aura_exporter.cycle import AnalysisCycle, Cycle, CycleFailed
 from aura_exporter.exposition.render import render_snapshot
 from aura_exporter.exposition.selfmetrics import SelfMetrics
 from aura_exporter.exposition.server import ServerState, bound_port, build_app, start_server
 from aura_exporter.exposition.webconfig import WebConfig
 from aura_exporter.forecast.manager import HistoryLoader, ModelManager
-from aura_exporter.snapshot import SnapshotHolder
+from aura_exporter.graph.cycle import GraphCycle
+from aura_exporter.snapshot import GraphResult, SnapshotHolder
 from aura_exporter.sources.base import Source
 from aura_exporter.sources.kubernetes import ClusterWatcher
 from aura_exporter.sources.shard import WHOLE, Shard
@@ -42,7 +43,7 @@ SourceFactory = Callable[[Config], tuple[Source, HistoryLoader | None]]
 class AnalysisRun:
     """One analysis at work: its cycle (with its state) and its forecaster's manager, and their tasks."""
 
-    cycle: AnalysisCycle
+    cycle: Cycle
     manager: ModelManager | None
     tasks: list[asyncio.Task] = field(default_factory=list)
 
@@ -65,12 +66,13 @@ class Exporter:
         self.config_path = config_path
         self.sources = sources
         self.web_config = web_config
-        names = [a.name for a in config.analyses]
+        self.shard = shard
+        names = [a.name for a in self._here(config)]
         self.metrics = SelfMetrics(names, shard)
         # One thread for CPU stages: it waits on giotto-tda's worker processes with the GIL released.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aura-compute")
         self.workers = workers or os.cpu_count() or 1
-        self.runs: dict[str, AnalysisRun] = {a.name: self._prepare(a) for a in config.analyses}
+        self.runs: dict[str, AnalysisRun] = {a.name: self._prepare(a) for a in self._here(config)}
         self.state = ServerState(live=self.metrics.registry, analyses=names, reload=self.reload)
         self.watcher_task: asyncio.Task | None = None
         if config.kubernetes.enabled:
@@ -80,9 +82,15 @@ class Exporter:
         self.started = asyncio.Event()
         self._reloading = asyncio.Lock()
 
+    def _here(self, config: Config) -> list[Analysis]:
+        """The analyses this replica runs: all of them, but a graph (a whole, not shardable) on shard 0 only."""
+        return [a for a in config.analyses if a.graph is None or self.shard.index == 0]
+
     def _prepare(self, analysis: Analysis) -> AnalysisRun:
+        if analysis.graph is not None:
+            return AnalysisRun(GraphCycle(analysis, self.source, self.metrics, self.executor), None)
         cycle = AnalysisCycle(analysis, self.source, self.metrics, self.executor, self.workers,
-                              self.baseline_storage)
+                              self.baseline_storage, self._graph_of(analysis))
         manager = None
         if analysis.forecast.enabled and self.history is not None:
             manager = ModelManager(analysis, cycle.forecast, self.storage, self.history, self.metrics, self.clock)
@@ -152,15 +160,15 @@ class Exporter:
         if reconnect and self.sources is not None:
             old_source = self.source
             self.source, self.history = self.sources(config)
-        kept = {a.name: a for a in self.config.analyses}
-        wanted = {a.name: a for a in config.analyses}
+        kept = {a.name: a for a in self._here(self.config)}
+        wanted = {a.name: a for a in self._here(config)}
         for name in [n for n in self.runs if n not in wanted or wanted[n] != kept[n] or reconnect]:
             await self._stop(self.runs.pop(name))
             if name not in wanted:
                 self.holder.drop(name)
                 self.state.succeeded.discard(name)
                 self.state.last_errors.pop(name, None)
-        for analysis in config.analyses:
+        for analysis in self._here(config):
             if analysis.name not in self.runs:
                 self.metrics.prepare(analysis.name)
                 self.runs[analysis.name] = self._prepare(analysis)
@@ -180,7 +188,14 @@ class Exporter:
     async def _run_blocking(self, function, *args):
         return await asyncio.get_running_loop().run_in_executor(None, function, *args)
 
-    async def _loop(self, cycle: AnalysisCycle) -> None:
+    def _graph_of(self, analysis: Analysis) -> Callable[[], GraphResult | None] | None:
+        """The latest result of the graph analysis whose findings this analysis' council weighs."""
+        link = analysis.graph_link
+        if link is None:
+            return None
+        return lambda: self.holder.latest.graphs.get(link.analysis)
+
+    async def _loop(self, cycle: Cycle) -> None:
         analysis = cycle.analysis
         await asyncio.get_running_loop().run_in_executor(self.executor, cycle.restore, self.clock.now())
         next_run = self.clock.now()
@@ -194,7 +209,7 @@ class Exporter:
                 next_run += missed * analysis.interval
             await self.clock.sleep(next_run - now)
 
-    async def _run_cycle(self, cycle: AnalysisCycle, analysis: Analysis) -> None:
+    async def _run_cycle(self, cycle: Cycle, analysis: Analysis) -> None:
         try:
             result = await cycle.run(self.clock.now())
         except CycleFailed as err:

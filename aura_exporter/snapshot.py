@@ -14,6 +14,7 @@ from types import MappingProxyType
 from aura_exporter.config import Analysis
 from aura_exporter.council import Verdict
 from aura_exporter.forecast.stage import Forecast
+from aura_exporter.graph import GraphOutcome
 from aura_exporter.topology import Topology
 from aura_exporter.windows import Windows
 
@@ -38,9 +39,24 @@ class AnalysisResult:
 
 
 @dataclass(frozen=True)
+class GraphResult:
+    """The result of a graph analysis' cycle (aura_exporter/graph)."""
+
+    analysis: Analysis
+    data_time: float
+    completed_at: float
+    outcome: GraphOutcome
+
+
+def _empty() -> Mapping:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True)
 class Snapshot:
-    results: Mapping[str, AnalysisResult] = field(default_factory=lambda: MappingProxyType({}))
+    results: Mapping[str, AnalysisResult] = field(default_factory=_empty)
     version: int = 0
+    graphs: Mapping[str, GraphResult] = field(default_factory=_empty)
 
 
 class SnapshotHolder:
@@ -58,20 +74,28 @@ class SnapshotHolder:
     def drop(self, analysis: str) -> None:
         """Forget an analysis that the configuration no longer has (its series leave the next render)."""
         with self._lock:
-            results = {name: kept for name, kept in self._snapshot.results.items() if name != analysis}
-            self._snapshot = Snapshot(MappingProxyType(results), self._snapshot.version + 1)
+            old = self._snapshot
+            self._snapshot = Snapshot(_without(old.results, analysis), old.version + 1, _without(old.graphs, analysis))
 
-    def publish(self, result: AnalysisResult | None, analysis: str, now: float) -> Snapshot:
+    def publish(self, result: AnalysisResult | GraphResult | None, analysis: str, now: float) -> Snapshot:
         """A new snapshot with `result` for `analysis` (or, when None, without fresh data for it)."""
         with self._lock:
-            results = {
-                name: kept for name, kept in self._snapshot.results.items()
-                if now - kept.completed_at <= STALE_AFTER_INTERVALS * kept.analysis.interval
-            }
-            if result is not None:
+            results, graphs = _fresh(self._snapshot.results, now), _fresh(self._snapshot.graphs, now)
+            if isinstance(result, GraphResult):
+                graphs[analysis] = result
+            elif result is not None:
                 results[analysis] = result
-            snapshot = Snapshot(MappingProxyType(results), self._snapshot.version + 1)
+            snapshot = Snapshot(MappingProxyType(results), self._snapshot.version + 1, MappingProxyType(graphs))
             self._snapshot = snapshot
         if self._on_publish is not None:
             self._on_publish(snapshot)
         return snapshot
+
+
+def _without(results: Mapping, analysis: str) -> Mapping:
+    return MappingProxyType({name: kept for name, kept in results.items() if name != analysis})
+
+
+def _fresh(results: Mapping, now: float) -> dict:
+    return {name: kept for name, kept in results.items()
+            if now - kept.completed_at <= STALE_AFTER_INTERVALS * kept.analysis.interval}

@@ -196,7 +196,10 @@ def main(args) -> int:
 
     try:
         config = load_config(args.config_file)
-        analysis = next(a for a in config.analyses if args.analysis in (None, a.name))
+        analysis = next((a for a in config.analyses if args.analysis in (None, a.name) and a.graph is None), None)
+        if analysis is None:
+            raise InputError(f"no analysis named {args.analysis!r} in {args.config_file} "
+                             "(graph analyses are not backtested)")
         incidents = load_labels(Path(args.labels), analysis.entity_labels[0]) if args.labels else []
         if args.data is None and args.start is None:
             raise InputError("--from is needed to backtest on Prometheus history (or --data for files)")
@@ -211,9 +214,6 @@ def main(args) -> int:
     except ConfigError as err:
         for problem in err.problems:
             print(f"{err.source}: {problem}", file=sys.stderr)
-        return 1
-    except StopIteration:
-        print(f"no analysis named {args.analysis!r} in {args.config_file}", file=sys.stderr)
         return 1
     except (InputError, LabelError, ValueError) as err:
         print(err, file=sys.stderr)

@@ -2,6 +2,8 @@
 
 from aura_exporter.config.load import load_config, parse_config
 from aura_exporter.config.model import (
+    GRAPH_FEATURE,
+    GRAPH_WEIGHTS,
     MIN_WINDOW_STEPS,
     RESERVED_LABELS,
     ROLES,
@@ -13,6 +15,8 @@ from aura_exporter.config.model import (
     CouncilConfig,
     Feature,
     ForecastConfig,
+    GraphConfig,
+    GraphLink,
     KubernetesConfig,
     KubernetesMapping,
     PrometheusConfig,
@@ -23,6 +27,7 @@ from aura_exporter.config.model import (
 __all__ = [
     "MIN_WINDOW_STEPS", "RESERVED_LABELS", "ROLES", "Analysis", "BaselineConfig", "BasicAuth", "Config",
     "ConfigError", "CouncilConfig", "Feature", "ForecastConfig",
+    "GRAPH_FEATURE", "GRAPH_WEIGHTS", "GraphConfig", "GraphLink",
     "KubernetesConfig", "KubernetesMapping", "PrometheusConfig", "TLSConfig", "TopologyConfig",
     "load_config", "parse_config",
 ]

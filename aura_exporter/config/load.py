@@ -17,6 +17,8 @@ import yaml
 
 from aura_exporter.config.model import (
     DIRECTIONS,
+    GRAPH_FEATURE,
+    GRAPH_WEIGHTS,
     MIN_WINDOW_STEPS,
     RESERVED_LABELS,
     ROLES,
@@ -28,6 +30,8 @@ from aura_exporter.config.model import (
     CouncilConfig,
     Feature,
     ForecastConfig,
+    GraphConfig,
+    GraphLink,
     KubernetesConfig,
     KubernetesMapping,
     PrometheusConfig,
@@ -171,12 +175,25 @@ def _read_analyses(reader: Reader, value: Any, path: str) -> tuple[Analysis, ...
             reader.fail(f"{path}[{index}].name", f"duplicate analysis name {analysis.name!r}")
         seen.add(analysis.name)
         analyses.append(analysis)
+    graphs = {a.name for a in analyses if a.graph is not None}
+    for index, analysis in enumerate(analyses):
+        link = analysis.graph_link
+        if link is not None and link.analysis not in graphs:
+            reader.fail(f"{path}[{index}].council.graph.analysis",
+                        f"{link.analysis!r} is not the name of an analysis of kind graph")
     return tuple(analyses)
 
 
 def _read_analysis(reader: Reader, value: Any, path: str) -> Analysis | None:
-    allowed = {"name", "entity_labels", "step", "window", "interval", "features", "max_series", "max_entities",
-               "max_missing_ratio", "max_gap", "topology", "baseline", "forecast", "council", "kubernetes"}
+    kind = value.get("kind", "metrics") if isinstance(value, dict) else "metrics"
+    if kind == "graph":
+        return _read_graph_analysis(reader, value, path)
+    if kind != "metrics":
+        reader.fail(f"{path}.kind", f"{kind!r} is not one of metrics, graph")
+        return None
+    allowed = {"name", "kind", "entity_labels", "step", "window", "interval", "features", "max_series",
+               "max_entities", "max_missing_ratio", "max_gap", "topology", "baseline", "forecast", "council",
+               "kubernetes"}
     node = reader.mapping(value, path, allowed, {"name", "entity_labels", "step", "window", "features"})
     name = _read_name(reader, node.get("name"), f"{path}.name")
     step = reader.duration(node.get("step"), f"{path}.step", None)
@@ -202,7 +219,58 @@ def _read_analysis(reader: Reader, value: Any, path: str) -> Analysis | None:
         forecast=_read_forecast(reader, node.get("forecast"), f"{path}.forecast", step),
         council=_read_council(reader, node.get("council"), f"{path}.council"),
         kubernetes=_read_kubernetes_mapping(reader, node.get("kubernetes"), f"{path}.kubernetes", entity_labels),
+        graph_link=_read_graph_link(reader, node.get("council"), f"{path}.council.graph", entity_labels),
     )
+
+
+def _read_graph_analysis(reader: Reader, value: dict, path: str) -> Analysis:
+    """`kind: graph`: one edge query whose series name a caller and a callee (aura_exporter/graph)."""
+    node = reader.mapping(value, path, {"name", "kind", "step", "window", "interval", "graph", "baseline"},
+                          {"name", "step", "window", "graph"})
+    step = reader.duration(node.get("step"), f"{path}.step", None)
+    window = reader.duration(node.get("window"), f"{path}.window", None)
+    if step and window and window < step:
+        reader.fail(f"{path}.window", f"a window of {window:g}s is shorter than the step of {step:g}s")
+    where = f"{path}.graph"
+    spec = reader.mapping(node.get("graph"), where, {"query", "caller", "callee", "weight", "min_weight",
+                                                       "max_services", "max_findings", "min_persistence"},
+                          {"query", "caller", "callee"})
+    query = reader.string(spec.get("query"), f"{where}.query", "")
+    _check_promql(reader, query, f"{where}.query")
+    labels = _read_entity_labels(reader, [spec.get("caller"), spec.get("callee")], f"{where}.caller/callee")
+    weight = reader.string(spec.get("weight"), f"{where}.weight", "strength")
+    if weight not in GRAPH_WEIGHTS:
+        reader.fail(f"{where}.weight", f"{weight!r} is not one of {', '.join(GRAPH_WEIGHTS)}")
+    graph = GraphConfig(
+        caller=labels[0] if len(labels) == 2 else "", callee=labels[1] if len(labels) == 2 else "",
+        weight=weight, min_weight=reader.number(spec.get("min_weight"), f"{where}.min_weight", 0.0, 0.0),
+        max_services=reader.integer(spec.get("max_services"), f"{where}.max_services", 500, low=2),
+        max_findings=reader.integer(spec.get("max_findings"), f"{where}.max_findings", 20),
+        min_persistence=reader.number(spec.get("min_persistence"), f"{where}.min_persistence", 0.0, 0.0),
+    )
+    return Analysis(
+        name=_read_name(reader, node.get("name"), f"{path}.name") or "",
+        entity_labels=labels,
+        step=step or 0.0,
+        window=window or 0.0,
+        interval=reader.duration(node.get("interval"), f"{path}.interval", step or 60.0),
+        features=(Feature(GRAPH_FEATURE, query or "", "network"),),
+        max_series=graph.max_services * graph.max_services,
+        forecast=ForecastConfig(enabled=False),
+        baseline=_read_baseline(reader, node.get("baseline"), f"{path}.baseline"),
+        graph=graph,
+    )
+
+
+def _read_graph_link(reader: Reader, council: Any, path: str, entity_labels: tuple[str, ...]) -> GraphLink | None:
+    """`council.graph: {analysis: <graph analysis>, label: <entity label naming the service>}`."""
+    if not isinstance(council, dict) or council.get("graph") is None:
+        return None
+    node = reader.mapping(council["graph"], path, {"analysis", "label"}, {"analysis", "label"})
+    label = reader.string(node.get("label"), f"{path}.label", "")
+    if label and label not in entity_labels:
+        reader.fail(f"{path}.label", f"{label!r} is not one of the analysis' entity_labels")
+    return GraphLink(analysis=reader.string(node.get("analysis"), f"{path}.analysis", ""), label=label)
 
 
 def _read_name(reader: Reader, value: Any, path: str) -> str | None:
@@ -307,7 +375,7 @@ def _read_baseline(reader: Reader, value: Any, path: str) -> BaselineConfig:
 
 def _read_council(reader: Reader, value: Any, path: str) -> CouncilConfig:
     node = reader.mapping(value, path, {"quorum", "warn", "sigmas", "confirm_cycles", "hysteresis",
-                                                "clear_cycles", "peers", "calibrate"})
+                                        "clear_cycles", "peers", "calibrate", "graph"})
     defaults = CouncilConfig()
     council = CouncilConfig(
         quorum=reader.number(node.get("quorum"), f"{path}.quorum", defaults.quorum, 0.0),

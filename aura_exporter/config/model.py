@@ -136,6 +136,31 @@ class KubernetesConfig:
     refresh_interval: float = 300.0
 
 
+GRAPH_WEIGHTS = ("strength", "distance")
+GRAPH_FEATURE = "edges"  # the one feature of a graph analysis: its edge query
+
+
+@dataclass(frozen=True)
+class GraphConfig:
+    """A service graph from edge metrics; see the README's 'Dependency graph' section."""
+
+    caller: str  # the label naming an edge's caller (source_workload, client)
+    callee: str  # ...and its callee (destination_workload, server)
+    weight: str = "strength"  # strength: higher is a stronger link (request rate); distance: higher is weaker
+    min_weight: float = 0.0  # edges whose value is at or below this are absent (strength) / beyond it (distance)
+    max_services: int = 500
+    max_findings: int = 20  # cycles, cut-off parts and changed edges exported, each; the rest are counted
+    min_persistence: float = 0.0  # H1 bars shorter than this (in filtration units) are noise
+
+
+@dataclass(frozen=True)
+class GraphLink:
+    """Feeds a graph analysis' findings to this analysis' council: entity label `label` names a service."""
+
+    analysis: str
+    label: str
+
+
 @dataclass(frozen=True)
 class Analysis:
     name: str
@@ -153,6 +178,10 @@ class Analysis:
     forecast: ForecastConfig = ForecastConfig()
     council: CouncilConfig = CouncilConfig()
     kubernetes: KubernetesMapping | None = None
+    # A graph analysis (kind: graph) has one feature, GRAPH_FEATURE, whose series are edges named by
+    # `entity_labels` (caller, callee); it has no forecaster and its own stage (aura_exporter/graph).
+    graph: GraphConfig | None = None
+    graph_link: GraphLink | None = None  # metric analyses: the graph analysis whose findings the council weighs
 
     @property
     def steps(self) -> int:

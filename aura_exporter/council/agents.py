@@ -102,23 +102,34 @@ class RoleAgent:
 
 
 class NetworkAgent(RoleAgent):
-    """Network features, and the fleet's shape: an entity split off from its peers (a partition)."""
+    """Network features, the fleet's shape (an entity split off from its peers), and the service graph:
+    a new request loop, a service cut off."""
 
     def __init__(self) -> None:
         super().__init__("network")
 
     def entity_evidence(self, evidence: Evidence) -> list[tuple[str, np.ndarray]]:
-        return [("isolation", evidence.isolation * ISOLATION_SIGMAS)]
+        return [("isolation", evidence.isolation * ISOLATION_SIGMAS),
+                *graph_columns(evidence, ("dependency_loop", "partition"))]
 
 
 class SecurityAgent(RoleAgent):
-    """Security features, and drift of the window's shape: behaviour unlike the entity's own norm."""
+    """Security features, drift of the window's shape (behaviour unlike the entity's own norm), and
+    new callers in the service graph (who calls the payments service now?)."""
 
     def __init__(self) -> None:
         super().__init__("security")
 
     def entity_evidence(self, evidence: Evidence) -> list[tuple[str, np.ndarray]]:
-        return [("drift", np.maximum(evidence.drift, 0.0))]  # only more drift than usual is news
+        return [("drift", np.maximum(evidence.drift, 0.0)),  # only more drift than usual is news
+                *graph_columns(evidence, ("new_caller",))]
+
+
+def graph_columns(evidence: Evidence, kinds: tuple[str, ...]) -> list[tuple[str, np.ndarray]]:
+    """The service graph's findings of these kinds, for an analysis linked to a graph analysis."""
+    if evidence.graph is None:
+        return []
+    return [(kind, evidence.graph.values[kind]) for kind in kinds]
 
 
 AGENTS: tuple[Agent, ...] = (NetworkAgent(), RoleAgent("resources"), SecurityAgent(), RoleAgent("performance"))

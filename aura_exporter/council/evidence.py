@@ -9,7 +9,10 @@ so a number means the same in every analysis whatever the feature's units:
 - surprise: the newest value against the forecaster's nowcast (seasonality-aware, from the forecast);
 - breach: the forecast's probability of reaching the feature's limit within the horizons;
 - drift: the z-score of the window's diagram drift from its baseline (topology);
-- isolation: how far apart from the fleet's majority the entity stands, in noise thresholds.
+- isolation: how far apart from the fleet's majority the entity stands, in noise thresholds;
+- graph (an analysis linked to a graph analysis by `council.graph`): the service the entity is, in a
+  new request loop, cut off from the main part of the service graph, or called by new callers. A
+  finding is no deviation: it is given the weight of one, in sigmas (GRAPH_SIGMAS).
 Direction and minimum deviation per feature are applied here, once, for every agent.
 """
 
@@ -21,11 +24,27 @@ import numpy as np
 
 from aura_exporter.config import Analysis
 from aura_exporter.forecast.stage import Forecast
+from aura_exporter.graph import GraphOutcome
 from aura_exporter.topology import Topology
 from aura_exporter.topology.fleet import recent_state
 from aura_exporter.windows import MAD_TO_SIGMA, Windows
 
 MIN_PEERS = 8  # fewer entities than this are no fleet to compare with
+
+# Findings of the service graph in sigmas beyond council.sigmas (a score of 0.5, a warn vote): a new loop
+# or a new caller is worth a warning; being cut off from the rest of the graph is an outage (0.88, critical
+# alone with the default thresholds); each further new caller adds half a sigma.
+GRAPH_SIGMAS = {"dependency_loop": 0.0, "partition": 1.0, "new_caller": 0.0}
+NEW_CALLER_SIGMAS = 0.5
+
+
+@dataclass(frozen=True)
+class GraphEvidence:
+    """What a graph analysis found about each entity, in sigmas (0: nothing), and in words."""
+
+    analysis: str
+    values: dict[str, np.ndarray]  # kind (GRAPH_SIGMAS) -> [E]
+    texts: dict[str, dict[int, str]]  # kind -> entity index -> what was found
 
 
 @dataclass(frozen=True)
@@ -39,13 +58,15 @@ class Evidence:
     drift: np.ndarray  # [E] drift z-score
     isolation: np.ndarray  # [E] distance from the fleet's majority, in units of its noise threshold
     level_units: np.ndarray  # [E, F] the level deviation in the feature's own units
+    graph: GraphEvidence | None = None
 
     @property
     def entities(self) -> int:
         return self.level.shape[0]
 
 
-def gather_evidence(analysis: Analysis, windows: Windows, topology: Topology, forecast: Forecast | None) -> Evidence:
+def gather_evidence(analysis: Analysis, windows: Windows, topology: Topology, forecast: Forecast | None,
+                    graph: GraphOutcome | None = None) -> Evidence:
     entities, features = len(windows.entities), len(analysis.features)
     offset, spread = (peer_offset(recent_state(topology.scaled), analysis.council.peers) if entities
                       else (np.zeros((0, features)), 1.0))
@@ -66,7 +87,42 @@ def gather_evidence(analysis: Analysis, windows: Windows, topology: Topology, fo
         drift=topology.drift_zscore,
         isolation=topology.fleet.isolation / topology.fleet.threshold,
         level_units=level_units,
+        graph=graph_evidence(analysis, windows, graph) if analysis.graph_link is not None else None,
     )
+
+
+def graph_evidence(analysis: Analysis, windows: Windows, graph: GraphOutcome | None) -> GraphEvidence:
+    """The linked graph's findings about each entity (none while the graph has no result or no baseline)."""
+    assert analysis.graph_link is not None
+    link = analysis.graph_link
+    column = windows.label_names.index(link.label)
+    index = {key[column]: i for i, key in enumerate(windows.entities)}
+    values = {kind: np.zeros(len(windows.entities)) for kind in GRAPH_SIGMAS}
+    texts: dict[str, dict[int, str]] = {kind: {} for kind in GRAPH_SIGMAS}
+
+    def found(kind: str, service: str, text: str, extra: float = 0.0) -> None:
+        if service in index:
+            values[kind][index[service]] = analysis.council.sigmas + GRAPH_SIGMAS[kind] + extra
+            texts[kind][index[service]] = text
+
+    if graph is not None and graph.ready:
+        findings = graph.findings
+        for loop in (loop for loop in findings.loops if loop.new):
+            for service in loop.services:
+                found("dependency_loop", service, f"it is in a new request loop of {link.analysis}: "
+                                                  f"{', '.join(loop.services)}")
+        for cut in findings.cuts:
+            for service in cut.services:
+                how = "lost every call to and from" if cut.vanished else "is cut off from"
+                found("partition", service, f"it {how} the main part of {link.analysis}")
+        callers: dict[str, list[str]] = {}
+        for change in findings.changes:
+            if change.appeared:
+                callers.setdefault(change.callee, []).append(change.caller)
+        for service, names in callers.items():
+            found("new_caller", service, f"new callers in {link.analysis}: {', '.join(sorted(names))}",
+                  NEW_CALLER_SIGMAS * (len(names) - 1))
+    return GraphEvidence(link.analysis, values, texts)
 
 
 def peer_offset(state: np.ndarray, peers: bool = True) -> tuple[np.ndarray, np.ndarray]:

@@ -34,6 +34,12 @@ ACTIONS = {
     "drift": "Investigate the topology change: compare with recent deploys, configuration changes and failovers.",
     "loop": "Look for retry loops or circular dependencies between services and break them (timeouts, backoff, "
             "circuit breakers).",
+    "dependency_loop": "Find what makes these services call each other in a loop (retries, callbacks, a new "
+                       "route) and break it: timeouts with backoff, circuit breakers, a retry budget.",
+    "partition": "The service no longer reaches the rest of the mesh: check its pods, network policies, the "
+                 "mesh's sidecars and DNS; fail traffic over while it is cut off.",
+    "new_caller": "A service calls this one that did not before: confirm it is an intended change (a deploy, a "
+                  "new feature); if not, review the caller's identity and the network policy.",
     "split": "The window splits into separate regimes: check for restarts, failovers or a step change.",
     "other": "Look at what the {agent} agent flags for this entity and at its recent changes.",
 }
@@ -138,6 +144,8 @@ def describe(kind: str, feature: str | None, value: float, verdict: Verdict, ind
         return f"the shape of its metrics has drifted {value:.1f}σ from its own norm"
     if kind == "isolation":
         return f"it stands apart from the fleet's majority ({value:.1f}σ-equivalent)"
+    if evidence.graph is not None and index in evidence.graph.texts.get(kind, {}):
+        return evidence.graph.texts[kind][index]
     subject = f"{feature} " if feature else ""
     return f"{subject}{kind} evidence of {value:.3g}"  # an added agent's own kind of evidence
 

@@ -12,6 +12,7 @@ from aura_exporter.council.calibration import Calibrator
 from aura_exporter.council.decision import DecisionKeeper, combined_risk, votes
 from aura_exporter.council.evidence import Evidence, gather_evidence
 from aura_exporter.forecast.stage import Forecast
+from aura_exporter.graph import GraphOutcome
 from aura_exporter.topology import Topology
 from aura_exporter.windows import Windows
 
@@ -39,8 +40,9 @@ class CouncilStage:
         self.keeper = DecisionKeeper(analysis.council, analysis.baseline.forget_after)
         self.calibrator = Calibrator(analysis.baseline.forget_after) if analysis.council.calibrate else None
 
-    def run(self, windows: Windows, topology: Topology, forecast: Forecast | None, now: float) -> Verdict:
-        evidence = gather_evidence(self.analysis, windows, topology, forecast)
+    def run(self, windows: Windows, topology: Topology, forecast: Forecast | None, now: float,
+            graph: GraphOutcome | None = None) -> Verdict:
+        evidence = gather_evidence(self.analysis, windows, topology, forecast, graph)
         assessments = tuple(agent.assess(evidence, self.analysis.council.sigmas) for agent in self.agents)
         scores = np.stack([a.score for a in assessments], axis=1) if assessments else np.zeros((evidence.entities, 0))
         risk = combined_risk(scores)

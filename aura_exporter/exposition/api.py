@@ -16,7 +16,14 @@ from aiohttp import web
 from aura_exporter import __version__
 from aura_exporter.council import DECISIONS
 from aura_exporter.exposition.openapi import openapi_document
-from aura_exporter.exposition.views import ID_LENGTH, entity_detail, entity_id, entity_summary
+from aura_exporter.exposition.views import (
+    ID_LENGTH,
+    entity_detail,
+    entity_id,
+    entity_summary,
+    graph_detail,
+    graph_summary,
+)
 from aura_exporter.snapshot import AnalysisResult, Snapshot
 from aura_exporter.sources.kubernetes import ClusterTopology
 
@@ -100,19 +107,39 @@ class Api:
         app.router.add_get(f"{PREFIX}/entities", self.entities)
         app.router.add_get(f"{PREFIX}/entities/{{analysis}}/by-labels", self.entity_by_labels)
         app.router.add_get(f"{PREFIX}/entities/{{analysis}}/{{id}}", self.entity)
+        app.router.add_get(f"{PREFIX}/graphs", self.graphs)
+        app.router.add_get(f"{PREFIX}/graphs/{{analysis}}", self.graph)
 
     async def status(self, request: web.Request) -> web.Response:
-        results = self.snapshot().results
-        return success({
-            "version": __version__,
-            "analyses": [{
-                "name": name,
-                "entities": len(results[name].windows.entities) if name in results else 0,
-                "data_time": results[name].data_time if name in results else None,
-                "model_ready": results[name].model_ready if name in results else False,
-                "last_error": self.last_errors.get(name),
-            } for name in self.analyses],
-        })
+        snapshot = self.snapshot()
+        return success({"version": __version__, "analyses": [self._state(snapshot, name) for name in self.analyses]})
+
+    def _state(self, snapshot: Snapshot, name: str) -> dict[str, Any]:
+        result, graph = snapshot.results.get(name), snapshot.graphs.get(name)
+        state: dict[str, Any] = {"name": name, "entities": 0, "data_time": None, "model_ready": False,
+                                 "last_error": self.last_errors.get(name)}
+        if result is not None:
+            state.update(entities=len(result.windows.entities), data_time=result.data_time,
+                         model_ready=result.model_ready)
+        elif graph is not None:
+            state.update(entities=len(graph.outcome.graph.services), data_time=graph.data_time,
+                         model_ready=graph.outcome.ready)
+        return state
+
+    async def graphs(self, request: web.Request) -> web.Response:
+        return success({"graphs": [graph_summary(g) for g in self.snapshot().graphs.values()]})
+
+    async def graph(self, request: web.Request) -> web.Response:
+        name = request.match_info["analysis"]
+        if name not in self.analyses:
+            raise ApiError(404, "not_found", f"unknown analysis {name!r}")
+        snapshot = self.snapshot()
+        if name in snapshot.results:
+            raise ApiError(404, "not_found", f"analysis {name!r} is not a graph: see {PREFIX}/entities")
+        result = snapshot.graphs.get(name)
+        if result is None:
+            raise ApiError(503, "unavailable", f"analysis {name!r} has no recent complete cycle")
+        return success(graph_detail(result))
 
     async def openapi(self, request: web.Request) -> web.Response:
         return web.json_response(openapi_document(__version__))
@@ -165,7 +192,10 @@ class Api:
     def _result(self, analysis: str) -> AnalysisResult:
         if analysis not in self.analyses:
             raise ApiError(404, "not_found", f"unknown analysis {analysis!r}")
-        result = self.snapshot().results.get(analysis)
+        snapshot = self.snapshot()
+        if analysis in snapshot.graphs:
+            raise ApiError(404, "not_found", f"analysis {analysis!r} is a graph: see {PREFIX}/graphs/{analysis}")
+        result = snapshot.results.get(analysis)
         if result is None:
             raise ApiError(503, "unavailable", f"analysis {analysis!r} has no recent complete cycle")
         return result

@@ -22,6 +22,8 @@ from prometheus_client.utils import floatToGoString
 
 from aura_exporter.council import DECISIONS
 from aura_exporter.durations import format_duration
+from aura_exporter.exposition.graph import HELP as GRAPH_HELP
+from aura_exporter.exposition.graph import graph_samples
 from aura_exporter.snapshot import AnalysisResult, Snapshot
 
 HELP = {
@@ -41,11 +43,12 @@ HELP = {
     "aura_forecast_residual_zscore": "How surprising the newest value was against its forecast (robust z-score).",
     "aura_time_to_breach_seconds": "Forecast time until the feature reaches its limit (absent beyond the horizons).",
     "aura_breach_probability": "Probability that the feature reaches its limit within the longest horizon.",
-    "aura_model_ready": "1 once the analysis has warmed-up baselines and a trained forecaster.",
+    "aura_model_ready": "1 once the analysis has warmed-up baselines and a trained forecaster (a graph: a baseline).",
     "aura_agent_score": "A council agent's score for the entity, 0..1 (absent while the agent abstains).",
     "aura_agent_vote": "1 when the council agent flags the entity (its score reaches the warn threshold), else 0.",
     "aura_risk_score": "Probability-like risk of a failure within the forecast horizon, 0..1 (the council's).",
     "aura_decision": "The council's decision as a state set: the series of the current decision is 1.",
+    **GRAPH_HELP,
 }
 
 
@@ -117,6 +120,13 @@ def analysis_samples(result: AnalysisResult) -> list[tuple[str, dict[str, str], 
     return [s for s in samples if math.isfinite(s[2])]
 
 
+def per_analysis_samples(snapshot: Snapshot) -> list[tuple[str, dict[str, str], float]]:
+    """The few samples of each analysis as a whole, and every sample of its graphs, in exposition order."""
+    samples = [sample for result in snapshot.results.values() for sample in analysis_samples(result)]
+    samples += [sample for result in snapshot.graphs.values() for sample in graph_samples(result)]
+    return [s for s in samples if math.isfinite(s[2])]
+
+
 def entity_labels(result: AnalysisResult) -> list[dict[str, str]]:
     windows = result.windows
     return [{"analysis": result.analysis.name, **dict(zip(windows.label_names, key, strict=True))}
@@ -144,10 +154,10 @@ class SnapshotCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         families = _families()
-        results = list(self._snapshot().results.values())
-        for result in results:
-            for name, labels, value in analysis_samples(result):
-                families[name].samples.append(Sample(name, labels, value))
+        snapshot = self._snapshot()
+        results = list(snapshot.results.values())
+        for name, labels, value in per_analysis_samples(snapshot):
+            families[name].samples.append(Sample(name, labels, value))
         for family in FAMILIES:
             for result in results:
                 found = family_values(family, result)
@@ -171,9 +181,8 @@ def text_exposition(snapshot: Snapshot) -> bytes:
     once per entity and each family is written from its arrays."""
     results = list(snapshot.results.values())
     per_analysis: dict[str, list[str]] = {name: [] for name in HELP}
-    for result in results:
-        for name, labels, value in analysis_samples(result):
-            per_analysis[name].append(f"{name}{{{_label_text(labels)}}} {floatToGoString(value)}\n")
+    for name, labels, value in per_analysis_samples(snapshot):
+        per_analysis[name].append(f"{name}{{{_label_text(labels)}}} {floatToGoString(value)}\n")
     entity_pieces = {id(r): [[f'{k}="{_escape(v)}"' for k, v in labels.items()] for labels in entity_labels(r)]
                      for r in results}
     lines = []

@@ -23,7 +23,8 @@ def _success(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 def _errors(*codes: int) -> dict[str, Any]:
     body = {"content": {"application/json": {"schema": _ref("Error")}}}
-    reasons = {400: "Malformed request.", 404: "Unknown analysis, entity or endpoint.",
+    reasons = {400: "Malformed request.",
+               404: "Unknown analysis, entity or endpoint, or an analysis of the other kind.",
                426: "Not a WebSocket handshake.", 503: "The analysis has no recent complete cycle."}
     return {str(code): {"description": reasons[code], **body} for code in codes}
 
@@ -61,7 +62,8 @@ SCHEMAS: dict[str, Any] = {
             "vote": {"type": "boolean", "nullable": True}}}},
         "contributions": {"type": "array", "items": {"type": "object", "properties": {
             "agent": {"type": "string"},
-            "kind": {"type": "string", "enum": ["level", "surprise", "breach", "drift", "isolation"]},
+            "kind": {"type": "string", "enum": ["level", "surprise", "breach", "drift", "isolation",
+                                                "dependency_loop", "partition", "new_caller"]},
             "feature": {"type": "string", "nullable": True}, "value": {"type": "number", "nullable": True},
             "score": {"type": "number"}, "text": {"type": "string"}}}},
         "topology": {"type": "array", "items": {"type": "object", "properties": {
@@ -80,6 +82,39 @@ SCHEMAS: dict[str, Any] = {
                          "type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}}},
         "noise_threshold": {"type": "number"},
         "forecast": {"type": "object", "nullable": True, "additionalProperties": {"type": "object"}}}}]},
+    "GraphSummary": {"type": "object", "required": ["analysis", "services", "edges", "betti", "summary"],
+                     "properties": {
+        "analysis": {"type": "string"}, "data_time": {"type": "number"},
+        "ready": {"type": "boolean", "description": "The baseline was learned before this graph."},
+        "services": {"type": "integer"}, "edges": {"type": "integer"},
+        "betti": {"type": "object", "additionalProperties": {"type": "integer"},
+                  "description": "0: parts of the graph; 1: independent request loops."},
+        "drift": {"type": "object", "additionalProperties": {"type": "number", "nullable": True}},
+        "new_loops": {"type": "integer"}, "cut_off_services": {"type": "integer"},
+        "edges_appeared": {"type": "integer"}, "edges_vanished": {"type": "integer"},
+        "summary": {"type": "string", "description": "One line for people: the findings, worst first."}}},
+    "GraphDetail": {"allOf": [_ref("GraphSummary"), {"type": "object", "properties": {
+        "baseline_learned_at": {"type": "number"},
+        "weight": {"type": "string", "enum": ["strength", "distance"]},
+        "skipped": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "nodes": {"type": "array", "items": {"type": "object", "properties": {
+            "service": {"type": "string"}, "part": {"type": "integer", "description": "0: the main part."}}}},
+        "links": {"type": "array", "items": {"type": "object", "properties": {
+            "caller": {"type": "string"}, "callee": {"type": "string"}, "weight": {"type": "number"},
+            "level": {"type": "number", "description": "Filtration level: when the edge enters (strong first)."},
+            "loop_level": _number_or_null("Level at which the edge first lies on a loop; null if never.")}}},
+        "diagrams": {"type": "object", "description": "Pairs [birth, death] per dimension; death null: never dies.",
+                     "additionalProperties": {"type": "array", "items": {"type": "array", "items": {
+                         "type": "number", "nullable": True}, "minItems": 2, "maxItems": 2}}},
+        "loops": {"type": "array", "items": {"type": "object", "properties": {
+            "services": {"type": "array", "items": {"type": "string"}}, "weakest_link": {"type": "number"},
+            "new": {"type": "boolean"}}}},
+        "cuts": {"type": "array", "items": {"type": "object", "properties": {
+            "services": {"type": "array", "items": {"type": "string"}}, "vanished": {"type": "boolean"}}}},
+        "changes": {"type": "array", "items": {"type": "object", "properties": {
+            "caller": {"type": "string"}, "callee": {"type": "string"}, "weight": {"type": "number"},
+            "appeared": {"type": "boolean"}}}},
+        "actions": {"type": "array", "items": {"type": "string"}}}}]},
     "DecisionEvent": {"type": "object", "required": ["type"], "properties": {
         "type": {"type": "string", "enum": ["hello", "current", "decision"]},
         "analysis": {"type": "string"}, "id": {"type": "string"},
@@ -124,6 +159,15 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "operationId": "getEntityByLabels",
                 "parameters": [_path("analysis", "Analysis name.")],
                 "responses": {"200": entity_detail, **_errors(400, 404, 503)}}},
+            "/api/v1/graphs": {"get": {
+                "summary": "Each graph analysis' latest service graph, in short.", "operationId": "listGraphs",
+                "responses": {"200": _success({"type": "object", "properties": {
+                    "graphs": {"type": "array", "items": _ref("GraphSummary")}}}, "The graphs.")}}},
+            "/api/v1/graphs/{analysis}": {"get": {
+                "summary": "One graph analysis' service graph: services, edges, diagrams and named findings.",
+                "operationId": "getGraph",
+                "parameters": [_path("analysis", "Name of an analysis of kind graph.")],
+                "responses": {"200": _success(_ref("GraphDetail"), "The graph."), **_errors(404, 503)}}},
             "/api/v1/decisions": {"get": {
                 "summary": "WebSocket feed of decisions: a hello, the current non-monitor decisions, then "
                            "every change as it is published. Messages are DecisionEvent objects.",

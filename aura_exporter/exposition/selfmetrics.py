@@ -78,7 +78,8 @@ class SelfMetrics:
         Gauge("aura_shard_info", "This replica's shard of the entities; the value is always 1.",
               ["shard", "shard_count"], registry=self.registry).labels(str(shard.index), str(shard.count)).set(1)
         self.limit_hits = Counter(
-            "aura_cardinality_limit_hits_total", "Cycles that hit a cardinality cap (max_entities, max_series).",
+            "aura_cardinality_limit_hits_total",
+            "Cycles that hit a cardinality cap (max_entities, max_series, graph.max_services).",
             ["analysis", "limit"], registry=self.registry,
         )
         self.reload_successful = Gauge(
@@ -112,5 +113,5 @@ class SelfMetrics:
             self.checkpoint_errors.labels(name, reason)
         for reason in BASELINE_REASONS:
             self.baseline_errors.labels(name, reason)
-        for limit in ("entities", "series"):
+        for limit in ("entities", "series", "services"):
             self.limit_hits.labels(name, limit)

@@ -202,3 +202,42 @@ def _buckets(times: np.ndarray, values: np.ndarray, risk: np.ndarray, most: int)
     return (times[starts], np.array([np.nanmean(values[a:b]) if np.isfinite(values[a:b]).any() else np.nan
                                      for a, b in zip(starts, edges[1:], strict=True)]),
             np.maximum.reduceat(np.nan_to_num(risk), starts))
+
+
+@dataclass(frozen=True)
+class ServiceEdge:
+    caller: int
+    callee: int
+    kind: str  # "call", "loop" (on a request loop), "appeared" or "vanished" (against the baseline)
+    note: str
+
+
+SERVICE_EDGE_STYLES = {"call": 'stroke="#bbb"', "loop": 'stroke="#d62728" stroke-width="2"',
+                       "appeared": 'stroke="#ff7f0e" stroke-dasharray="6 3"',
+                       "vanished": 'stroke="#999" stroke-dasharray="2 3"'}
+SERVICE_COLOURS = {"ok": "#2ca02c", "loop": "#d62728", "cut": "#7f7f7f"}
+
+
+def service_graph(names: Sequence[str], states: Sequence[str], layers: np.ndarray, edges: Sequence[ServiceEdge],
+                  title: str) -> str:
+    """Services in layers (callers left of their callees), calls as arrows; loops red, services cut off
+    grey, edges new against the baseline dashed orange, vanished ones dotted grey."""
+    rows = np.zeros(len(names), dtype=int)
+    for layer in np.unique(layers):
+        members = np.flatnonzero(layers == layer)
+        rows[members] = np.arange(members.size)
+    columns = int(layers.max()) + 1 if len(names) else 1
+    width, height = max(480, 150 * columns + 60), max(160, 24 * (int(rows.max()) + 1 if len(names) else 1) + 50)
+    x = 30 + 150 * layers.astype(float)
+    y = 40 + 24 * rows.astype(float)
+    body = ['<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" '
+            'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#777"/></marker></defs>']
+    for edge in edges:
+        body.append(f'<line class="edge {edge.kind}" x1="{x[edge.caller]:.1f}" y1="{y[edge.caller]:.1f}" '
+                    f'x2="{x[edge.callee]:.1f}" y2="{y[edge.callee]:.1f}" {SERVICE_EDGE_STYLES[edge.kind]} '
+                    f'marker-end="url(#arrow)"><title>{_e(edge.note)}</title></line>')
+    for i, (name, state) in enumerate(zip(names, states, strict=True)):
+        body.append(f'<g class="service {state}"><circle cx="{x[i]:.1f}" cy="{y[i]:.1f}" r="5" '
+                    f'fill="{SERVICE_COLOURS[state]}"/><text x="{x[i] + 8:.1f}" y="{y[i] + 4:.1f}" '
+                    f'font-size="11">{_e(name)}</text></g>')
+    return _frame("".join(body), title, width=width, height=height, kind="service-graph")

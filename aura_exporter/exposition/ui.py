@@ -15,16 +15,26 @@ from importlib import resources
 
 import numpy as np
 from aiohttp import web
-from scipy.sparse.csgraph import minimum_spanning_tree
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 from scipy.spatial.distance import pdist, squareform
 
 from aura_exporter import __version__
 from aura_exporter.council import DECISIONS
 from aura_exporter.durations import format_duration
 from aura_exporter.exposition.api import EntityIndex
-from aura_exporter.exposition.svg import Line, Node, barcode, fleet_graph, line_chart, persistence_diagram
-from aura_exporter.exposition.views import entity_explanation, entity_id, kubernetes_view
-from aura_exporter.snapshot import AnalysisResult, Snapshot
+from aura_exporter.exposition.svg import (
+    Line,
+    Node,
+    ServiceEdge,
+    barcode,
+    fleet_graph,
+    line_chart,
+    persistence_diagram,
+    service_graph,
+)
+from aura_exporter.exposition.views import entity_explanation, entity_id, graph_actions, graph_sentence, kubernetes_view
+from aura_exporter.snapshot import AnalysisResult, GraphResult, Snapshot
 from aura_exporter.sources.kubernetes import ClusterTopology
 from aura_exporter.topology.fleet import recent_state
 
@@ -86,6 +96,7 @@ class Ui:
         app.router.add_get("/ui", self.fleet)
         app.router.add_get("/ui/entities/{analysis}/by-labels", self.entity_by_labels)
         app.router.add_get("/ui/entities/{analysis}/{id}", self.entity)
+        app.router.add_get("/ui/graphs/{analysis}", self.graph)
         app.router.add_get("/ui/static/ui.js", self.script)
 
     async def script(self, request: web.Request) -> web.Response:
@@ -93,9 +104,17 @@ class Ui:
 
     async def fleet(self, request: web.Request) -> web.Response:
         cluster = self.cluster()
-        sections = [fleet_section(result, cluster) for result in self.snapshot().results.values()]
+        snapshot = self.snapshot()
+        sections = [fleet_section(result, cluster) for result in snapshot.results.values()]
+        sections += [graph_overview(result) for result in snapshot.graphs.values()]
         body = "<h1>Fleet</h1>" + ("".join(sections) or "<p>No analysis has completed a cycle yet.</p>")
         return _html(_page("AURA fleet", body))
+
+    async def graph(self, request: web.Request) -> web.Response:
+        result = self.snapshot().graphs.get(request.match_info["analysis"])
+        if result is None:
+            return _html(_page("Not found", "<h1>No such service graph in the latest cycles</h1>"), status=404)
+        return _html(_page(f"AURA {result.analysis.name}", graph_page(result)))
 
     async def entity_by_labels(self, request: web.Request) -> web.Response:
         """Redirect to the page of the entity whose labels are the query's (links from Grafana and alerts)."""
@@ -270,3 +289,77 @@ def forecast_charts(result: AnalysisResult, index: int) -> str:
         horizon = format_duration(max(forecast.horizons))
         charts.append(line_chart(lines, f"{feature}: observed and forecast to {horizon}", feature, limit))
     return "".join(charts)
+
+
+def graph_overview(result: GraphResult) -> str:
+    """A graph analysis on the fleet page: its findings in a sentence and the drawing."""
+    name = result.analysis.name
+    outcome = result.outcome
+    return (f'<h2 class="graph-title">{_e(name)} (service graph)</h2><p class="graph-summary">'
+            f'{_e(graph_sentence(result))}.</p><p>{len(outcome.graph.services)} services, '
+            f'{outcome.graph.weight.size} edges, {int(outcome.betti[0])} part(s), {int(outcome.betti[1])} '
+            f'independent loop(s). <a href="/ui/graphs/{_e(name)}">Details</a></p>'
+            f'<div class="charts">{service_graph_svg(result)}</div>')
+
+
+def graph_page(result: GraphResult) -> str:
+    outcome, findings = result.outcome, result.outcome.findings
+    loops = "".join(f'<li class="loop{" new" if loop.new else ""}">{"new: " if loop.new else "known: "}'
+                    f'{_e(", ".join(loop.services))} <small>(weakest link {loop.weakest_link:.3g})</small></li>'
+                    for loop in findings.loops) or "<li>none</li>"
+    cuts = "".join(f'<li class="cut">{_e(", ".join(cut.services))}'
+                   f'{" (no calls at all)" if cut.vanished else ""}</li>' for cut in findings.cuts) or "<li>none</li>"
+    changes = "".join(f'<li class="change {"appeared" if c.appeared else "vanished"}">'
+                      f'{"new" if c.appeared else "gone"}: {_e(c.caller)} → {_e(c.callee)} <small>({c.weight:.3g})'
+                      f'</small></li>' for c in findings.changes) or "<li>none</li>"
+    actions = "".join(f"<li>{_e(a)}</li>" for a in graph_actions(result)) or "<li>none needed</li>"
+    cap = outcome.diagrams.deepest + 1.0  # never-dying features drawn one level beyond the deepest finite one
+    pairs = {d: np.minimum(outcome.diagrams.of_dim(d), cap) for d in outcome.dims}
+    return (f'<h1>{_e(result.analysis.name)}: service graph</h1><p class="graph-summary">'
+            f'{_e(graph_sentence(result))}.</p><h2>Request loops</h2><ul class="loops">{loops}</ul>'
+            f'<h2>Cut off from the main part</h2><ul class="cuts">{cuts}</ul><h2>Edges against the baseline</h2>'
+            f'<ul class="changes">{changes}</ul><h2>What to do</h2><ul class="actions">{actions}</ul>'
+            f'<div class="charts">{service_graph_svg(result)}'
+            + persistence_diagram(pairs, 0.0, f"{result.analysis.name}: persistence diagram (never-dying at {cap:.3g})")
+            + barcode(pairs, 0.0, f"{result.analysis.name}: barcode") + "</div>")
+
+
+def service_graph_svg(result: GraphResult) -> str:
+    outcome = result.outcome
+    graph, findings = outcome.graph, outcome.findings
+    on_loop = np.isfinite(outcome.cyclic)
+    in_loop = {s for loop in findings.loops for s in loop.services}
+    cut = {s for c in findings.cuts for s in c.services}
+    appeared = {(c.caller, c.callee) for c in findings.changes if c.appeared}
+    vanished = [(c.caller, c.callee, c.weight) for c in findings.changes if not c.appeared]
+    names = list(graph.services) + sorted({s for a, b, _ in vanished for s in (a, b)} - set(graph.services))
+    index = {name: i for i, name in enumerate(names)}
+    edges = [ServiceEdge(int(a), int(b), "appeared" if (graph.services[a], graph.services[b]) in appeared
+                         else "loop" if on_loop[k] else "call",
+                         f"{graph.services[a]} → {graph.services[b]}: {graph.weight[k]:.3g}")
+             for k, (a, b) in enumerate(zip(graph.caller, graph.callee, strict=True))]
+    edges += [ServiceEdge(index[a], index[b], "vanished", f"{a} → {b}: gone (was {w:.3g})") for a, b, w in vanished]
+    states = ["cut" if n in cut else "loop" if n in in_loop else "ok" for n in names]
+    callers = np.array([e.caller for e in edges], dtype=int)
+    callees = np.array([e.callee for e in edges], dtype=int)
+    return service_graph(names, states, call_depth(len(names), callers, callees), edges,
+                         f"{result.analysis.name}: service graph")
+
+
+def call_depth(size: int, callers: np.ndarray, callees: np.ndarray) -> np.ndarray:
+    """[size] each service's layer: the longest chain of calls leading to it, the services of a loop
+    sharing one layer (the graph of loops, each taken as one service, is acyclic)."""
+    if size == 0:
+        return np.zeros(0, dtype=int)
+    matrix = coo_matrix((np.ones(callers.size), (callers, callees)), shape=(size, size))
+    group = connected_components(matrix, directed=True, connection="strong")[1]
+    between = group[callers] != group[callees]
+    source, target = group[callers][between], group[callees][between]
+    depth = np.zeros(group.max() + 1, dtype=int)
+    for _ in range(depth.size):  # longest path in a DAG: at most one round per group
+        deeper = depth.copy()
+        np.maximum.at(deeper, target, depth[source] + 1)
+        if np.array_equal(deeper, depth):
+            break
+        depth = deeper
+    return depth[group]

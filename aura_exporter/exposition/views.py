@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from aura_exporter.council import DECISIONS
-from aura_exporter.council.explanation import Explanation, explain
+from aura_exporter.council.explanation import ACTIONS, Explanation, explain
 from aura_exporter.durations import format_duration
-from aura_exporter.snapshot import AnalysisResult
+from aura_exporter.snapshot import AnalysisResult, GraphResult
 from aura_exporter.sources.kubernetes import ClusterTopology
 
 SHARED_NODE_ACTION = ("{count} other flagged entities run on node {node}: check the node itself (kubelet, disk, "
@@ -123,3 +123,67 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, (float, np.floating)):
         return finite(float(value))
     return value
+
+
+def graph_summary(result: GraphResult) -> dict[str, Any]:
+    outcome = result.outcome
+    findings = outcome.findings
+    return {
+        "analysis": result.analysis.name,
+        "data_time": result.data_time,
+        "ready": outcome.ready,
+        "services": len(outcome.graph.services),
+        "edges": int(outcome.graph.weight.size),
+        "betti": {str(d): int(b) for d, b in zip(outcome.dims, outcome.betti, strict=True)},
+        "drift": {str(d): finite(v) for d, v in zip(outcome.dims, outcome.drift, strict=True)},
+        "new_loops": sum(loop.new for loop in findings.loops),
+        "cut_off_services": sum(len(cut.services) for cut in findings.cuts),
+        "edges_appeared": sum(change.appeared for change in findings.changes),
+        "edges_vanished": sum(not change.appeared for change in findings.changes),
+        "summary": graph_sentence(result),
+    }
+
+
+def graph_detail(result: GraphResult) -> dict[str, Any]:
+    """Everything about one graph: its services and edges, diagrams, findings and what they mean."""
+    outcome = result.outcome
+    graph, findings = outcome.graph, outcome.findings
+    return {
+        **graph_summary(result),
+        "baseline_learned_at": outcome.baseline_learned_at,
+        "weight": result.analysis.graph.weight if result.analysis.graph else None,
+        "skipped": dict(graph.skipped),
+        "nodes": [{"service": name, "part": outcome.parts[name]} for name in graph.services],
+        "links": [{"caller": a, "callee": b, "weight": float(w), "level": float(lv), "loop_level": finite(c)}
+                  for (a, b), w, lv, c in zip(graph.edges, graph.weight, outcome.levels, outcome.cyclic, strict=True)],
+        "diagrams": {str(d): [[float(b), finite(e)] for b, e in outcome.diagrams.of_dim(d)] for d in outcome.dims},
+        "loops": [asdict(loop) for loop in findings.loops],
+        "cuts": [asdict(cut) for cut in findings.cuts],
+        "changes": [asdict(change) for change in findings.changes],
+        "actions": graph_actions(result),
+    }
+
+
+def graph_sentence(result: GraphResult) -> str:
+    """One line for people: what the graph's findings are, worst first."""
+    findings, name = result.outcome.findings, result.analysis.name
+    said = [f"services cut off from the rest of {name}: {', '.join(cut.services)}" for cut in findings.cuts]
+    said += [f"new request loop: {', '.join(loop.services)}" for loop in findings.loops if loop.new]
+    callers = [f"{c.caller} → {c.callee}" for c in findings.changes if c.appeared]
+    if callers:
+        said.append(f"new dependencies: {', '.join(callers[:5])}" + (" …" if len(callers) > 5 else ""))
+    if not said:
+        return f"{name}: {len(result.outcome.graph.services)} services in one part as in the baseline; no new loop"
+    return "; ".join(said)
+
+
+def graph_actions(result: GraphResult) -> list[str]:
+    findings = result.outcome.findings
+    actions = []
+    if findings.cuts:
+        actions.append(ACTIONS["partition"])
+    if any(loop.new for loop in findings.loops):
+        actions.append(ACTIONS["dependency_loop"])
+    if any(change.appeared for change in findings.changes):
+        actions.append(ACTIONS["new_caller"])
+    return actions

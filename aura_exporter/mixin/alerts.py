@@ -40,6 +40,12 @@ def _alert(name: str, expr: str, duration: str, severity: str, summary: str, des
     }
 
 
+def _services(metric: str, key: str) -> str:
+    """Template: the services of the alert's loop or part, read back from `metric`, comma-separated."""
+    return (f'{{{{ range $i, $s := printf "{metric}{{analysis=%q,{key}=%q}}" $labels.analysis $labels.{key} '
+            '| query | sortByLabel "service" }}{{ if $i }}, {{ end }}{{ $s.Labels.service }}{{ end }}')
+
+
 def alert_rules() -> dict[str, Any]:
     meta = [
         _alert("AuraExporterDown", f"up{{{s.EXPORTER_SELECTOR}}} == 0", "5m", "warning",
@@ -90,6 +96,25 @@ def alert_rules() -> dict[str, Any]:
                "or a group of entities failing together.",
                explanation_url=EXPLANATION_URL),
     ]
+    graph = [
+        _alert("AuraDependencyCycle", f"aura_graph_cycle_new == 1 {READY}", s.GRAPH_CYCLE_FOR, "warning",
+               "New request loop in {{ $labels.analysis }}, through {{ $labels.cycle }}.",
+               "Services of {{ $labels.analysis }} now call each other in a loop that the baseline graph did not "
+               "have (a circular dependency: a retry storm or a deadlock in the making): "
+               + _services("aura_graph_cycle_services", "cycle") + "."),
+        _alert("AuraServicePartition",
+               f"count by (analysis, part) (aura_graph_partition_services) {READY}", s.GRAPH_PARTITION_FOR,
+               "critical",
+               "{{ $value }} service(s) of {{ $labels.analysis }} cut off from the rest, with {{ $labels.part }}.",
+               "These services of {{ $labels.analysis }} were joined to its main part in the baseline graph and "
+               "no longer are (no calls either way): " + _services("aura_graph_partition_services", "part") + "."),
+        _alert("AuraNewDependency", f'aura_graph_edge_change{{change="appeared"}} {READY}',
+               s.GRAPH_NEW_DEPENDENCY_FOR, "warning",
+               "{{ $labels.caller }} calls {{ $labels.callee }}, a new dependency in {{ $labels.analysis }}.",
+               "{{ $labels.caller }} → {{ $labels.callee }} is not in the baseline graph of {{ $labels.analysis }} "
+               "and has carried {{ $value | humanize }} (in the edge query's units) for a while: a deploy, a new "
+               "route or a client that should not be there."),
+    ]
     records = [
         {"record": "analysis_decision:aura_decision:sum", "expr": "sum by (analysis, decision) (aura_decision)"},
         {"record": "analysis:aura_risk_score:max", "expr": "max by (analysis) (aura_risk_score)"},
@@ -98,4 +123,5 @@ def alert_rules() -> dict[str, Any]:
     return {"groups": [{"name": "aura-exporter.records", "rules": records},
                        {"name": "aura-exporter.meta", "rules": meta},
                        {"name": "aura-exporter.predictions", "rules": predictions},
-                       {"name": "aura-exporter.council", "rules": council}]}
+                       {"name": "aura-exporter.council", "rules": council},
+                       {"name": "aura-exporter.graph", "rules": graph}]}

@@ -35,6 +35,12 @@ FAILURE_BREACH_PROBABILITY = 0.5
 PARTITION_THRESHOLDS = 2
 PARTITION_FOR = "3m"
 
+# Service graphs (analyses of kind graph): a new request loop, services cut off from the main part and
+# a new dependency must last this long (a few cycles: one odd minute of traffic is not a change).
+GRAPH_CYCLE_FOR = "5m"
+GRAPH_PARTITION_FOR = "3m"
+GRAPH_NEW_DEPENDENCY_FOR = "10m"
+
 # The council's thresholds as shipped (aura_exporter/config/model.py CouncilConfig), for colours.
 COUNCIL_WARN = 0.4
 COUNCIL_QUORUM = 0.75

@@ -7,7 +7,9 @@ The scenario repeats every `SCENARIO.period` seconds from the source's origin:
   - a memory leak on `SCENARIO.leak_host` from `leak_start` that saturates memory at `saturation`,
     then swaps (CPU and latency up) until a restart at `leak_end`;
   - a network partition of `SCENARIO.partition_hosts` between `partition_start` and `partition_end`:
-    received traffic and connections collapse, latency climbs.
+    received traffic and connections collapse, latency climbs;
+  - in the service graph (replay_graph.py), a retry loop between `loop_start` and `loop_end` and a
+    partition of the inventory services between `cut_start` and `cut_end`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import numpy as np
 
 from aura_exporter.config import Analysis, Feature
 from aura_exporter.sources.base import QueryError, RangeResult, Series
+from aura_exporter.sources.noise import gaussian, uniform
+from aura_exporter.sources.replay_graph import ReplayServiceGraph
 
 FEATURES = ("cpu", "memory", "net_rx", "conns", "p99")
 DAY = 86400.0
@@ -33,41 +37,23 @@ class Scenario:
     partition_hosts: tuple[int, ...] = (40, 41, 42)
     partition_start: float = 90 * 60.0
     partition_end: float = 120 * 60.0
+    loop_start: float = 150 * 60.0
+    loop_end: float = 180 * 60.0
+    cut_start: float = 240 * 60.0
+    cut_end: float = 270 * 60.0
 
 
 SCENARIO = Scenario()
-HEALTHY = Scenario(leak_host=-1, partition_hosts=())  # the control: the same fleet, nothing fails
+HEALTHY = Scenario(leak_host=-1, partition_hosts=(), loop_start=-1.0, loop_end=-1.0,
+                   cut_start=-1.0, cut_end=-1.0)  # the control: the same fleet, nothing fails
 
 
 def host_name(index: int) -> str:
     return f"host-{index:02d}"
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser: a counter-based hash, so noise needs no state."""
-    x = x.astype(np.uint64)
-    x ^= x >> np.uint64(30)
-    x *= np.uint64(0xBF58476D1CE4E5B9)
-    x ^= x >> np.uint64(27)
-    x *= np.uint64(0x94D049BB133111EB)
-    x ^= x >> np.uint64(31)
-    return x
-
-
-def _uniform(host: np.ndarray, stream: int, seconds: np.ndarray) -> np.ndarray:
-    key = (seconds.astype(np.int64).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-           + host.astype(np.uint64) * np.uint64(0x2545F4914F6CDD1D) + np.uint64((stream * 0x632BE59BD9B4E019) % 2**64))
-    return (_mix(key) >> np.uint64(11)).astype(np.float64) * (1.0 / 2**53)
-
-
-def _gaussian(host: np.ndarray, stream: int, seconds: np.ndarray) -> np.ndarray:
-    u1 = np.maximum(_uniform(host, 2 * stream, seconds), 1e-12)
-    u2 = _uniform(host, 2 * stream + 1, seconds)
-    return np.sqrt(-2 * np.log(u1)) * np.cos(2 * np.pi * u2)
-
-
 def _host_constant(host: np.ndarray, stream: int) -> np.ndarray:
-    return _uniform(host, 1000 + stream, np.zeros_like(host, dtype=np.float64))
+    return uniform(host, 1000 + stream, np.zeros_like(host, dtype=np.float64))
 
 
 def _wander(host: np.ndarray, stream: int, t: np.ndarray) -> np.ndarray:
@@ -131,32 +117,32 @@ class _Moment:
 
 def _cpu(m: _Moment) -> np.ndarray:
     base = 0.2 + 0.3 * _host_constant(m.host, 1)
-    cpu = base + 0.12 * m.daily + 0.05 * _wander(m.host, 1, m.t) + 0.02 * _gaussian(m.host, 1, m.t)
-    return np.clip(np.where(m.swapping, 0.93 + 0.02 * _gaussian(m.host, 6, m.t), cpu), 0.0, 1.0)
+    cpu = base + 0.12 * m.daily + 0.05 * _wander(m.host, 1, m.t) + 0.02 * gaussian(m.host, 1, m.t)
+    return np.clip(np.where(m.swapping, 0.93 + 0.02 * gaussian(m.host, 6, m.t), cpu), 0.0, 1.0)
 
 
 def _memory(m: _Moment) -> np.ndarray:
     base = 0.45 + 0.2 * _host_constant(m.host, 2)
-    memory = base + 0.02 * _wander(m.host, 2, m.t) + 0.004 * _gaussian(m.host, 2, m.t)
+    memory = base + 0.02 * _wander(m.host, 2, m.t) + 0.004 * gaussian(m.host, 2, m.t)
     return np.clip(memory + (1.0 - memory) * m.leak, 0.0, 0.999)
 
 
 def _net_rx(m: _Moment) -> np.ndarray:
     base = 1e6 + 4e6 * _host_constant(m.host, 3)
-    rx = base * (1 + 0.35 * m.daily + 0.1 * _wander(m.host, 3, m.t)) * (1 + 0.05 * _gaussian(m.host, 3, m.t))
-    return np.where(m.partitioned, base * 0.01 * (1 + 0.3 * _uniform(m.host, 7, m.t)), rx)
+    rx = base * (1 + 0.35 * m.daily + 0.1 * _wander(m.host, 3, m.t)) * (1 + 0.05 * gaussian(m.host, 3, m.t))
+    return np.where(m.partitioned, base * 0.01 * (1 + 0.3 * uniform(m.host, 7, m.t)), rx)
 
 
 def _conns(m: _Moment) -> np.ndarray:
     base = 100 + 300 * _host_constant(m.host, 4)
-    conns = np.round(base * (1 + 0.25 * m.daily + 0.1 * _wander(m.host, 4, m.t)) + 6 * _gaussian(m.host, 4, m.t))
-    return np.where(m.partitioned, np.round(3 + 3 * _uniform(m.host, 8, m.t)), np.maximum(conns, 0.0))
+    conns = np.round(base * (1 + 0.25 * m.daily + 0.1 * _wander(m.host, 4, m.t)) + 6 * gaussian(m.host, 4, m.t))
+    return np.where(m.partitioned, np.round(3 + 3 * uniform(m.host, 8, m.t)), np.maximum(conns, 0.0))
 
 
 def _p99(m: _Moment) -> np.ndarray:
     base = 0.05 + 0.1 * _host_constant(m.host, 5)
     load = np.clip(0.2 + 0.3 * _host_constant(m.host, 1) + 0.12 * m.daily, 0, 1)
-    p99 = base * (1 + 0.8 * load**3) * np.exp(0.05 * _gaussian(m.host, 5, m.t))
+    p99 = base * (1 + 0.8 * load**3) * np.exp(0.05 * gaussian(m.host, 5, m.t))
     return p99 * np.where(m.swapping, 12.0, 1.0) * np.where(m.partitioned, 6.0, 1.0)
 
 
@@ -176,6 +162,11 @@ class ReplaySource:
 
     def range_now(self, analysis: Analysis, feature: Feature, timestamps: np.ndarray) -> RangeResult:
         """The answer for explicit timestamps, synchronously (for history and tests)."""
+        if analysis.graph is not None:
+            scenario = self.fleet.scenario
+            graph = ReplayServiceGraph(self.fleet.origin, scenario.period, (scenario.loop_start, scenario.loop_end),
+                                       (scenario.cut_start, scenario.cut_end))
+            return graph.answer(analysis.graph, timestamps)
         if feature.name not in FEATURES:
             raise QueryError("bad_request", f"the replay fleet has no feature {feature.name!r} "
                                             f"(it has {', '.join(FEATURES)})")

@@ -74,7 +74,8 @@ def resolve_shard(count: int, index: int | None, hostname: str) -> Shard:
 
 
 class ShardedSource:
-    """A Source that keeps only the series of this shard's entities."""
+    """A Source that keeps only the series of this shard's entities (a graph's edges are not entities:
+    a graph analysis runs whole, on shard 0)."""
 
     def __init__(self, source: Source, shard: Shard):
         self.source = source
@@ -83,6 +84,8 @@ class ShardedSource:
     async def query_range(self, analysis: Analysis, feature: Feature, start: float, end: float,
                           step: float | None = None) -> RangeResult:
         result = await self.source.query_range(analysis, feature, start, end, step)
+        if analysis.graph is not None:
+            return result
         names = analysis.entity_labels
         kept = tuple(s for s in result.series
                      if self.shard.owns(names, tuple(s.labels.get(n, "") for n in names)))
