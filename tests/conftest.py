@@ -68,14 +68,10 @@ def stop_process(process: subprocess.Popen, grace: float = 10) -> int:
     return process.returncode
 
 
-class MetricsTarget:
-    """A scrape target serving noisy gauges for a few hosts; `values` can be steered by tests."""
+class ScrapeTarget:
+    """A loopback HTTP scrape target serving what `exposition()` returns at each scrape."""
 
-    def __init__(self, hosts: list[str], features: list[str]):
-        self.hosts = hosts
-        self.features = features
-        self.rng = random.Random(7)
-        self.faults: dict[str, str] = {}
+    def __init__(self):
         self.port = free_port()
         target = self
 
@@ -94,6 +90,24 @@ class MetricsTarget:
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    def exposition(self) -> str:
+        raise NotImplementedError
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class MetricsTarget(ScrapeTarget):
+    """A scrape target serving noisy gauges for a few hosts; `values` can be steered by tests."""
+
+    def __init__(self, hosts: list[str], features: list[str]):
+        self.hosts = hosts
+        self.features = features
+        self.rng = random.Random(7)
+        self.faults: dict[str, str] = {}
+        super().__init__()
 
     # What a feature can be made to do (`faults[feature] = ...`), as real exporters sometimes do:
     # "non_finite": NaN, +Inf and -Inf in turn across hosts; "absent": not exposed at all;
@@ -114,10 +128,6 @@ class MetricsTarget:
                 shown = ("NaN", "+Inf", "-Inf")[host_index % 3] if fault == "non_finite" else value
                 lines.append(f'test_{feature}{{instance="{host}"}} {shown}')
         return "\n".join(lines) + "\n"
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class PrometheusServer:

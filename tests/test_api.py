@@ -19,12 +19,12 @@ HOSTILE = "<img src=x onerror=alert(1)>"
 
 
 class HostileReplay(ReplaySource):
-    """The replay fleet with one host renamed to a hostile label value."""
+    """The replay fleet with one host and one service of its graph renamed to a hostile label value."""
 
     async def query_range(self, analysis, feature, start, end, step=None):
         result = await super().query_range(analysis, feature, start, end, step)
-        series = [dataclasses.replace(s, labels={**s.labels, "instance": HOSTILE}) if s.labels["instance"] == "host-00"
-                  else s for s in result.series]
+        series = [dataclasses.replace(s, labels={k: HOSTILE if v in ("host-00", "payments") else v
+                                                 for k, v in s.labels.items()}) for s in result.series]
         return dataclasses.replace(result, series=tuple(series))
 
 

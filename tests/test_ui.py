@@ -29,7 +29,7 @@ def browse(scenario):
     async def with_browser(exporter, session):
         import asyncio
 
-        while "node" not in exporter.state.succeeded:
+        while not {"node", "mesh"} <= exporter.state.succeeded:
             await asyncio.sleep(0.05)
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
@@ -79,6 +79,29 @@ def test_entity_page_draws_as_many_diagram_points_as_the_api_has():
         assert await page.locator("table.agents tr").count() == 1 + len(detail["agents"])
         assert detail["explanation"]["summary"] in await page.locator("p.summary").inner_text()
         await page.screenshot(path=str(ARTIFACTS / "ui-entity.png"), full_page=True)
+
+    browse(scenario)
+
+
+def test_service_graph_draws_every_service_and_edge_of_the_api_and_hostile_names_as_text():
+    async def scenario(exporter, page):
+        detail = (await (await page.request.get("/api/v1/graphs/mesh")).json())["data"]
+        await page.goto("/ui/graphs/mesh")
+        graph = page.locator("svg.service-graph")
+        vanished = {s for c in detail["changes"] if not c["appeared"] for s in (c["caller"], c["callee"])}
+        services = {n["service"] for n in detail["nodes"]}
+        assert await graph.locator("g.service").count() == len(services | vanished)
+        assert await graph.locator("line.edge").count() == len(detail["links"]) + sum(
+            not c["appeared"] for c in detail["changes"])
+        assert await graph.locator("line.edge.loop").count() == sum(
+            link["loop_level"] is not None and (link["caller"], link["callee"]) not in
+            {(c["caller"], c["callee"]) for c in detail["changes"]} for link in detail["links"])
+        assert await graph.locator("g.service text", has_text=HOSTILE).count() == 1  # the renamed service, as text
+        assert await page.locator("img[src=x]").count() == 0
+        assert detail["summary"] in await page.locator("p.graph-summary").inner_text()
+        await page.goto("/ui")
+        assert await page.locator("h2.graph-title", has_text="mesh").count() == 1
+        await page.screenshot(path=str(ARTIFACTS / "ui-graph.png"), full_page=True)
 
     browse(scenario)
 

@@ -237,7 +237,9 @@ def _read_graph_analysis(reader: Reader, value: dict, path: str) -> Analysis:
                           {"query", "caller", "callee"})
     query = reader.string(spec.get("query"), f"{where}.query", "")
     _check_promql(reader, query, f"{where}.query")
-    labels = _read_entity_labels(reader, [spec.get("caller"), spec.get("callee")], f"{where}.caller/callee")
+    caller, callee = reader.string(spec.get("caller"), f"{where}.caller"), reader.string(spec.get("callee"),
+                                                                                       f"{where}.callee")
+    labels = _read_entity_labels(reader, [caller, callee], f"{where}.caller/callee") if caller and callee else ()
     weight = reader.string(spec.get("weight"), f"{where}.weight", "strength")
     if weight not in GRAPH_WEIGHTS:
         reader.fail(f"{where}.weight", f"{weight!r} is not one of {', '.join(GRAPH_WEIGHTS)}")
