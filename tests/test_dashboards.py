@@ -10,6 +10,8 @@ import promql_parser
 import pytest
 import yaml
 from conftest import REPLAY_CONFIG, REPO, SPEED, rules_for_test, storage_with, wait_for
+
+from aura_exporter.sources.replay import SCENARIO
 from test_rules import metric_names
 
 from aura_exporter.mixin import settings
@@ -17,6 +19,8 @@ from aura_exporter.mixin.__main__ import outputs, render_dashboards
 
 DASHBOARDS = REPO / "dashboards"
 VALUES = {"analysis": "node", "entity": "host-07", "feature": "memory|cpu", "datasource": "prometheus"}
+GRAPH_BOARD, GRAPH_RULES = "aura-service-graph.json", "aura-exporter.graph"
+GRAPH_VALUES = {**VALUES, "analysis": "mesh"}  # the service graph dashboard is about graph analyses
 GRAFANA = {"__rate_interval": "1m", "__interval": "15s", "__range": "1h"}
 LABEL_VALUES = re.compile(r"^label_values\((?P<selector>.*),\s*(?P<label>\w+)\)$")
 
@@ -25,31 +29,53 @@ def committed() -> dict[str, dict]:
     return {path.name: json.loads(path.read_text()) for path in sorted(DASHBOARDS.glob("*.json"))}
 
 
-def substitute(text: str) -> str:
-    values = {**VALUES, **GRAFANA}
+def substitute(text: str, board: str) -> str:
+    values = {**(GRAPH_VALUES if board == GRAPH_BOARD else VALUES), **GRAFANA}
     return re.sub(r"\$\{?(\w+)\}?", lambda m: values[m.group(1)], text)
 
 
-def panel_queries() -> list[tuple[str, str, str]]:
-    """(dashboard, panel title, expression with variables substituted) for every panel target."""
+def panel_queries(graph: bool | None = None) -> list[tuple[str, str, str]]:
+    """(dashboard, panel title, expression with variables substituted) for every panel target (of the
+    service graph dashboard only, or of the others only, when `graph` says so)."""
     found = []
     for name, board in committed().items():
+        if graph is not None and graph != (name == GRAPH_BOARD):
+            continue
         for panel in board["panels"]:
             for target in panel.get("targets") or []:
-                found.append((name, panel["title"], substitute(target["expr"])))
+                found.append((name, panel["title"], substitute(target["expr"], name)))
     return found
 
 
-def variable_queries() -> list[tuple[str, str, str]]:
+def variable_queries(graph: bool | None = None) -> list[tuple[str, str, str]]:
     """(dashboard, variable, label) of every label_values() variable, its selector substituted."""
     found = []
     for name, board in committed().items():
+        if graph is not None and graph != (name == GRAPH_BOARD):
+            continue
         for variable in board["templating"]["list"]:
             if variable["type"] == "query":
                 match = LABEL_VALUES.match(variable["query"])
                 assert match, variable["query"]
-                found.append((name, substitute(match["selector"]), match["label"]))
+                found.append((name, substitute(match["selector"], name), match["label"]))
     return found
+
+
+def check_against(prometheus, exporter, graph: bool) -> None:
+    """Every panel (and variable) of the dashboards returns data, and they and the rules name only series
+    the exporter exports; for the service graph dashboard and rules, or for the others."""
+    empty = [(name, title, expr) for name, title, expr in panel_queries(graph) if not prometheus.query(expr)]
+    assert empty == [], empty
+    for name, selector, label in variable_queries(graph):
+        assert any(label in s["metric"] for s in prometheus.query(selector)), (name, selector, label)
+    exported = {line.split("{")[0].split(" ")[0] for line in exporter.metrics().splitlines()
+                if line and not line.startswith("#")}
+    exported |= {"ALERTS", "up"}  # Prometheus' own
+    for name, title, expr in panel_queries(graph):
+        assert metric_names(promql_parser.parse(expr)) <= exported, (name, title)
+    for group in yaml.safe_load((REPO / "rules" / "aura-alerts.yml").read_text())["groups"]:
+        for rule in group["rules"] if graph == (group["name"] == GRAPH_RULES) else []:
+            assert metric_names(promql_parser.parse(rule["expr"])) <= exported, rule
 
 
 def test_committed_dashboards_are_what_the_code_generates():
@@ -94,17 +120,17 @@ def test_every_panel_returns_data_from_the_replay_and_names_only_exported_metric
     # Baselines warm up (40 scenario minutes), then the leak and the partition fire the shipped alerts.
     wait_for(lambda: prometheus.query('ALERTS{alertstate="firing", alertname=~"Aura.*"}'), 150, interval=2,
              what="a firing AURA alert")
+    check_against(prometheus, exporter, graph=False)
 
-    empty = [(name, title, expr) for name, title, expr in panel_queries() if not prometheus.query(expr)]
-    assert empty == [], empty
-    for name, selector, label in variable_queries():
-        assert any(label in s["metric"] for s in prometheus.query(selector)), (name, selector, label)
 
-    exported = {line.split("{")[0].split(" ")[0] for line in exporter.metrics().splitlines()
-                if line and not line.startswith("#")}
-    exported |= {"ALERTS", "up"}  # Prometheus' own
-    for name, title, expr in panel_queries():
-        assert metric_names(promql_parser.parse(expr)) <= exported, (name, title)
-    for group in yaml.safe_load((REPO / "rules" / "aura-alerts.yml").read_text())["groups"]:
-        for rule in group["rules"]:
-            assert metric_names(promql_parser.parse(rule["expr"])) <= exported, rule
+@pytest.mark.prometheus
+def test_the_service_graph_dashboard_returns_data_while_services_are_cut_off(
+        tmp_path, exporters, prometheus_servers):
+    # five scenario minutes before the cut: the baseline is whole, then the inventory services go
+    start = f"{(SCENARIO.cut_start - 300) / 60:g}m"
+    exporter = exporters(["demo", "--config.file=tests/fixtures/replay-graph.yml", f"--replay.speed={SPEED:g}",
+                          f"--replay.offset={start}", f"--storage.path={tmp_path / 'store'}"])
+    prometheus = prometheus_servers(scrape_targets={"aura-exporter": f"127.0.0.1:{exporter.port}"})
+    wait_for(lambda: prometheus.query('aura_graph_partition_services{analysis="mesh"}'), 60, interval=1,
+             what="services cut off")
+    check_against(prometheus, exporter, graph=True)

@@ -7,7 +7,7 @@ import asyncio
 import numpy as np
 
 from aura_exporter.config import parse_config
-from aura_exporter.sources.replay import FEATURES, SCENARIO, ReplayFleet, ReplaySource
+from aura_exporter.sources.replay import FEATURES, HEALTHY, SCENARIO, ReplayFleet, ReplaySource
 
 ORIGIN = 1_700_000_000.0
 
@@ -49,3 +49,34 @@ def test_source_answers_the_demo_config_on_its_grid():
     result = asyncio.run(source.query_range(analysis, analysis.features[0], ORIGIN, ORIGIN + 150))
     assert [s.labels["instance"] for s in result.series] == ["host-00", "host-01", "host-02"]
     assert result.series[0].timestamps.tolist() == [ORIGIN + 15 * k for k in range(11)]
+
+
+def replay_graph_findings(scenario) -> dict[float, tuple]:
+    """What the demo's graph analysis finds at scenario minutes, cycle after cycle from the origin."""
+    from aura_exporter.graph import GraphStage
+
+    mesh = next(a for a in parse_config(open("aura_exporter/examples/demo.yml").read()).analyses if a.graph)
+    source = ReplaySource(ReplayFleet(hosts=1, origin=ORIGIN, scenario=scenario))
+    stage = GraphStage(mesh)
+    found = {}
+    for minute in range(0, 360, 5):
+        now = ORIGIN + minute * 60.0
+        grid = np.arange(now - mesh.window + mesh.step, now + 1, mesh.step)
+        findings = stage.run([source.range_now(mesh, mesh.features[0], grid)], now).findings
+        found[minute] = (tuple(loop.services for loop in findings.loops if loop.new),
+                         tuple(cut.services for cut in findings.cuts))
+    return found
+
+
+def test_the_service_graph_loops_and_splits_on_schedule():
+    found = replay_graph_findings(SCENARIO)
+    loop, cut = ("checkout", "ledger", "payments"), ("inventory", "postgres-inventory")
+    window = np.arange(-270.0, 1, 30.0)  # the demo graph's window: 5m of 30s steps
+    for minute, (loops, cuts) in found.items():
+        seconds = minute * 60 + window
+        # a loop shows as soon as one sample of the window has its edge; a cut once none has the lost edges
+        in_loop = np.any((seconds >= SCENARIO.loop_start) & (seconds < SCENARIO.loop_end))
+        in_cut = np.all((seconds >= SCENARIO.cut_start) & (seconds < SCENARIO.cut_end))
+        assert loops == ((loop,) if in_loop else ()), minute
+        assert cuts == ((cut,) if in_cut else ()), minute
+    assert not any(loops or cuts for loops, cuts in replay_graph_findings(HEALTHY).values())

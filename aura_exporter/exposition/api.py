@@ -130,16 +130,7 @@ class Api:
         return success({"graphs": [graph_summary(g) for g in self.snapshot().graphs.values()]})
 
     async def graph(self, request: web.Request) -> web.Response:
-        name = request.match_info["analysis"]
-        if name not in self.analyses:
-            raise ApiError(404, "not_found", f"unknown analysis {name!r}")
-        snapshot = self.snapshot()
-        if name in snapshot.results:
-            raise ApiError(404, "not_found", f"analysis {name!r} is not a graph: see {PREFIX}/entities")
-        result = snapshot.graphs.get(name)
-        if result is None:
-            raise ApiError(503, "unavailable", f"analysis {name!r} has no recent complete cycle")
-        return success(graph_detail(result))
+        return success(graph_detail(self._latest(request.match_info["analysis"], graph=True)))
 
     async def openapi(self, request: web.Request) -> web.Response:
         return web.json_response(openapi_document(__version__))
@@ -190,12 +181,18 @@ class Api:
         return success(entity_detail(result, index, self.cluster()))
 
     def _result(self, analysis: str) -> AnalysisResult:
+        return self._latest(analysis, graph=False)
+
+    def _latest(self, analysis: str, graph: bool):
+        """The latest result of a metrics analysis or (`graph`) of a graph analysis."""
         if analysis not in self.analyses:
             raise ApiError(404, "not_found", f"unknown analysis {analysis!r}")
         snapshot = self.snapshot()
-        if analysis in snapshot.graphs:
-            raise ApiError(404, "not_found", f"analysis {analysis!r} is a graph: see {PREFIX}/graphs/{analysis}")
-        result = snapshot.results.get(analysis)
+        wanted, other = (snapshot.graphs, snapshot.results) if graph else (snapshot.results, snapshot.graphs)
+        if analysis in other:
+            where = f"{PREFIX}/entities" if graph else f"{PREFIX}/graphs/{analysis}"
+            raise ApiError(404, "not_found", f"analysis {analysis!r} is {'not ' if graph else ''}a graph: see {where}")
+        result = wanted.get(analysis)
         if result is None:
             raise ApiError(503, "unavailable", f"analysis {analysis!r} has no recent complete cycle")
         return result

@@ -1,7 +1,8 @@
 """The shipped Grafana dashboards, built with grafana-foundation-sdk (Grafana's typed SDK).
 
-Two dashboards: the fleet overview (who is at risk, what the council decided, the fleet's shape,
-the exporter's own health) and the entity drill-down (one entity's topology, forecasts and votes).
+Three dashboards: the fleet overview (who is at risk, what the council decided, the fleet's shape,
+the exporter's own health), the entity drill-down (one entity's topology, forecasts and votes) and
+the service graph (the parts, loops and changed edges of an analysis of kind graph).
 Every selector, threshold and link comes from settings; panels use only the exporter's own series,
 so they work without the recording rules loaded.
 """
@@ -51,11 +52,11 @@ def series(title: str, description: str, targets: list[prom.Dataquery], unit: st
     return placed(panel, width)
 
 
-def variables(entity: bool) -> list[Builder]:
+def variables(entity: bool, analyses: str) -> list[Builder]:
     found = [
         dash.DatasourceVariable("datasource").label("Data source").type("prometheus"),
         dash.QueryVariable("analysis").label("Analysis").datasource(DATASOURCE)
-        .query("label_values(aura_model_ready, analysis)").refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .query(f"label_values({analyses}, analysis)").refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
         .sort(model.VariableSort.ALPHABETICAL_ASC),
     ]
     if entity:
@@ -79,10 +80,12 @@ def drilldown_url(entity_field: str) -> str:
             f"&var-entity={entity_field}&${{__url_time_range}}")
 
 
-def base(title: str, uid: str, description: str, entity: bool) -> dash.Dashboard:
+def base(title: str, uid: str, description: str, entity: bool,
+         analyses: str = "aura_entities_analysed") -> dash.Dashboard:
+    """A dashboard with its variables; `analyses` is the series whose `analysis` values it offers."""
     board = (dash.Dashboard(title).uid(uid).description(description).tags(["aura", "generated"])
              .refresh("1m").time("now-6h", "now").timezone("browser"))
-    for variable in variables(entity):
+    for variable in variables(entity, analyses):
         board = board.with_variable(variable)
     return board
 
@@ -198,4 +201,44 @@ def entity_drilldown() -> dash.Dashboard:
     )
 
 
-DASHBOARDS = {"aura-fleet-overview.json": fleet_overview, "aura-entity.json": entity_drilldown}
+def service_graph() -> dash.Dashboard:
+    board = base("AURA / Service graph", s.GRAPH_DASHBOARD_UID,
+                 "An analysis of kind graph: its parts, request loops and changed dependencies.", False,
+                 analyses="aura_graph_services")
+    board = board.link(link("Service graph in the built-in UI", s.AURA_URL + "/ui/graphs/$analysis"))
+    return (
+        board.with_row(dash.Row("Topology"))
+        .with_panel(series("Parts and request loops", "Betti numbers of the service graph: H0 its parts (1: whole), "
+                                                      "H1 its independent request loops.",
+                           [query(f"aura_graph_betti{{{ANALYSIS}}}", "H{{homology_dimension}}")], width=8,
+                           min_val=0))
+        .with_panel(series("Graph drift", "Wasserstein distance of the graph's diagram from its baseline's.",
+                           [query(f"aura_graph_wasserstein_drift{{{ANALYSIS}}}", "H{{homology_dimension}}")],
+                           width=8, min_val=0))
+        .with_panel(placed(
+            table.Panel().title("Services in request loops and cut off")
+            .description("Each loop (named by its first service; new: not in the baseline) and each part cut off "
+                         "from the main one, with their services.")
+            .with_target(query(f"aura_graph_cycle_services{{{ANALYSIS}}} * on (analysis, cycle) group_left () "
+                               f"aura_graph_cycle_new{{{ANALYSIS}}}", instant=True).format(PromQueryFormat.TABLE))
+            .with_target(query(f"aura_graph_partition_services{{{ANALYSIS}}}", instant=True, ref="B")
+                         .format(PromQueryFormat.TABLE)), 8))
+        .with_panel(placed(
+            table.Panel().title("Edges against the baseline")
+            .description("Dependencies that appeared (weight now) or vanished (weight in the baseline).")
+            .with_target(query(f"aura_graph_edge_change{{{ANALYSIS}}}", instant=True).format(PromQueryFormat.TABLE)),
+            24))
+        .with_panel(series("Size", "Services and edges in the graph.",
+                           [query(f"aura_graph_services{{{ANALYSIS}}}", "services"),
+                            query(f"aura_graph_edges{{{ANALYSIS}}}", "edges")], width=8, min_val=0))
+        .with_panel(series("Edge series left out", "Edge series skipped by reason (missing_label, self_loop, "
+                                                   "no_value, weak).",
+                           [query(f"aura_graph_edges_skipped{{{ANALYSIS}}}", "{{reason}}")], width=8, min_val=0))
+        .with_panel(series("Baseline age", "Age of the baseline graph that findings are compared with.",
+                           [query(f"aura_graph_baseline_age_seconds{{{ANALYSIS}}}", "age")], unit="s", width=8,
+                           min_val=0))
+    )
+
+
+DASHBOARDS = {"aura-fleet-overview.json": fleet_overview, "aura-entity.json": entity_drilldown,
+              "aura-service-graph.json": service_graph}

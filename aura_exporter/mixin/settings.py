@@ -51,5 +51,6 @@ COUNCIL_QUORUM = 0.75
 ENTITY_LABEL = "instance"
 FLEET_DASHBOARD_UID = "aura-fleet"
 ENTITY_DASHBOARD_UID = "aura-entity"
+GRAPH_DASHBOARD_UID = "aura-service-graph"
 TOP_ENTITIES = 20
 DASHBOARD_HORIZON = "1h"
