@@ -10,12 +10,11 @@ import promql_parser
 import pytest
 import yaml
 from conftest import REPLAY_CONFIG, REPO, SPEED, rules_for_test, storage_with, wait_for
-
-from aura_exporter.sources.replay import SCENARIO
 from test_rules import metric_names
 
 from aura_exporter.mixin import settings
 from aura_exporter.mixin.__main__ import outputs, render_dashboards
+from aura_exporter.sources.replay import SCENARIO
 
 DASHBOARDS = REPO / "dashboards"
 VALUES = {"analysis": "node", "entity": "host-07", "feature": "memory|cpu", "datasource": "prometheus"}

@@ -91,9 +91,9 @@ def test_service_graph_draws_every_service_and_edge_of_the_api_and_hostile_names
         vanished = {s for c in detail["changes"] if not c["appeared"] for s in (c["caller"], c["callee"])}
         services = {n["service"] for n in detail["nodes"]}
         assert await graph.locator("g.service").count() == len(services | vanished)
-        assert await graph.locator("line.edge").count() == len(detail["links"]) + sum(
+        assert await graph.locator("path.edge").count() == len(detail["links"]) + sum(
             not c["appeared"] for c in detail["changes"])
-        assert await graph.locator("line.edge.loop").count() == sum(
+        assert await graph.locator("path.edge.loop").count() == sum(
             link["loop_level"] is not None and (link["caller"], link["callee"]) not in
             {(c["caller"], c["callee"]) for c in detail["changes"]} for link in detail["links"])
         assert await graph.locator("g.service text", has_text=HOSTILE).count() == 1  # the renamed service, as text

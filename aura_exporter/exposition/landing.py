@@ -27,7 +27,8 @@ forecasts and a risk council, exported as metrics.</p>
 <li><a href="/-/healthy">Health</a></li>
 <li><a href="/-/ready">Readiness</a></li></ul>
 <h2>Analyses</h2>
-<table><tr><th>analysis</th><th>entities</th><th>fleet clusters</th><th>last complete cycle</th><th>last error</th></tr>
+<table><tr><th>analysis</th><th>entities</th><th>fleet clusters (graph: parts)</th><th>last complete cycle</th>
+<th>last error</th></tr>
 {analyses}
 </table>
 {standouts}
@@ -42,18 +43,25 @@ def _e(value: object) -> str:
 def render_landing(snapshot: Snapshot, analyses: list[str], errors: Mapping[str, str], telemetry_path: str) -> str:
     rows, standouts = [], []
     for name in analyses:
-        result = snapshot.results.get(name)
-        if result is None:
-            rows.append(f"<tr><td>{_e(name)}</td><td>0</td><td></td><td>never</td>"
-                        f"<td>{_e(errors.get(name, ''))}</td></tr>")
-            continue
-        completed = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(result.completed_at))
-        rows.append(f"<tr><td>{_e(name)}</td><td>{len(result.windows.entities)}</td>"
-                    f"<td>{result.topology.fleet.components}</td><td>{completed}</td>"
-                    f"<td>{_e(errors.get(name, ''))}</td></tr>")
-        standouts.append(_standouts(result))
+        result, graph = snapshot.results.get(name), snapshot.graphs.get(name)
+        error = _e(errors.get(name, ""))
+        if result is not None:
+            rows.append(f"<tr><td>{_e(name)}</td><td>{len(result.windows.entities)}</td>"
+                        f"<td>{result.topology.fleet.components}</td><td>{_when(result.completed_at)}</td>"
+                        f"<td>{error}</td></tr>")
+            standouts.append(_standouts(result))
+        elif graph is not None:
+            rows.append(f"<tr><td>{_e(name)} (<a href=\"/ui/graphs/{_e(name)}\">service graph</a>)</td>"
+                        f"<td>{len(graph.outcome.graph.services)} services</td><td>{int(graph.outcome.betti[0])}</td>"
+                        f"<td>{_when(graph.completed_at)}</td><td>{error}</td></tr>")
+        else:
+            rows.append(f"<tr><td>{_e(name)}</td><td>0</td><td></td><td>never</td><td>{error}</td></tr>")
     return _PAGE.format(version=_e(__version__), path=_e(telemetry_path), analyses="\n".join(rows),
                         standouts="\n".join(standouts))
+
+
+def _when(completed_at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(completed_at))
 
 
 def _standouts(result: AnalysisResult) -> str:

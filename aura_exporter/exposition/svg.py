@@ -233,9 +233,13 @@ def service_graph(names: Sequence[str], states: Sequence[str], layers: np.ndarra
     body = ['<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" '
             'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#777"/></marker></defs>']
     for edge in edges:
-        body.append(f'<line class="edge {edge.kind}" x1="{x[edge.caller]:.1f}" y1="{y[edge.caller]:.1f}" '
-                    f'x2="{x[edge.callee]:.1f}" y2="{y[edge.callee]:.1f}" {SERVICE_EDGE_STYLES[edge.kind]} '
-                    f'marker-end="url(#arrow)"><title>{_e(edge.note)}</title></line>')
+        (x1, y1), (x2, y2) = (x[edge.caller], y[edge.caller]), (x[edge.callee], y[edge.callee])
+        # calls within one layer (a loop's services share one) bow out, downward calls to the left and upward
+        # ones to the right (a ⇄ b stays two arcs), further the further apart
+        bend = 0.0 if x1 != x2 else (12 + 0.4 * abs(y2 - y1)) * (-1 if y2 > y1 else 1)
+        body.append(f'<path class="edge {edge.kind}" d="M {x1:.1f} {y1:.1f} Q {(x1 + x2) / 2 + bend:.1f} '
+                    f'{(y1 + y2) / 2:.1f} {x2:.1f} {y2:.1f}" fill="none" {SERVICE_EDGE_STYLES[edge.kind]} '
+                    f'marker-end="url(#arrow)"><title>{_e(edge.note)}</title></path>')
     for i, (name, state) in enumerate(zip(names, states, strict=True)):
         body.append(f'<g class="service {state}"><circle cx="{x[i]:.1f}" cy="{y[i]:.1f}" r="5" '
                     f'fill="{SERVICE_COLOURS[state]}"/><text x="{x[i] + 8:.1f}" y="{y[i] + 4:.1f}" '
