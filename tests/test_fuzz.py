@@ -7,13 +7,14 @@ import json
 import math
 import os
 
+import numpy as np
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aura_exporter.config import ConfigError, parse_config
 from aura_exporter.sources.base import ERROR_REASONS, QueryError
-from aura_exporter.sources.parse import parse_matrix
+from aura_exporter.sources.parse import _parse_fast, _parse_objects, parse_matrix
 
 # AURA_FUZZ_EXAMPLES=5000 for a longer hunt than the suite's.
 FUZZ = settings(max_examples=int(os.environ.get("AURA_FUZZ_EXAMPLES", 300)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -122,6 +123,28 @@ def check_parse(body) -> None:
 @given(st.lists(series, max_size=4))
 def test_any_matrix_shaped_answer_parses_or_is_a_query_error(result):
     check_parse(json.dumps(matrix(result)))
+
+
+@FUZZ
+@given(st.lists(series, max_size=4))
+def test_the_fast_path_agrees_with_the_plain_parser(result):
+    body = json.dumps(matrix(result), separators=(",", ":")).encode()  # Prometheus' compact form
+    outcomes = []
+    for parse in (_parse_fast, _parse_objects):
+        try:
+            outcomes.append(parse(body))
+        except QueryError as err:
+            outcomes.append(err.reason)
+    fast, plain = outcomes
+    if fast is None:  # left to the plain parser
+        return
+    if isinstance(fast, str) or isinstance(plain, str):
+        assert fast == plain
+        return
+    assert [s.labels for s in fast] == [s.labels for s in plain]
+    for quick, slow in zip(fast, plain, strict=True):
+        np.testing.assert_array_equal(quick.timestamps, slow.timestamps)
+        np.testing.assert_array_equal(quick.values, slow.values)
 
 
 @FUZZ
