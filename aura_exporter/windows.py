@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from aura_exporter.config import Analysis
-from aura_exporter.sources.base import RangeResult
+from aura_exporter.sources.base import RangeResult, Series
 
 MAD_TO_SIGMA = 1.4826
 RELATIVE_SCALE_FLOOR = 0.05  # a feature's scale is at least 5% of its typical level...
@@ -44,24 +44,44 @@ def place_series(analysis: Analysis, results: Sequence[RangeResult], grid: np.nd
                  step: float | None = None) -> tuple[list[EntityKey], np.ndarray, np.ndarray]:
     """Entity keys (sorted), their [E, T, F] values on the grid (NaN where missing), and which of
     them had two series for one feature (those keep only the first). The grid's step defaults to
-    the analysis' step."""
+    the analysis' step. The samples of each feature are placed all at once (no loop over series)."""
     features = tuple(f.name for f in analysis.features)
     by_feature = {r.feature: r for r in results}
-    placed: dict[EntityKey, np.ndarray] = {}
+    rows: dict[EntityKey, int] = {}
     duplicates: set[EntityKey] = set()
-    for column, name in enumerate(features):
+    chosen: list[tuple[list[int], list[Series]]] = []
+    for name in features:
         seen: set[EntityKey] = set()
+        owners, kept = [], []
         for series in by_feature[name].series:
             key = tuple(series.labels.get(label, "") for label in analysis.entity_labels)
             if key in seen:
                 duplicates.add(key)
                 continue
             seen.add(key)
-            row = placed.setdefault(key, np.full((len(grid), len(features)), np.nan))
-            row[:, column] = _on_grid(series.timestamps, series.values, grid, step or analysis.step)
-    keys = sorted(placed)
-    values = np.stack([placed[k] for k in keys]) if keys else np.empty((0, len(grid), len(features)))
-    return keys, values, np.array([k in duplicates for k in keys], dtype=bool)
+            owners.append(rows.setdefault(key, len(rows)))
+            kept.append(series)
+        chosen.append((owners, kept))
+    values = np.full((len(rows), len(grid), len(features)), np.nan)
+    for column, (owners, kept) in enumerate(chosen):
+        if kept:
+            _place(values[:, :, column], owners, kept, grid, step or analysis.step)
+    keys = sorted(rows)
+    order = np.array([rows[k] for k in keys], dtype=np.int64)
+    return keys, values[order] if keys else values, np.array([k in duplicates for k in keys], dtype=bool)
+
+
+def _place(out: np.ndarray, owners: list[int], series: list[Series], grid: np.ndarray, step: float) -> None:
+    """Write every sample of `series` into row owners[i] of [rows, T] `out` at its grid step; samples
+    off the grid (more than half a step from a grid point) or outside it are left out, ±Inf reads as NaN."""
+    lengths = np.fromiter((s.timestamps.size for s in series), dtype=np.int64, count=len(series))
+    timestamps = np.concatenate([s.timestamps for s in series])
+    samples = np.concatenate([s.values for s in series])
+    row = np.repeat(np.asarray(owners, dtype=np.int64), lengths)
+    index = np.rint((timestamps - grid[0]) / step).astype(np.int64)
+    nearest = grid[np.clip(index, 0, len(grid) - 1)]
+    inside = (index >= 0) & (index < len(grid)) & (np.abs(timestamps - nearest) < step / 2)
+    out[row[inside], index[inside]] = np.where(np.isfinite(samples[inside]), samples[inside], np.nan)
 
 
 def build_windows(analysis: Analysis, results: Sequence[RangeResult], grid: np.ndarray) -> Windows:
@@ -87,18 +107,6 @@ def build_windows(analysis: Analysis, results: Sequence[RangeResult], grid: np.n
         values=filled[keep],
         skipped=skipped,
     )
-
-
-def _on_grid(timestamps: np.ndarray, values: np.ndarray, grid: np.ndarray, step: float) -> np.ndarray:
-    out = np.full(len(grid), np.nan)
-    if not len(timestamps):
-        return out
-    index = np.rint((timestamps - grid[0]) / step).astype(np.int64)
-    nearest = grid[np.clip(index, 0, len(grid) - 1)]
-    inside = (index >= 0) & (index < len(grid)) & (np.abs(timestamps - nearest) < step / 2)
-    finite = np.where(np.isfinite(values), values, np.nan)
-    out[index[inside]] = finite[inside]
-    return out
 
 
 def fill_gaps(values: np.ndarray, max_gap: int, max_missing_ratio: float) -> tuple[np.ndarray, np.ndarray]:

@@ -61,7 +61,8 @@ def answers(analysis: Analysis, end: float, entities: int) -> list[bytes]:
         result = [{"metric": {"__name__": f"f{f}", "instance": key[0], "job": "node"},
                    "values": [[float(t), repr(float(v))] for t, v in zip(grid, windows.values[i, :, f], strict=True)]}
                   for i, key in enumerate(windows.entities)]
-        documents.append(json.dumps({"status": "success", "data": {"resultType": "matrix", "result": result}}).encode())
+        documents.append(json.dumps({"status": "success", "data": {"resultType": "matrix", "result": result}},
+                                    separators=(",", ":")).encode())  # compact, as Prometheus writes it
     return documents
 
 

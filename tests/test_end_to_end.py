@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import subprocess
+import time
+import urllib.parse
 
 import pytest
-from conftest import free_port, sample_value, wait_for
+from conftest import free_port, http_get, sample_value, wait_for
+
+from aura_exporter.sources.parse import _parse_fast, _parse_objects
 
 pytestmark = pytest.mark.prometheus
 
@@ -98,3 +102,17 @@ def test_own_metrics_pass_promtool(tmp_path, target, prometheus_servers, exporte
     text = exporter.metrics()
     check = subprocess.run(["promtool", "check", "metrics"], input=text.encode(), capture_output=True, timeout=30)
     assert check.returncode == 0 and not check.stdout and not check.stderr, check.stdout + check.stderr
+
+
+def test_real_prometheus_answers_take_the_fast_parser(target, prometheus_servers):
+    prometheus = prometheus_servers(scrape_targets={"target": f"127.0.0.1:{target.port}"})
+    wait_for(lambda: len(prometheus.query("test_cpu")) == len(HOSTS), 30, what="the target scraped")
+    time.sleep(2)
+    end = time.time()
+    query = urllib.parse.urlencode({"query": "test_cpu", "start": end - 3, "end": end, "step": 1})
+    status, _, body = http_get(f"{prometheus.url}/api/v1/query_range?{query}")
+    assert status == 200
+    fast = _parse_fast(body)
+    assert fast is not None  # Prometheus' own compact JSON is what the fast path reads
+    assert [(s.labels, s.values.size) for s in fast] == [(s.labels, s.values.size) for s in _parse_objects(body)]
+    assert sum(s.values.size for s in fast) >= len(HOSTS)

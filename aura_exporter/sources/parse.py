@@ -52,6 +52,8 @@ def _parse_fast(body: bytes) -> list[Series] | None:
         skeleton += [body[start:opened], b"[]"]
         arrays.append(array)
         start = closed + 1
+    if not arrays:  # no samples to cut out: nothing to gain (or not Prometheus' compact form)
+        return None
     skeleton.append(body[start:])
     try:
         document = orjson.loads(b"".join(skeleton))

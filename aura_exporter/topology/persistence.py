@@ -33,10 +33,12 @@ class Diagrams:
         return self.array[:, self.array[0, :, 2] == dim, :2]
 
     def entity(self, index: int) -> dict[int, np.ndarray]:
-        """One entity's non-trivial (birth, death) pairs per dimension."""
+        """One entity's non-trivial (birth, death) pairs per dimension (its own rows only: called for
+        each new entity, slicing the whole batch here made a first cycle quadratic in entities)."""
+        rows = self.array[index]
         pairs = {}
         for dim in self.dims:
-            points = self.of_dim(dim)[index]
+            points = rows[rows[:, 2] == dim, :2]
             pairs[dim] = points[points[:, 1] > points[:, 0]]
         return pairs
 
