@@ -88,7 +88,8 @@ class Exporter:
 
     def _prepare(self, analysis: Analysis) -> AnalysisRun:
         if analysis.graph is not None:
-            return AnalysisRun(GraphCycle(analysis, self.source, self.metrics, self.executor), None)
+            return AnalysisRun(GraphCycle(analysis, self.source, self.metrics, self.executor, self.baseline_storage),
+                               None)
         cycle = AnalysisCycle(analysis, self.source, self.metrics, self.executor, self.workers,
                               self.baseline_storage, self._graph_of(analysis))
         manager = None

@@ -336,3 +336,66 @@ def test_the_shipped_graph_configurations_check(path):
     checked = subprocess.run([sys.executable, "-m", "aura_exporter", "check-config", f"--config.file={path}"],
                              capture_output=True, text=True, timeout=60, cwd=REPO)
     assert checked.returncode == 0 and "service graph" in checked.stdout, checked.stderr
+
+
+# --- the baseline graph across restarts ------------------------------------------------------------
+
+
+def graph_cycle(storage, extra: str = ""):
+    from aura_exporter.exposition.selfmetrics import SelfMetrics
+    from aura_exporter.graph.cycle import GraphCycle
+
+    analysis = mesh(extra)
+    return GraphCycle(analysis, source=None, metrics=SelfMetrics([analysis.name]), executor=None, storage=storage)
+
+
+def baseline_errors(cycle, reason: str) -> float:
+    return cycle.metrics.registry.get_sample_value("aura_baseline_errors_total",
+                                                   {"analysis": "mesh", "reason": reason})
+
+
+def test_a_restart_during_an_incident_does_not_learn_the_incident(tmp_path):
+    before = graph_cycle(tmp_path)
+    before.restore(0.0)
+    run(before.stage, [*SHOP, ("ledger", "pay", 2.0)], 0.0)  # a known loop, stock joined to the rest
+    before.save()
+    assert (tmp_path / "graph-mesh.json").exists()
+    after = graph_cycle(tmp_path)
+    after.restore(60.0)
+    saved, loaded = before.stage.baseline, after.stage.baseline
+    assert loaded.weights == saved.weights and loaded.parts == saved.parts and loaded.loops == saved.loops
+    np.testing.assert_array_equal(loaded.diagrams.h1, saved.diagrams.h1)  # never-dying bars survive JSON
+    # the exporter comes back while stock is cut off and a new loop runs: both are news, not the norm
+    incident = [e for e in SHOP if e[:2] != ("web", "stock")] + [("ledger", "pay", 2.0), ("cart", "web", 1.0)]
+    outcome = run(after.stage, incident, 120.0)
+    assert outcome.ready and [c.services for c in outcome.findings.cuts] == [("stock", "stock-db")]
+    assert [loop.services for loop in outcome.findings.loops if loop.new] == [("cart", "web")]
+
+
+@pytest.mark.parametrize(("damage", "reason"), [
+    (lambda path: path.write_bytes(b'{"format": "aura-graph-baseline", "vers'), "corrupt"),
+    (lambda path: path.write_text(path.read_text().replace('"version":1', '"version":7')), "version"),
+    (lambda path: path.write_text(path.read_text().replace('"edges":[[', '"edges":[["x",')), "corrupt"),
+])
+def test_an_unusable_graph_baseline_is_counted_and_relearned(tmp_path, damage, reason):
+    first = graph_cycle(tmp_path)
+    first.restore(0.0)
+    run(first.stage, SHOP, 0.0)
+    first.save()
+    damage(tmp_path / "graph-mesh.json")
+    second = graph_cycle(tmp_path)
+    second.restore(60.0)
+    assert second.stage.baseline is None and baseline_errors(second, reason) == 1.0
+
+
+def test_a_graph_baseline_of_another_query_or_from_the_future_is_foreign(tmp_path):
+    first = graph_cycle(tmp_path)
+    first.restore(0.0)
+    run(first.stage, SHOP, 3600.0)
+    first.save()
+    other = graph_cycle(tmp_path, "weight: distance")
+    other.restore(7200.0)
+    assert other.stage.baseline is None and baseline_errors(other, "foreign") == 1.0
+    earlier = graph_cycle(tmp_path)
+    earlier.restore(0.0)  # a replay restarted, or a clock set back
+    assert earlier.stage.baseline is None and baseline_errors(earlier, "foreign") == 1.0

@@ -113,6 +113,7 @@ def test_a_new_loop_a_partition_and_a_new_dependency_are_named_and_alerted(
         assert metric("aura_graph_betti", analysis=analysis, homology_dimension="1") == 1.0  # auth ⇄ session
         assert metric("aura_graph_cycle_new", analysis=analysis, cycle="auth") == 0.0
     assert metric("aura_graph_edges_skipped", analysis="istio", reason="self_loop") == 1.0
+    assert (tmp_path / "state" / "graph-istio.json").exists()  # a restart keeps the baseline graph
     assert metric("aura_graph_edges_skipped", analysis="tempo", reason="missing_label") == 1.0
 
     mesh.steer(ledger__checkout=3.0, gateway__stock=0.0)  # a retry loop closes; stock is cut off

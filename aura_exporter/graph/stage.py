@@ -4,8 +4,7 @@ The baseline is the graph as it was learned: its edges, its parts, its loops and
 learned from the first cycle, then again every baseline.refresh_interval, except while something is
 unusual (a new loop, services cut off): an incident must not become the norm. Something unusual for a
 whole refresh_interval is the new norm, and is learned then (a team that adds a loop on purpose is not
-paged about it forever). Graph baselines live in memory: after a restart the first graph is the
-baseline again.
+paged about it forever). baseline_file.py keeps the baseline across restarts.
 """
 
 from __future__ import annotations
