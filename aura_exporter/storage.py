@@ -11,7 +11,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 
 class StorageError(Exception):
@@ -28,6 +28,19 @@ class StateFileError(Exception):
         assert reason in self.REASONS, reason
         self.reason = reason
         super().__init__(message)
+
+
+def check_header(error: type[StateFileError], path: Path, what: str, expected: tuple[str, int, str],
+                 found: tuple[Any, Any, Any]) -> None:
+    """A state file's (format, version, configuration fingerprint) against what this exporter writes:
+    `error` with reason corrupt (not such a file), version or foreign (made for another configuration)."""
+    (kind, version, fingerprint), (found_kind, found_version, found_fingerprint) = expected, found
+    if found_kind != kind:
+        raise error("corrupt", f"{path} is not {what}")
+    if found_version != version:
+        raise error("version", f"{path} has format version {found_version!r}, this exporter reads {version}")
+    if found_fingerprint != fingerprint:
+        raise error("foreign", f"{path} was made for another configuration")
 
 
 def prepare_storage(path: str) -> Path:

@@ -19,7 +19,7 @@ import torch
 
 from aura_exporter.config import Analysis
 from aura_exporter.forecast.model import MODEL_VERSION
-from aura_exporter.storage import StateFileError, write_atomically
+from aura_exporter.storage import StateFileError, check_header, write_atomically
 
 FORMAT = "aura-forecast-checkpoint"
 
@@ -65,13 +65,10 @@ def load_checkpoint(path: Path, analysis: Analysis) -> tuple[dict[str, torch.Ten
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, bad pickle, wrong types: all mean "unusable file"
         raise CheckpointError("corrupt", f"cannot read checkpoint {path}: {err}") from err
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    if not isinstance(payload, dict):
         raise CheckpointError("corrupt", f"{path} is not an AURA forecast checkpoint")
-    if payload.get("model_version") != MODEL_VERSION:
-        raise CheckpointError("version", f"{path} holds model version {payload.get('model_version')}, "
-                                         f"this exporter runs {MODEL_VERSION}")
-    if payload.get("fingerprint") != fingerprint(analysis):
-        raise CheckpointError("foreign", f"{path} was trained for another configuration of {analysis.name!r}")
+    check_header(CheckpointError, path, "an AURA forecast checkpoint", (FORMAT, MODEL_VERSION, fingerprint(analysis)),
+                 (payload.get("format"), payload.get("model_version"), payload.get("fingerprint")))
     state, meta = payload.get("state_dict"), payload.get("meta", {})
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError("corrupt", f"{path} has no usable weights")

@@ -19,7 +19,7 @@ import numpy as np
 from aura_exporter.config import Analysis
 from aura_exporter.graph.homology import GraphDiagrams
 from aura_exporter.graph.stage import GraphBaseline, GraphStage
-from aura_exporter.storage import write_atomically
+from aura_exporter.storage import check_header, write_atomically
 from aura_exporter.topology.baseline_file import BaselineFileError
 
 FORMAT = "aura-graph-baseline"
@@ -63,13 +63,10 @@ def load_graph_baseline(path: Path, analysis: Analysis, stage: GraphStage) -> No
     """Give `stage` the saved baseline; BaselineFileError (the stage untouched) when it cannot be used."""
     try:
         document = json.loads(path.read_bytes())
-        if not isinstance(document, dict) or document.get("format") != FORMAT:
+        if not isinstance(document, dict):
             raise BaselineFileError("corrupt", f"{path} is not an AURA graph baseline")
-        if document.get("version") != VERSION:
-            raise BaselineFileError("version", f"{path} has format version {document.get('version')!r}, "
-                                               f"not {VERSION}")
-        if document.get("fingerprint") != fingerprint(analysis):
-            raise BaselineFileError("foreign", f"{path} was saved for another graph configuration")
+        check_header(BaselineFileError, path, "an AURA graph baseline", (FORMAT, VERSION, fingerprint(analysis)),
+                     (document.get("format"), document.get("version"), document.get("fingerprint")))
         baseline = GraphBaseline(
             learned_at=float(document["learned_at"]),
             weights={(str(a), str(b)): float(w) for a, b, w in document["edges"]},

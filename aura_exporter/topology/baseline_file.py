@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from aura_exporter.config import Analysis
-from aura_exporter.storage import StateFileError, write_atomically
+from aura_exporter.storage import StateFileError, check_header, write_atomically
 from aura_exporter.topology.baseline import BaselineStore, EntityBaseline
 
 FORMAT = "aura-baselines"
@@ -86,13 +86,8 @@ def load_baselines(path: Path, analysis: Analysis, store: BaselineStore) -> floa
 
 
 def _restore(path: Path, analysis: Analysis, store: BaselineStore, arrays: dict[str, np.ndarray]) -> float | None:
-    if str(arrays["format"]) != FORMAT:
-        raise BaselineFileError("corrupt", f"{path} is not an AURA baselines file")
-    if int(arrays["version"]) != VERSION:
-        raise BaselineFileError("version", f"{path} has baselines format {int(arrays['version'])}, "
-                                           f"this exporter reads {VERSION}")
-    if str(arrays["fingerprint"]) != fingerprint(analysis):
-        raise BaselineFileError("foreign", f"{path} holds baselines of another configuration of {analysis.name!r}")
+    check_header(BaselineFileError, path, "an AURA baselines file", (FORMAT, VERSION, fingerprint(analysis)),
+                 (str(arrays["format"]), int(arrays["version"]), str(arrays["fingerprint"])))
     keys = [tuple(str(part) for part in key) for key in json.loads(str(arrays["keys"]))]
     features = len(analysis.features)
     if arrays["center"].shape != (len(keys), features) or arrays["scale"].shape != (len(keys), features):
