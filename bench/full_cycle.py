@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 from topology_cycle import fleet_windows
 
-from aura_exporter.config import Analysis, Feature
+from aura_exporter.config import Analysis, Feature, TopologyConfig
 from aura_exporter.council import CouncilStage
 from aura_exporter.exposition.render import render_snapshot
 from aura_exporter.exposition.ui import RiskHistory
@@ -42,14 +42,16 @@ from aura_exporter.snapshot import AnalysisResult, SnapshotHolder
 from aura_exporter.sources.base import RangeResult
 from aura_exporter.sources.parse import parse_matrix
 from aura_exporter.topology import TopologyStage
+from aura_exporter.topology.stage import coarsen, delay_embed
 from aura_exporter.windows import Context, build_windows, step_grid
 
 END = 1_764_000_000.0
 
 
-def analysis_of(features: int, steps: int) -> Analysis:
+def analysis_of(features: int, steps: int, max_points: int = 0) -> Analysis:
     return Analysis(name="bench", entity_labels=("instance",), step=15, window=15.0 * steps, interval=60,
-                    features=tuple(Feature(f"f{f}", "up", "resources") for f in range(features)))
+                    features=tuple(Feature(f"f{f}", "up", "resources") for f in range(features)),
+                    topology=TopologyConfig(max_points=max_points))
 
 
 def answers(analysis: Analysis, end: float, entities: int) -> list[bytes]:
@@ -109,8 +111,11 @@ def floors(cycle: Cycle, cores: int) -> dict[str, float]:
     for document in documents:
         json.loads(document)
     found["parse"] = time.perf_counter() - started
+    settings = cycle.analysis.topology
+    clouds = coarsen(delay_embed(topology.scaled, settings.embedding_dimension, settings.embedding_delay),
+                     settings.max_points)  # the clouds the stage hands to persistence
     started = time.perf_counter()
-    for cloud in topology.scaled:
+    for cloud in clouds:
         ripser_parallel(cloud, maxdim=1)
     found["topology"] = (time.perf_counter() - started) / cores
     trained = cycle.forecast.trained
@@ -150,12 +155,15 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=8)
     parser.add_argument("--steps", type=int, default=120)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--max-points", type=int, default=0,
+                        help="topology.max_points: average each cloud down to this many points (default: all)")
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     args = parser.parse_args()
     cores = os.cpu_count() or 1
-    analysis = analysis_of(args.features, args.steps)
+    analysis = analysis_of(args.features, args.steps, args.max_points)
     stages = ("parse", "windows", "topology", "forecast", "council", "render", "history")
-    print(f"{args.features} features x {args.steps} steps, {args.workers} worker processes, {cores} CPUs, "
+    print(f"{args.features} features x {args.steps} steps (clouds of at most {args.max_points or args.steps} "
+          f"points), {args.workers} worker processes, {cores} CPUs, "
           f"torch {torch.__version__} on cpu", file=sys.stderr)
     for entities in args.entities:
         cycle = Cycle(analysis, args.workers)

@@ -179,3 +179,21 @@ analyses:
 """
     with pytest.raises(ConfigError, match="delay embedding"):
         parse_config(text)
+    with pytest.raises(ConfigError, match="max_points: 4 points carry no usable shape"):
+        parse_config(text.replace("{embedding_dimension: 5, embedding_delay: 4}", "{max_points: 4}"))
+    assert parse_config(text.replace("embedding_dimension: 5, embedding_delay: 4", "max_points: 10")).analyses[
+        0].topology.max_points == 10
+
+
+def test_coarsened_clouds_keep_their_loop_in_fewer_points():
+    from aura_exporter.topology.stage import coarsen
+
+    cloud = circle(points=120)[None]
+    fewer = coarsen(cloud, 50)
+    assert fewer.shape == (1, 40, 2)  # 3 points per point: the 120 fit 40 times
+    np.testing.assert_allclose(fewer[0, 0], cloud[0, :3].mean(axis=0))
+    assert summaries(fewer)[2][0].tolist() == [1, 1]
+    assert coarsen(cloud, 0) is cloud and coarsen(cloud, 120) is cloud
+    odd = coarsen(cloud[:, :119], 60)  # 2 per point: the oldest leftover goes
+    np.testing.assert_allclose(odd[0, -1], cloud[0, 117:119].mean(axis=0))
+    assert odd.shape == (1, 59, 2)

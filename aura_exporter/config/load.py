@@ -342,7 +342,7 @@ def _check_promql(reader: Reader, query: str | None, path: str) -> None:
 
 def _read_topology(reader: Reader, value: Any, path: str, steps: int | None) -> TopologyConfig:
     node = reader.mapping(value, path, {"homology_dimensions", "noise_factor", "min_persistence",
-                                        "embedding_dimension", "embedding_delay"})
+                                        "embedding_dimension", "embedding_delay", "max_points"})
     dims = node.get("homology_dimensions", [0, 1])
     if not isinstance(dims, list) or not dims or any(d not in (0, 1, 2) or isinstance(d, bool) for d in dims):
         reader.fail(f"{path}.homology_dimensions", f"expected a list drawn from 0, 1, 2, found {dims!r}")
@@ -358,7 +358,15 @@ def _read_topology(reader: Reader, value: Any, path: str, steps: int | None) -> 
         min_persistence=reader.number(node.get("min_persistence"), f"{path}.min_persistence", 0.5, 0.0),
         embedding_dimension=dimension,
         embedding_delay=delay,
+        max_points=_read_max_points(reader, node.get("max_points"), f"{path}.max_points"),
     )
+
+
+def _read_max_points(reader: Reader, value: Any, path: str) -> int:
+    points = reader.integer(value, path, 0, low=0)
+    if 0 < points < MIN_WINDOW_STEPS:
+        reader.fail(path, f"{points} points carry no usable shape: 0 (all points) or at least {MIN_WINDOW_STEPS}")
+    return points
 
 
 def _read_baseline(reader: Reader, value: Any, path: str) -> BaselineConfig:

@@ -80,6 +80,7 @@ class TopologyConfig:
     min_persistence: float = 0.5  # ...and never shorter than this, in robust-scaled units
     embedding_dimension: int = 1  # Takens delay embedding of each window (1: the window's points as they are)
     embedding_delay: int = 1  # steps between the delayed copies
+    max_points: int = 0  # >0: average consecutive points of each cloud down to at most this many (0: all)
 
 
 @dataclass(frozen=True)

@@ -37,13 +37,16 @@ def baselines_path(storage: Path, analysis: Analysis) -> Path:
 
 
 def fingerprint(analysis: Analysis) -> str:
-    """What a baseline's numbers mean: the features, the entities, the window's shape, the homology."""
+    """What a baseline's numbers mean: the features, the entities, the window's shape, the homology and
+    the clouds it is computed on."""
     relevant = {
         "features": [(f.name, f.query) for f in analysis.features],
         "entity_labels": list(analysis.entity_labels),
         "step": analysis.step,
         "window": analysis.window,
         "dims": list(analysis.topology.homology_dimensions),
+        "clouds": [analysis.topology.embedding_dimension, analysis.topology.embedding_delay,
+                   analysis.topology.max_points],
     }
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 

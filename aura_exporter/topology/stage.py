@@ -45,6 +45,19 @@ def delay_embed(windows: np.ndarray, dimension: int, delay: int) -> np.ndarray:
     return np.concatenate([windows[:, i * delay: steps - span + i * delay, :] for i in range(dimension)], axis=2)
 
 
+def coarsen(clouds: np.ndarray, max_points: int) -> np.ndarray:
+    """[E, P, D] clouds with at most `max_points` points: each point the mean of `ceil(P / max_points)`
+    consecutive ones (the oldest leftovers dropped). Persistence costs grow with the cube of the points,
+    so halving them cuts a cycle's topology several times over, at the price of a coarser shape (and
+    less noise). 0 keeps every point."""
+    points = clouds.shape[1]
+    if not max_points or points <= max_points:
+        return clouds
+    factor = -(-points // max_points)
+    kept = (points // factor) * factor
+    return clouds[:, points - kept:].reshape(clouds.shape[0], kept // factor, factor, clouds.shape[2]).mean(axis=2)
+
+
 class TopologyStage:
     """Keeps the analysis' baselines across cycles; `run` is called once per cycle."""
 
@@ -56,8 +69,8 @@ class TopologyStage:
 
     def run(self, windows: Windows, now: float) -> Topology:
         scaled = self.baselines.scale(windows.entities, windows.values, now)
-        diagrams = self.engine.compute(delay_embed(scaled, self.settings.embedding_dimension,
-                                                   self.settings.embedding_delay))
+        diagrams = self.engine.compute(coarsen(delay_embed(scaled, self.settings.embedding_dimension,
+                                                           self.settings.embedding_delay), self.settings.max_points))
         thresholds = noise_thresholds(diagrams, self.settings.noise_factor, self.settings.min_persistence)
         drift = self.baselines.drift(windows.entities, diagrams, now)
         return Topology(
