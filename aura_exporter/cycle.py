@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from pathlib import Path
+from typing import NoReturn
 
 from aura_exporter.config import Analysis
 from aura_exporter.council import CouncilStage
@@ -27,20 +29,60 @@ class CycleFailed(Exception):
 
 
 class Cycle:
-    """What every kind of analysis cycle shares: queries, timing, failure accounting. A subclass
-    computes its result in `_run`; one with state to keep across restarts overrides restore/save."""
+    """What every kind of analysis cycle shares: queries, timing, failure accounting, and its state
+    file. A subclass computes its result in `_run`; one with state to keep across restarts sets
+    `state_path` and says how to `_load`, `_forget` and `_write` it."""
 
-    def __init__(self, analysis: Analysis, source: Source, metrics: SelfMetrics, executor: Executor):
+    def __init__(self, analysis: Analysis, source: Source, metrics: SelfMetrics, executor: Executor,
+                 state_path: Path | None = None):
         self.analysis = analysis
         self.source = source
         self.metrics = metrics
         self.executor = executor
+        self.state_path = state_path
+        self.restored = False  # until then, saving would overwrite the file not yet read
 
     def restore(self, now: float) -> None:
-        """Load state saved by an earlier run (blocking: called in the executor)."""
+        """Load the state saved by an earlier run, if any (blocking: call it in the executor). A file that
+        cannot be used, or was saved later than now (a replay, a clock set back), is counted and logged,
+        and the state is learned afresh."""
+        self.restored = True
+        if self.state_path is None or not self.state_path.exists():
+            return
+        try:
+            if self._load() > now + self.analysis.interval:
+                self._forget()
+                raise BaselineFileError("foreign", f"{self.state_path} was saved at a later time than now "
+                                                   "(a replay, or a clock set back)")
+        except BaselineFileError as err:
+            self.metrics.baseline_errors.labels(self.analysis.name, err.reason).inc()
+            log.warning("state not loaded: learning afresh", extra={"analysis": self.analysis.name,
+                                                                     "reason": err.reason, "error": str(err)})
+            return
+        log.info("state loaded", extra={"analysis": self.analysis.name, "path": str(self.state_path)})
 
     def save(self) -> None:
-        """Write state for a later run (blocking: called in the executor)."""
+        """Write the state (blocking, and in the thread that changes it: call it in the executor); a
+        failed write is counted and logged, and the next one tries again."""
+        if self.state_path is None or not self.restored:
+            return
+        try:
+            self._write()
+        except OSError as err:
+            self.metrics.baseline_errors.labels(self.analysis.name, "write").inc()
+            log.error("state not saved", extra={"analysis": self.analysis.name, "error": str(err)})
+
+    def _load(self) -> float:
+        """Read the state file (BaselineFileError when unusable); the latest time it knows of."""
+        raise NotImplementedError
+
+    def _forget(self) -> None:
+        """Drop what `_load` read."""
+        raise NotImplementedError
+
+    def _write(self) -> None:
+        """Write the state file (OSError when the disk says no)."""
+        raise NotImplementedError
 
     async def run(self, now: float):
         """A result for the window ending at `now`, or CycleFailed (logged and counted)."""
@@ -56,6 +98,12 @@ class Cycle:
 
     async def _run(self, now: float):
         raise NotImplementedError
+
+    def _nothing_to_analyse(self, what: str, skipped: Mapping[str, int]) -> NoReturn:
+        """Fail the cycle whose answers left nothing to analyse, saying what was left out and why."""
+        reasons = ", ".join(f"{count} {reason}" for reason, count in skipped.items() if count) or "none returned"
+        log.warning(f"no {what} to analyse", extra={"analysis": self.analysis.name, "skipped": reasons})
+        raise CycleFailed(f"no {what} to analyse (skipped: {reasons})")
 
     def _succeeded(self, started: float, entities: int) -> None:
         name = self.analysis.name
@@ -99,49 +147,28 @@ class AnalysisCycle(Cycle):
     def __init__(self, analysis: Analysis, source: Source, metrics: SelfMetrics, executor: Executor,
                  workers: int = 1, storage: Path | None = None,
                  graph: Callable[[], GraphResult | None] | None = None):
-        super().__init__(analysis, source, metrics, executor)
+        super().__init__(analysis, source, metrics, executor,
+                         baselines_path(storage, analysis) if storage is not None else None)
         self.graph = graph  # the latest result of the graph analysis linked by council.graph
         self.topology = TopologyStage(analysis, workers)
         self.forecast = ForecastStage(analysis)
         self.council = CouncilStage(analysis)
         self.first_success: float | None = None
-        self.state_path = baselines_path(storage, analysis) if storage is not None else None
         self.saved_at: float | None = None
-        self.restored = False  # until then, saving would overwrite the file not yet read
 
-    def restore(self, now: float) -> None:
-        """Load the baselines saved by an earlier run, if any (blocking: call it in the executor)."""
-        self.restored = True
-        if self.state_path is None or not self.state_path.exists():
-            return
+    def _load(self) -> float:
+        assert self.state_path is not None
         baselines = self.topology.baselines
-        try:
-            self.first_success = load_baselines(self.state_path, self.analysis, baselines)
-            latest = max((e.last_seen for e in baselines.entities.values()), default=now)
-            if latest > now + self.analysis.interval:
-                baselines.entities.clear()
-                self.first_success = None
-                raise BaselineFileError("foreign", f"{self.state_path} was saved at a later time than now "
-                                                   "(a replay, or a clock set back)")
-        except BaselineFileError as err:
-            self.metrics.baseline_errors.labels(self.analysis.name, err.reason).inc()
-            log.warning("baselines not loaded: learning afresh", extra={"analysis": self.analysis.name,
-                                                                         "reason": err.reason, "error": str(err)})
-            return
-        log.info("baselines loaded", extra={"analysis": self.analysis.name, "path": str(self.state_path),
-                                            "entities": len(self.topology.baselines.entities)})
+        self.first_success = load_baselines(self.state_path, self.analysis, baselines)
+        return max((e.last_seen for e in baselines.entities.values()), default=-math.inf)
 
-    def save(self) -> None:
-        """Write the baselines (blocking, and in the thread that changes them: call it in the executor);
-        a failed write is counted and logged, and the next one tries again."""
-        if self.state_path is None or not self.restored:
-            return
-        try:
-            save_baselines(self.state_path, self.analysis, self.topology.baselines, self.first_success)
-        except OSError as err:
-            self.metrics.baseline_errors.labels(self.analysis.name, "write").inc()
-            log.error("baselines not saved", extra={"analysis": self.analysis.name, "error": str(err)})
-            return
+    def _forget(self) -> None:
+        self.topology.baselines.entities.clear()
+        self.first_success = None
+
+    def _write(self) -> None:
+        assert self.state_path is not None
+        save_baselines(self.state_path, self.analysis, self.topology.baselines, self.first_success)
         self.saved_at = time.monotonic()
 
     async def _run(self, now: float) -> AnalysisResult:
@@ -153,9 +180,7 @@ class AnalysisCycle(Cycle):
         windows = await self._timed("windows", loop.run_in_executor(
             self.executor, build_windows, self.analysis, results, grid))
         if not windows.entities:  # an empty answer must not pass for a healthy fleet
-            skipped = ", ".join(f"{count} {reason}" for reason, count in windows.skipped.items() if count)
-            log.warning("no entity to analyse", extra={"analysis": name, "skipped": skipped or "none returned"})
-            raise CycleFailed(f"no entity to analyse (skipped: {skipped or 'none returned'})")
+            self._nothing_to_analyse("entity", windows.skipped)
         if windows.skipped.get("over_max_entities"):
             self.metrics.limit_hits.labels(name, "entities").inc()
             log.warning("max_entities reached: entities left out", extra={

@@ -38,10 +38,9 @@ def fingerprint(analysis: Analysis) -> str:
 
 
 def save_graph_baseline(path: Path, analysis: Analysis, stage: GraphStage) -> None:
-    """Write the stage's baseline (nothing before it has one); OSError is the caller's to count."""
+    """Write the stage's baseline (it has one); OSError is the caller's to count."""
     baseline = stage.baseline
-    if baseline is None:
-        return
+    assert baseline is not None
     document = {
         "format": FORMAT, "version": VERSION, "fingerprint": fingerprint(analysis),
         "learned_at": baseline.learned_at, "unusual_since": stage.unusual_since,

@@ -16,7 +16,6 @@ from aura_exporter.graph.edges import GraphTooLarge
 from aura_exporter.graph.stage import GraphStage
 from aura_exporter.snapshot import GraphResult
 from aura_exporter.sources.base import Source
-from aura_exporter.topology.baseline_file import BaselineFileError
 from aura_exporter.windows import step_grid
 
 log = logging.getLogger(__name__)
@@ -28,40 +27,27 @@ class GraphCycle(Cycle):
 
     def __init__(self, analysis: Analysis, source: Source, metrics: SelfMetrics, executor: Executor,
                  storage: Path | None = None):
-        super().__init__(analysis, source, metrics, executor)
+        super().__init__(analysis, source, metrics, executor,
+                         graph_baseline_path(storage, analysis) if storage is not None else None)
         self.stage = GraphStage(analysis)
-        self.state_path = graph_baseline_path(storage, analysis) if storage is not None else None
         self.saved: float | None = None  # learned_at of the baseline last written
-        self.restored = False  # until then, saving would overwrite the file not yet read
 
-    def restore(self, now: float) -> None:
-        self.restored = True
-        if self.state_path is None or not self.state_path.exists():
-            return
-        try:
-            load_graph_baseline(self.state_path, self.analysis, self.stage)
-            assert self.stage.baseline is not None
-            if self.stage.baseline.learned_at > now + self.analysis.interval:
-                self.stage.baseline = self.stage.unusual_since = None
-                raise BaselineFileError("foreign", f"{self.state_path} was saved at a later time than now "
-                                                   "(a replay, or a clock set back)")
-        except BaselineFileError as err:
-            self.metrics.baseline_errors.labels(self.analysis.name, err.reason).inc()
-            log.warning("graph baseline not loaded: learning afresh", extra={
-                "analysis": self.analysis.name, "reason": err.reason, "error": str(err)})
-            return
+    def _load(self) -> float:
+        assert self.state_path is not None
+        load_graph_baseline(self.state_path, self.analysis, self.stage)
+        assert self.stage.baseline is not None
         self.saved = self.stage.baseline.learned_at
-        log.info("graph baseline loaded", extra={"analysis": self.analysis.name, "path": str(self.state_path)})
+        return self.saved
 
-    def save(self) -> None:
-        if self.state_path is None or not self.restored or self.stage.baseline is None:
+    def _forget(self) -> None:
+        self.stage.baseline = self.stage.unusual_since = None
+        self.saved = None
+
+    def _write(self) -> None:
+        if self.stage.baseline is None:  # nothing learned yet
             return
-        try:
-            save_graph_baseline(self.state_path, self.analysis, self.stage)
-        except OSError as err:
-            self.metrics.baseline_errors.labels(self.analysis.name, "write").inc()
-            log.error("graph baseline not saved", extra={"analysis": self.analysis.name, "error": str(err)})
-            return
+        assert self.state_path is not None
+        save_graph_baseline(self.state_path, self.analysis, self.stage)
         self.saved = self.stage.baseline.learned_at
 
     async def _run(self, now: float) -> GraphResult:
@@ -77,9 +63,7 @@ class GraphCycle(Cycle):
             log.warning("graph too large", extra={"analysis": name, "error": str(err)})
             raise CycleFailed(str(err)) from err
         if not outcome.graph.services:  # an empty graph must not pass for a healthy mesh
-            skipped = ", ".join(f"{count} {reason}" for reason, count in outcome.graph.skipped.items() if count)
-            log.warning("no edge to analyse", extra={"analysis": name, "skipped": skipped or "none returned"})
-            raise CycleFailed(f"no edge to analyse (skipped: {skipped or 'none returned'})")
+            self._nothing_to_analyse("edge", outcome.graph.skipped)
         self._succeeded(started, len(outcome.graph.services))
         learned = self.stage.baseline.learned_at if self.stage.baseline is not None else None
         if self.state_path is not None and self.saved != learned:  # a baseline (re)learned this cycle

@@ -9,7 +9,7 @@ paged about it forever). baseline_file.py keeps the baseline across restarts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -65,12 +65,15 @@ class GraphStage:
         levels = filtration_levels(graph, self.settings.weight)
         cyclic = cyclic_levels(graph, levels, bottleneck_paths(len(graph.services), graph.caller, graph.callee, levels))
         diagrams = persistence(graph, levels, cyclic)
-        strength = self.settings.weight == "strength"
-        observed = GraphBaseline(now, graph.weights(), parts(graph),
-                                 [frozenset(loop.services) for loop in loops(graph, cyclic, [], strength)], diagrams)
-        baseline = self.baseline = self.baseline or observed
+        found = loops(graph, cyclic, self.baseline.loops if self.baseline else [], self.settings.weight == "strength")
+        observed = GraphBaseline(now, graph.weights(), parts(graph), [frozenset(loop.services) for loop in found],
+                                 diagrams)
+        if self.baseline is None:  # the first graph is its own baseline: no loop in it is news
+            self.baseline = observed
+            found = tuple(replace(loop, new=False) for loop in found)
+        baseline = self.baseline
         findings = Findings(
-            loops=loops(graph, cyclic, baseline.loops, strength),
+            loops=found,
             cuts=cuts(observed.parts, baseline.parts),
             changes=edge_changes(observed.weights, baseline.weights),
         )
