@@ -15,6 +15,7 @@ import time
 
 import torch
 
+from aura_exporter.forecast.captured import CapturedForward
 from aura_exporter.forecast.model import Forecaster, ModelShape, pinball_loss
 from aura_exporter.forecast.train import autocast
 
@@ -24,14 +25,14 @@ def synchronise(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def inference_seconds(model: Forecaster, inputs: torch.Tensor, device: torch.device, repeat: int = 5) -> float:
+def inference_seconds(forward, inputs: torch.Tensor, device: torch.device, repeat: int = 5) -> float:
     times = []
     with torch.inference_mode(), autocast(device):
-        model(inputs)  # warm-up
+        forward(inputs)  # warm-up (and, for the captured pass, the capture)
         for _ in range(repeat):
             synchronise(device)
             started = time.perf_counter()
-            model(inputs)
+            forward(inputs)
             synchronise(device)
             times.append(time.perf_counter() - started)
     return statistics.median(times)
@@ -69,8 +70,8 @@ def main() -> None:
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
           + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no CUDA device"))
-    print("| device | context steps | entities | inference (one batch) | training (windows/s) |")
-    print("|---|---|---|---|---|")
+    print("| device | context steps | entities | inference (one batch) | CUDA graph | training (windows/s) |")
+    print("|---|---|---|---|---|---|")
     shape_horizons = (0.25, 3.75, 15.0, 30.0, 60.0)
     for device in devices:
         for steps in args.steps:
@@ -81,8 +82,10 @@ def main() -> None:
             for entities in args.entities:
                 inputs = torch.randn(entities, steps, args.features + 2, device=device)
                 seconds = inference_seconds(model, inputs, device)
-                print(f"| {device.type} | {steps} | {entities} | {seconds * 1000:.1f} ms | {throughput:,.0f} |",
-                      flush=True)
+                captured = (f"{inference_seconds(CapturedForward(model), inputs, device) * 1000:.2f} ms"
+                            if device.type == "cuda" else "–")
+                print(f"| {device.type} | {steps} | {entities} | {seconds * 1000:.2f} ms | {captured} | "
+                      f"{throughput:,.0f} |", flush=True)
 
 
 if __name__ == "__main__":

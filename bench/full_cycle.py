@@ -26,6 +26,7 @@ import tracemalloc
 
 import torch
 from exposition_speed import Plain
+from forecast_speed import synchronise
 from gph import ripser_parallel
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
@@ -36,8 +37,9 @@ from aura_exporter.council import CouncilStage
 from aura_exporter.exposition.render import render_snapshot
 from aura_exporter.exposition.ui import RiskHistory
 from aura_exporter.forecast.manager import build_trained, model_shape
-from aura_exporter.forecast.model import Forecaster
+from aura_exporter.forecast.model import Forecaster, pick_device
 from aura_exporter.forecast.stage import ForecastStage, model_inputs
+from aura_exporter.forecast.train import autocast
 from aura_exporter.snapshot import AnalysisResult, SnapshotHolder
 from aura_exporter.sources.base import RangeResult
 from aura_exporter.sources.parse import parse_matrix
@@ -119,11 +121,13 @@ def floors(cycle: Cycle, cores: int) -> dict[str, float]:
         ripser_parallel(cloud, maxdim=1)
     found["topology"] = (time.perf_counter() - started) / cores
     trained = cycle.forecast.trained
-    inputs = torch.from_numpy(model_inputs(context.values, context.timestamps).inputs)
-    with torch.no_grad():
-        trained.model(inputs[:8])
+    inputs = torch.from_numpy(model_inputs(context.values, context.timestamps).inputs).to(trained.device)
+    with torch.inference_mode(), autocast(trained.device):
+        trained.model(inputs)
+        synchronise(trained.device)
         started = time.perf_counter()
         trained.model(inputs)
+        synchronise(trained.device)
     found["forecast"] = time.perf_counter() - started
     series = sum(1 for line in render_snapshot(snapshot).text.splitlines() if not line.startswith(b"#"))
     registry = CollectorRegistry()
@@ -149,6 +153,11 @@ def memory_per_entity(analysis: Analysis, entities: int, workers: int) -> float:
     return kept / entities
 
 
+def describe_device(analysis: Analysis) -> str:
+    device = pick_device(analysis.forecast.device)
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--entities", type=int, nargs="+", default=[1000, 10000])
@@ -164,7 +173,7 @@ def main() -> None:
     stages = ("parse", "windows", "topology", "forecast", "council", "render", "history")
     print(f"{args.features} features x {args.steps} steps (clouds of at most {args.max_points or args.steps} "
           f"points), {args.workers} worker processes, {cores} CPUs, "
-          f"torch {torch.__version__} on cpu", file=sys.stderr)
+          f"torch {torch.__version__}, forecaster on {describe_device(analysis)}", file=sys.stderr)
     for entities in args.entities:
         cycle = Cycle(analysis, args.workers)
         runs = []

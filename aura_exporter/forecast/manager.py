@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from aura_exporter.config import Analysis
+from aura_exporter.forecast.captured import CapturedForward
 from aura_exporter.forecast.checkpoint import (
     CheckpointError,
     checkpoint_path,
@@ -75,7 +76,15 @@ def build_trained(analysis: Analysis, state: dict, meta: dict) -> TrainedModel:
     device = pick_device(analysis.forecast.device)
     model = Forecaster(model_shape(analysis))
     model.load_state_dict(state)
-    return TrainedModel(model.to(device).eval(), device, float(meta.get("trained_at", time.time())), meta)
+    model = model.to(device).eval()
+    return TrainedModel(model, device, float(meta.get("trained_at", time.time())), meta, forward_pass(model, device))
+
+
+def forward_pass(model: Forecaster, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Inference on CUDA replays captured graphs (see captured.py); on the CPU it is the plain model."""
+    if device.type == "cuda":
+        return CapturedForward(model)
+    return lambda batch: model(batch).float()
 
 
 def _to_bytes(state: dict) -> bytes:

@@ -6,6 +6,7 @@ returns nothing and `aura_model_ready` stays 0.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +17,6 @@ from aura_exporter.forecast.breach import exceedance_probability, time_to_breach
 from aura_exporter.forecast.data import denormalise, model_horizons, model_inputs
 from aura_exporter.forecast.model import Forecaster
 from aura_exporter.forecast.residuals import ResidualTracker
-from aura_exporter.forecast.train import autocast
 from aura_exporter.windows import Context, Windows
 
 INFERENCE_BATCH = 4096
@@ -28,6 +28,7 @@ class TrainedModel:
     device: torch.device
     trained_at: float
     meta: dict
+    forward: Callable[[torch.Tensor], torch.Tensor]  # [B, steps, F + 2] on `device` -> float32 [B, F, H, 3]
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,6 @@ def predict(trained: TrainedModel, values: np.ndarray, timestamps: np.ndarray) -
     prepared = model_inputs(values[usable], timestamps)
     for start in range(0, len(usable), INFERENCE_BATCH):
         batch = torch.from_numpy(prepared.inputs[start : start + INFERENCE_BATCH]).to(trained.device)
-        with autocast(trained.device):
-            result[usable[start : start + INFERENCE_BATCH]] = trained.model(batch).float().cpu().numpy()
+        result[usable[start : start + INFERENCE_BATCH]] = trained.forward(batch).cpu().numpy()
     result[usable] = denormalise(result[usable], prepared)
     return result
