@@ -14,7 +14,7 @@ from typing import NoReturn
 from aura_exporter.config import Analysis
 from aura_exporter.council import CouncilStage
 from aura_exporter.exposition.selfmetrics import SelfMetrics
-from aura_exporter.forecast.stage import ForecastStage
+from aura_exporter.forecast.stage import Forecast, ForecastStage
 from aura_exporter.snapshot import AnalysisResult, GraphResult
 from aura_exporter.sources.base import QueryError, RangeResult, Source
 from aura_exporter.topology import TopologyStage
@@ -202,7 +202,11 @@ class AnalysisCycle(Cycle):
                                             time.monotonic() - self.saved_at >= self.analysis.baseline.save_interval):
             await loop.run_in_executor(self.executor, self.save)
         return AnalysisResult(self.analysis, data_time, time.time(), windows, topology, verdict, forecast,
-                              model_ready=forecast is not None and self._warmed_up(data_time))
+                              model_ready=self._forecasting(forecast) and self._warmed_up(data_time))
+
+    def _forecasting(self, forecast: Forecast | None) -> bool:
+        """A trained forecaster has answered, or the analysis runs without one (forecast.enabled: false)."""
+        return forecast is not None or not self.analysis.forecast.enabled
 
     def _warmed_up(self, data_time: float) -> bool:
         """Baselines need a window beyond their reference plus min_history cycles of drift."""

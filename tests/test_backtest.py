@@ -126,6 +126,13 @@ def test_backtest_and_evaluate_on_files(tmp_path, capsys):
     assert {r["series"] for r in rows} == {"cat/calm", f"cat/{hostile}", "cat/spiky"} and len(rows) == 1800
     spiky = [float(r["risk"]) for r in rows if r["series"] == "cat/spiky"]
     assert max(spiky[450:480]) > max(spiky[100:440])  # the spike stands out
+    alerts = json.loads((out / "alerts.json").read_text())["alerts"]
+    # one page per warning, at the first row at or after it starts firing (ISO times sort as times)
+    warnings = {(a["entity"]["series"], min(r["time"] for r in rows if r["series"] == a["entity"]["series"]
+                                            and r["time"] >= a["start"]))
+                for a in alerts if a["severity"] == "warning"}
+    paged = {(r["series"], r["time"]) for r in rows if float(r["alert_score"]) > 0}
+    assert any(s == "cat/spiky" for s, _ in paged) and paged == warnings
     nab = sorted(p.relative_to(out / "results") for p in (out / "results").rglob("*.csv"))
     assert [str(p) for p in nab] == ["aura/cat/aura__img_src_x_onerror_alert_1__.csv", "aura/cat/aura_calm.csv",
                                      "aura/cat/aura_spiky.csv"]
@@ -133,6 +140,8 @@ def test_backtest_and_evaluate_on_files(tmp_path, capsys):
         nab_rows = list(csv.DictReader(handle))
     assert list(nab_rows[0]) == ["timestamp", "value", "anomaly_score", "label"] and len(nab_rows) == 600
     assert sum(int(r["label"]) for r in nab_rows) == 41
+    assert [float(r["anomaly_score"]) for r in nab_rows] == [float(r["alert_score"]) for r in rows
+                                                           if r["series"] == "cat/spiky"]
     report = (out / "report.html").read_text()
     assert hostile not in report and "&lt;img src=x" in report and report.count("<svg") == 3
     capsys.readouterr()

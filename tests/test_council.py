@@ -9,7 +9,7 @@ import pytest
 
 from aura_exporter.config import Analysis, ConfigError, CouncilConfig, parse_config
 from aura_exporter.council import AGENTS, Assessment, Column, CouncilStage, Verdict
-from aura_exporter.council.agents import ISOLATION_SIGMAS, RoleAgent, sigma_score
+from aura_exporter.council.agents import ISOLATION_SIGMAS, RoleAgent, sigma_score, weighing_only
 from aura_exporter.council.decision import DecisionKeeper, combined_risk, raw_level, votes
 from aura_exporter.council.evidence import MIN_PEERS, Evidence, along_direction, gather_evidence, peer_offset
 from aura_exporter.council.explanation import ACTIONS, TOP_CONTRIBUTIONS, explain
@@ -49,7 +49,7 @@ ANALYSIS = parse_config(config_yaml()).analyses[0]
 
 
 def evidence(level, *, surprise=None, breach=None, time_to_breach=None, drift=None, isolation=None,
-             features=FEATURES, roles=ROLES_OF) -> Evidence:
+             novelty=None, features=FEATURES, roles=ROLES_OF) -> Evidence:
     level = np.asarray(level, dtype=float)
     entities = level.shape[0]
     nothing = np.full(level.shape, np.nan)
@@ -60,6 +60,7 @@ def evidence(level, *, surprise=None, breach=None, time_to_breach=None, drift=No
         surprise=nothing if surprise is None else np.asarray(surprise, dtype=float),
         breach=nothing if breach is None else np.asarray(breach, dtype=float),
         time_to_breach=nothing if time_to_breach is None else np.asarray(time_to_breach, dtype=float),
+        novelty=nothing if novelty is None else np.asarray(novelty, dtype=float),
         drift=np.zeros(entities) if drift is None else np.asarray(drift, dtype=float),
         isolation=np.zeros(entities) if isolation is None else np.asarray(isolation, dtype=float),
         level_units=level,
@@ -227,6 +228,19 @@ def test_breach_columns_are_omitted_when_no_entity_has_breach_odds():
     for agent in AGENTS:
         assessment = agent.assess(evidence(np.zeros((2, 4)), breach=np.full((2, 4), np.nan)), SIGMAS)
         assert all(c.kind != "breach" for c in assessment.columns)
+
+
+def test_novelty_columns_score_in_sigmas_only_where_novelty_is_on():
+    novelty = np.full((2, 4), np.nan)
+    novelty[:, 0] = [6.0, 0.0]  # cpu: one entity in a state it has not been in lately
+    resources = agent_named("resources").assess(evidence(np.zeros((2, 4)), novelty=novelty), SIGMAS)
+    column = resources.columns.index(Column("novelty", "cpu"))
+    assert resources.scores[0, column] > 0.85 and resources.scores[1, column] < 1e-3
+    performance = agent_named("performance").assess(evidence(np.zeros((2, 4)), novelty=novelty), SIGMAS)
+    assert Column("novelty", "p99") not in performance.columns  # unknown for p99: no column, not a zero
+    for agent in AGENTS:
+        assessment = agent.assess(evidence(np.zeros((2, 4))), SIGMAS)
+        assert all(c.kind != "novelty" for c in assessment.columns)
 
 
 class SloAgent:
@@ -481,6 +495,20 @@ def test_config_direction_defaults_and_min_deviation():
     assert analysis.council == CouncilConfig()
 
 
+def test_the_council_weighs_only_the_evidence_it_is_told_to():
+    analysis = parse_config(config_yaml(council="{evidence: [novelty, drift]}")).analyses[0]
+    assert analysis.council.evidence == ("novelty", "drift")
+    novelty = np.zeros((2, 4))
+    novelty[0, 0] = 8.0
+    level = np.zeros((2, 4))
+    level[1, 0] = 9.0  # a level the council is told not to weigh
+    resources = agent_named("resources").assess(evidence(level, novelty=novelty, drift=[0.0, 0.0]), SIGMAS)
+    kept = weighing_only(resources, analysis.council.evidence)
+    assert [c.kind for c in kept.columns] == ["novelty"] and kept.score[0] > 0.9 and kept.score[1] < 1e-3
+    slo = SloAgent([0.9, 0.0]).assess(evidence(level), SIGMAS)
+    assert weighing_only(slo, ("novelty",)) is slo  # an added agent's own kinds of evidence stay
+
+
 def test_config_council_values_are_read():
     council = parse_config(config_yaml(council="{quorum: 0.9, warn: 0.5, sigmas: 4, confirm_cycles: 3, "
                                                "hysteresis: 0.1, clear_cycles: 5}")).analyses[0].council
@@ -498,8 +526,10 @@ def test_config_council_values_are_read():
     (None, "{clear_cycles: 0}", "analyses[0].council.clear_cycles"),
     (None, "{confirm_cycles: 0}", "analyses[0].council.confirm_cycles"),
     (None, "{votes: 3}", "analyses[0].council.votes"),
+    (None, "{evidence: [novelty, hunch]}", "analyses[0].council.evidence"),
+    (None, "{evidence: []}", "analyses[0].council.evidence"),
 ], ids=["direction", "min_deviation", "warn_is_quorum", "warn_above_quorum", "quorum_above_one", "hysteresis",
-        "clear_cycles", "confirm_cycles", "unknown_key"])
+        "clear_cycles", "confirm_cycles", "unknown_key", "unknown_evidence", "no_evidence"])
 def test_config_refuses_bad_council_settings_with_their_key_path(features, council, path):
     with pytest.raises(ConfigError) as err:
         parse_config(config_yaml(features, council))

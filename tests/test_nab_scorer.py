@@ -90,3 +90,17 @@ def test_one_threshold_is_chosen_for_the_whole_corpus():
 def test_a_file_without_windows_only_costs_false_positives():
     quiet = file_with([300, 400], windows=())
     assert raw(quiet) == pytest.approx(-0.22)
+
+
+def test_the_band_pages_once_per_run_that_outlasts_its_for():
+    from aura_exporter.evaluation.baselines import band_pages, pages
+
+    firing = np.array([0, 1, 1, 1, 0, 1, 0, 1, 1], dtype=bool)
+    scores = np.linspace(0.1, 0.9, 9)
+    np.testing.assert_array_equal(np.flatnonzero(pages(firing, scores)), [2, 8])  # the lone row 5 never fires
+    assert pages(firing, scores)[2] == scores[2]
+    times = 300.0 * np.arange(400)
+    values = np.sin(np.arange(400) / 10.0)
+    values[300:303] += 20.0  # one excursion of three rows: one page
+    paged = band_pages(times, values)
+    assert np.flatnonzero(paged).tolist() == [301] and 0.75 < paged[301] < 1.0

@@ -15,7 +15,16 @@ from pathlib import Path
 import numpy as np
 
 from aura_exporter.backtest.files import FileSeries, files_history, find_entities, native_step, parse_time, read_series
-from aura_exporter.backtest.outputs import Rows, Scored, score_rows, write_alerts, write_nab_results, write_scores
+from aura_exporter.backtest.outputs import (
+    Rows,
+    Scored,
+    alert_starts,
+    page_scores,
+    score_rows,
+    write_alerts,
+    write_nab_results,
+    write_scores,
+)
 from aura_exporter.backtest.replay import Trace, alerts, replay
 from aura_exporter.config import Analysis, Config
 from aura_exporter.durations import parse_duration
@@ -166,11 +175,13 @@ def write_outputs(output: Path, analysis: Analysis, outcomes: list[Outcome], inc
         shifts.update(outcome.shifts)
         found += alerts(outcome.trace, hold * outcome.trace.analysis.step / analysis.step)
     names = analysis.entity_labels
-    write_scores(output / "scores.csv", merged, scored)
+    starts = alert_starts(found, names)
+    pages = {key: page_scores(s, starts.get(key, [])) for key, s in scored.items()}
+    write_scores(output / "scores.csv", merged, scored, pages)
     write_alerts(output / "alerts.json", found, shifts, names)
     labelled = {key: label_rows(s, dict(zip(names, key, strict=True)), incidents) for key, s in scored.items()}
     if nab_layout:
-        write_nab_results(output / "results", DETECTOR, scored, labelled)
+        write_nab_results(output / "results", DETECTOR, scored, labelled, pages)
     write_report(output / "report.html", analysis, scored, found, incidents, shifts)
     (output / "run.json").write_text(json.dumps({
         **meta, "analysis": analysis.name, "entity_labels": list(names), "entities": len(scored),

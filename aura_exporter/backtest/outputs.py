@@ -1,5 +1,10 @@
 """What a backtest writes: per-row scores (CSV), the alerts that would have fired (JSON), NAB-format
-results per file, and run.json (what was run, for `evaluate` and for people)."""
+results per file, and run.json (what was run, for `evaluate` and for people).
+
+What is scored against incidents is the pages, not the rows: a row's `alert_score` is the risk at the
+row where a warning would have started firing (the rules' `for:` held), 0 elsewhere. NAB counts every
+row at or over its threshold as one more detection; an on-call team counts pages, and a risk that
+stays high for an hour is one page, not twelve."""
 
 from __future__ import annotations
 
@@ -63,17 +68,35 @@ def score_rows(trace: Trace, key: EntityKey, rows: Rows) -> Scored:
                   pick(entity.residual_zscore, np.nan), pick(entity.ready, False).astype(bool))
 
 
-def write_scores(path: Path, trace: Trace, scored: dict[EntityKey, Scored]) -> None:
+def page_scores(scored: Scored, starts: list[float]) -> np.ndarray:
+    """[rows] the risk at the first row at or after each alert's start (on the replay's timeline), 0 elsewhere."""
+    pages = np.zeros(len(scored.rows.timeline))
+    rows = np.searchsorted(scored.rows.timeline, np.asarray(starts, dtype=np.float64) - 1e-6)
+    rows = rows[rows < len(pages)]
+    pages[rows] = scored.risk[rows]
+    return pages
+
+
+def alert_starts(found: list[Alert], label_names: tuple[str, ...]) -> dict[EntityKey, list[float]]:
+    """When each entity's warnings would have started firing (a critical alert is inside a warning)."""
+    starts: dict[EntityKey, list[float]] = {}
+    for alert in found:
+        if alert.severity == "warning":
+            starts.setdefault(tuple(alert.entity[name] for name in label_names), []).append(alert.start)
+    return starts
+
+
+def write_scores(path: Path, trace: Trace, scored: dict[EntityKey, Scored], pages: dict[EntityKey, np.ndarray]) -> None:
     labels = list(trace.analysis.entity_labels)
     with open(path, "w", newline="", encoding="utf-8") as handle:
         out = csv.writer(handle)
-        out.writerow(["time", *labels, "value", "risk", "decision", *(f"{a}_score" for a in trace.agents),
-                      "drift_zscore", "residual_zscore", "model_ready"])
+        out.writerow(["time", *labels, "value", "risk", "alert_score", "decision",
+                      *(f"{a}_score" for a in trace.agents), "drift_zscore", "residual_zscore", "model_ready"])
         for key, s in scored.items():
             for i, moment in enumerate(s.rows.times):
-                out.writerow([iso(moment), *key, _number(s.rows.values[i]), f"{s.risk[i]:.6f}", int(s.decision[i]),
-                              *(_number(v) for v in s.agent_scores[i]), _number(s.drift_zscore[i]),
-                              _number(s.residual_zscore[i]), int(s.ready[i])])
+                out.writerow([iso(moment), *key, _number(s.rows.values[i]), f"{s.risk[i]:.6f}",
+                              f"{pages[key][i]:.6f}", int(s.decision[i]), *(_number(v) for v in s.agent_scores[i]),
+                              _number(s.drift_zscore[i]), _number(s.residual_zscore[i]), int(s.ready[i])])
 
 
 def _number(value: float) -> str:
@@ -99,9 +122,10 @@ def safe_path(name: str) -> Path:
 
 
 def write_nab_results(folder: Path, detector: str, scored: dict[EntityKey, Scored],
-                      labelled: dict[EntityKey, np.ndarray]) -> None:
+                      labelled: dict[EntityKey, np.ndarray], pages: dict[EntityKey, np.ndarray]) -> None:
     """NAB's results layout, `<detector>/<category>/<detector>_<file>.csv` with
-    `timestamp,value,anomaly_score,label`, so that NAB's own scorer can check ours."""
+    `timestamp,value,anomaly_score,label` (the anomaly score is the page score), so that NAB's own
+    scorer can check ours."""
     for key, s in scored.items():
         relative = safe_path(key[0])
         target = folder / detector / relative.parent / f"{detector}_{relative.name}.csv"
@@ -112,4 +136,4 @@ def write_nab_results(folder: Path, detector: str, scored: dict[EntityKey, Score
             out.writerow(["timestamp", "value", "anomaly_score", "label"])
             for i, moment in enumerate(s.rows.times):
                 out.writerow([dt.datetime.fromtimestamp(moment, dt.UTC).strftime("%Y-%m-%d %H:%M:%S"),
-                              _number(s.rows.values[i]), f"{s.risk[i]:.6f}", int(label[i])])
+                              _number(s.rows.values[i]), f"{pages[key][i]:.6f}", int(label[i])])

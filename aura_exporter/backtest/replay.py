@@ -119,7 +119,7 @@ def alerts(trace: Trace, hold: float, require_ready: bool = True) -> list[Alert]
         times, decisions = np.array(entity.times), np.array(entity.decision)
         eligible = np.array(entity.ready) if require_ready else np.ones(len(times), dtype=bool)
         for level, severity in ((1, "warning"), (2, "critical")):
-            for first, last in _runs((decisions >= level) & eligible):
+            for first, last in runs((decisions >= level) & eligible):
                 fires = times[first] + hold
                 if times[last] < fires:
                     continue
@@ -129,7 +129,7 @@ def alerts(trace: Trace, hold: float, require_ready: bool = True) -> list[Alert]
     return sorted(found, key=lambda a: (a.start, a.severity))
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+def runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """Inclusive [first, last] index pairs of the True runs."""
     edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
     return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1, strict=True))

@@ -17,9 +17,11 @@ import yaml
 
 from aura_exporter.config.model import (
     DIRECTIONS,
+    EVIDENCE_KINDS,
     GRAPH_FEATURE,
     GRAPH_WEIGHTS,
     MIN_WINDOW_STEPS,
+    NOVELTY_MIN_HISTORY,
     RESERVED_LABELS,
     ROLES,
     Analysis,
@@ -42,6 +44,7 @@ from aura_exporter.config.reader import DuplicateKeyLoader, Reader
 
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,62}$")
+NOVELTY_MAX_HISTORY = 100_000
 
 
 def load_config(path: str) -> Config:
@@ -342,7 +345,7 @@ def _check_promql(reader: Reader, query: str | None, path: str) -> None:
 
 def _read_topology(reader: Reader, value: Any, path: str, steps: int | None) -> TopologyConfig:
     node = reader.mapping(value, path, {"homology_dimensions", "noise_factor", "min_persistence",
-                                        "embedding_dimension", "embedding_delay", "max_points"})
+                                        "embedding_dimension", "embedding_delay", "max_points", "novelty_history"})
     dims = node.get("homology_dimensions", [0, 1])
     if not isinstance(dims, list) or not dims or any(d not in (0, 1, 2) or isinstance(d, bool) for d in dims):
         reader.fail(f"{path}.homology_dimensions", f"expected a list drawn from 0, 1, 2, found {dims!r}")
@@ -359,6 +362,7 @@ def _read_topology(reader: Reader, value: Any, path: str, steps: int | None) -> 
         embedding_dimension=dimension,
         embedding_delay=delay,
         max_points=_read_max_points(reader, node.get("max_points"), f"{path}.max_points"),
+        novelty_history=_read_novelty_history(reader, node.get("novelty_history"), f"{path}.novelty_history"),
     )
 
 
@@ -366,6 +370,14 @@ def _read_max_points(reader: Reader, value: Any, path: str) -> int:
     points = reader.integer(value, path, 0, low=0)
     if 0 < points < MIN_WINDOW_STEPS:
         reader.fail(path, f"{points} points carry no usable shape: 0 (all points) or at least {MIN_WINDOW_STEPS}")
+    return points
+
+
+def _read_novelty_history(reader: Reader, value: Any, path: str) -> int:
+    points = reader.integer(value, path, 0, low=0)
+    if 0 < points < NOVELTY_MIN_HISTORY or points > NOVELTY_MAX_HISTORY:
+        reader.fail(path, f"0 (off) or between {NOVELTY_MIN_HISTORY} and {NOVELTY_MAX_HISTORY} points "
+                          f"(each costs 4 bytes per feature and embedding dimension per entity), found {points}")
     return points
 
 
@@ -385,7 +397,7 @@ def _read_baseline(reader: Reader, value: Any, path: str) -> BaselineConfig:
 
 def _read_council(reader: Reader, value: Any, path: str) -> CouncilConfig:
     node = reader.mapping(value, path, {"quorum", "warn", "sigmas", "confirm_cycles", "hysteresis",
-                                        "clear_cycles", "peers", "calibrate", "graph"})
+                                        "clear_cycles", "peers", "calibrate", "graph", "evidence"})
     defaults = CouncilConfig()
     council = CouncilConfig(
         quorum=reader.number(node.get("quorum"), f"{path}.quorum", defaults.quorum, 0.0),
@@ -396,6 +408,7 @@ def _read_council(reader: Reader, value: Any, path: str) -> CouncilConfig:
         clear_cycles=reader.integer(node.get("clear_cycles"), f"{path}.clear_cycles", defaults.clear_cycles),
         peers=reader.boolean(node.get("peers"), f"{path}.peers", defaults.peers),
         calibrate=reader.boolean(node.get("calibrate"), f"{path}.calibrate", defaults.calibrate),
+        evidence=_read_evidence(reader, node.get("evidence"), f"{path}.evidence"),
     )
     if not 0 < council.warn < council.quorum <= 1:
         reader.fail(path, f"expected 0 < warn < quorum <= 1, found warn {council.warn:g} and quorum {council.quorum:g}")
@@ -403,6 +416,15 @@ def _read_council(reader: Reader, value: Any, path: str) -> CouncilConfig:
         reader.fail(f"{path}.hysteresis", f"{council.hysteresis:g} must be below warn ({council.warn:g}) and "
                     f"below quorum - warn ({council.quorum - council.warn:g})")
     return council
+
+
+def _read_evidence(reader: Reader, value: Any, path: str) -> tuple[str, ...]:
+    if value is None:
+        return EVIDENCE_KINDS
+    if not isinstance(value, list) or not value or any(kind not in EVIDENCE_KINDS for kind in value):
+        reader.fail(path, f"expected a non-empty list drawn from {', '.join(EVIDENCE_KINDS)}, found {value!r}")
+        return EVIDENCE_KINDS
+    return tuple(kind for kind in EVIDENCE_KINDS if kind in value)
 
 
 def _read_forecast(reader: Reader, value: Any, path: str, step: float | None) -> ForecastConfig:

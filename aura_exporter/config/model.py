@@ -12,6 +12,7 @@ RESERVED_LABELS = frozenset(
      "le", "quantile", "shard"}
 )
 MIN_WINDOW_STEPS = 8  # fewer points than this carry no usable shape
+NOVELTY_MIN_HISTORY = 10  # past points a novelty needs before it means anything (topology/novelty.py)
 
 
 class ConfigError(Exception):
@@ -81,6 +82,7 @@ class TopologyConfig:
     embedding_dimension: int = 1  # Takens delay embedding of each window (1: the window's points as they are)
     embedding_delay: int = 1  # steps between the delayed copies
     max_points: int = 0  # >0: average consecutive points of each cloud down to at most this many (0: all)
+    novelty_history: int = 0  # >0: judge each step's Takens point against this many past ones (topology/novelty.py)
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,11 @@ class ForecastConfig:
         return self.context / self.input_steps
 
 
+# The kinds of evidence the built-in agents weigh (council/evidence.py); `council.evidence` picks among them.
+EVIDENCE_KINDS = ("level", "surprise", "novelty", "breach", "drift", "isolation", "dependency_loop", "partition",
+                  "new_caller")
+
+
 @dataclass(frozen=True)
 class CouncilConfig:
     """How the agents' scores become a risk and a decision; see the README's 'Council' section."""
@@ -117,6 +124,7 @@ class CouncilConfig:
     clear_cycles: int = 3  # ...for this many consecutive cycles
     peers: bool = True  # entities are alike (a fleet): compare each with the fleet, not only itself
     calibrate: bool = False  # risk as the tail probability of the entity's own recent risks (council/calibration.py)
+    evidence: tuple[str, ...] = EVIDENCE_KINDS  # the kinds the agents weigh; the others are left out
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
+from aura_exporter.config.model import EVIDENCE_KINDS
 from aura_exporter.council.evidence import Evidence
 
 # Sigmas between a score of 0.5 and one of 0.88: 4.5σ → 0.27, 5σ → 0.5, 5.5σ → 0.73, 6σ → 0.88, 7σ → 0.98
@@ -32,7 +33,7 @@ ISOLATION_SIGMAS = 2.0
 
 @dataclass(frozen=True)
 class Column:
-    kind: str  # level | surprise | breach | drift | isolation
+    kind: str  # level | surprise | novelty | breach | drift | isolation
     feature: str | None  # None for evidence about the whole entity
 
 
@@ -51,6 +52,16 @@ class Assessment:
         return np.fmax.reduce(self.scores, axis=1)
 
 
+def weighing_only(assessment: Assessment, kinds: tuple[str, ...]) -> Assessment:
+    """The assessment without the built-in kinds of evidence left out of `kinds` (`council.evidence`);
+    an added agent's own kinds stay."""
+    kept = [k for k, c in enumerate(assessment.columns) if c.kind in kinds or c.kind not in EVIDENCE_KINDS]
+    if len(kept) == len(assessment.columns):
+        return assessment
+    return Assessment(assessment.agent, tuple(assessment.columns[k] for k in kept), assessment.values[:, kept],
+                      assessment.scores[:, kept])
+
+
 class Agent(Protocol):
     name: str
 
@@ -64,7 +75,7 @@ def sigma_score(deviation: np.ndarray, sigmas: float) -> np.ndarray:
 
 
 class RoleAgent:
-    """Weighs the level, surprise and breach odds of the features whose role is its name."""
+    """Weighs the level, surprise, novelty and breach odds of the features whose role is its name."""
 
     def __init__(self, name: str):
         self.name = name
@@ -80,6 +91,10 @@ class RoleAgent:
                 columns.append(Column(kind, feature))
                 values.append(value)
                 scores.append(sigma_score(value, sigmas))
+            if not np.all(np.isnan(evidence.novelty[:, index])):
+                columns.append(Column("novelty", feature))
+                values.append(evidence.novelty[:, index])
+                scores.append(sigma_score(evidence.novelty[:, index], sigmas))
             if not np.all(np.isnan(evidence.breach[:, index])):
                 columns.append(Column("breach", feature))
                 values.append(evidence.breach[:, index])

@@ -9,6 +9,8 @@ so a number means the same in every analysis whatever the feature's units:
 - surprise: the newest value against the forecaster's nowcast (seasonality-aware, from the forecast);
 - breach: the forecast's probability of reaching the feature's limit within the horizons;
 - drift: the z-score of the window's diagram drift from its baseline (topology);
+- novelty (`topology.novelty_history`): how new the newest steps' state is against the entity's own
+  history, as a z-score of its own past novelty (topology/novelty.py); only more than usual counts;
 - isolation: how far apart from the fleet's majority the entity stands, in noise thresholds;
 - graph (an analysis linked to a graph analysis by `council.graph`): the service the entity is, in a
   new request loop, cut off from the main part of the service graph, or called by new callers. A
@@ -55,6 +57,7 @@ class Evidence:
     surprise: np.ndarray  # [E, F] signed residual z-score; NaN without a forecast; 0 when it does not count
     breach: np.ndarray  # [E, F] probability of reaching the limit; NaN without a limit or a forecast
     time_to_breach: np.ndarray  # [E, F] seconds; NaN when no breach is in sight
+    novelty: np.ndarray  # [E, F] sigmas, 0 or more; NaN when novelty is off
     drift: np.ndarray  # [E] drift z-score
     isolation: np.ndarray  # [E] distance from the fleet's majority, in units of its noise threshold
     level_units: np.ndarray  # [E, F] the level deviation in the feature's own units
@@ -84,6 +87,7 @@ def gather_evidence(analysis: Analysis, windows: Windows, topology: Topology, fo
         surprise=along_direction(surprise, directions),
         breach=nothing if forecast is None else forecast.breach_probability,
         time_to_breach=nothing if forecast is None else forecast.time_to_breach,
+        novelty=np.maximum(topology.novelty, 0.0),  # a state less new than usual is no news
         drift=topology.drift_zscore,
         isolation=topology.fleet.isolation / topology.fleet.threshold,
         level_units=level_units,

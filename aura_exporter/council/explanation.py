@@ -31,6 +31,8 @@ ACTIONS = {
                    "keeps rising.",
     "security": "Review who connects to this entity (unexpected clients, scans, connection floods) and compare "
                 "with recent changes.",
+    "novelty": "{feature} behaves as it has not lately: compare with recent deploys, configuration changes, "
+               "traffic and failures of what it depends on.",
     "drift": "Investigate the topology change: compare with recent deploys, configuration changes and failovers.",
     "loop": "Look for retry loops or circular dependencies between services and break them (timeouts, backoff, "
             "circuit breakers).",
@@ -135,6 +137,8 @@ def describe(kind: str, feature: str | None, value: float, verdict: Verdict, ind
         return f"{feature} is {abs(value):.1f}σ {side} {peers} ({units:+.4g} in its own units)"
     if kind == "surprise":
         return f"the newest {feature} value is {abs(value):.1f}σ {side} what the forecaster expected"
+    if kind == "novelty":
+        return f"{feature} is in a state it has not been in lately ({value:.1f}σ newer than usual)"
     if kind == "breach":
         column = evidence.features.index(str(feature))
         eta = evidence.time_to_breach[index, column]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aura_exporter.config import Analysis
-from aura_exporter.council.agents import AGENTS, Agent, Assessment
+from aura_exporter.council.agents import AGENTS, Agent, Assessment, weighing_only
 from aura_exporter.council.calibration import Calibrator
 from aura_exporter.council.decision import DecisionKeeper, combined_risk, votes
 from aura_exporter.council.evidence import Evidence, gather_evidence
@@ -43,7 +43,9 @@ class CouncilStage:
     def run(self, windows: Windows, topology: Topology, forecast: Forecast | None, now: float,
             graph: GraphOutcome | None = None) -> Verdict:
         evidence = gather_evidence(self.analysis, windows, topology, forecast, graph)
-        assessments = tuple(agent.assess(evidence, self.analysis.council.sigmas) for agent in self.agents)
+        settings = self.analysis.council
+        assessments = tuple(weighing_only(agent.assess(evidence, settings.sigmas), settings.evidence)
+                            for agent in self.agents)
         scores = np.stack([a.score for a in assessments], axis=1) if assessments else np.zeros((evidence.entities, 0))
         risk = combined_risk(scores)
         if self.calibrator is not None:

@@ -1,8 +1,9 @@
 """The detectors AURA is compared with, scored by the same rules in the same run.
 
 - null: never alerts (NAB's zero).
-- band: the usual Prometheus-native rule, `abs(x - avg_over_time(x[span])) > k * stddev_over_time(x[span])`,
-  as a score: |z| / (1 + |z|), monotone in |z|, so the scorer's threshold search is the search for k.
+- band: the usual Prometheus-native rule, `abs(x - avg_over_time(x[span])) > 3 * stddev_over_time(x[span])`
+  with `for:` one step, scored like AURA's backtest: by its pages, |z| / (1 + |z|) at the row where each
+  alert starts firing, 0 elsewhere (so the scorer's threshold search can still ask for a larger k).
   Like PromQL, the range includes the current sample and nothing after it.
 """
 
@@ -10,8 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from aura_exporter.backtest.replay import runs
+
 BAND_SPAN = 86400.0  # avg_over_time(x[1d]), a common choice for seasonal server metrics
 MIN_SAMPLES = 12
+BAND_SIGMAS = 3.0
+HOLD_ROWS = 1  # the rule's `for:`: one step, as the backtest holds AURA's alerts (mixin COUNCIL_FOR on 5-minute rows)
 
 
 def null_scores(times: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -35,4 +40,18 @@ def band_scores(times: np.ndarray, values: np.ndarray, span: float = BAND_SPAN) 
     return np.where((n >= MIN_SAMPLES) & (present > 0), z / (1.0 + z), 0.0)
 
 
-DETECTORS = {"null": null_scores, "band": band_scores}
+def band_pages(times: np.ndarray, values: np.ndarray) -> np.ndarray:
+    scores = band_scores(times, values)
+    return pages(scores > BAND_SIGMAS / (1.0 + BAND_SIGMAS), scores)
+
+
+def pages(firing: np.ndarray, scores: np.ndarray, hold_rows: int = HOLD_ROWS) -> np.ndarray:
+    """The score at the row where each run of firing rows has lasted `hold_rows` more rows, 0 elsewhere."""
+    paged = np.zeros(len(scores))
+    for first, last in runs(firing):
+        if last - first >= hold_rows:
+            paged[first + hold_rows] = scores[first + hold_rows]
+    return paged
+
+
+DETECTORS = {"null": null_scores, "band": band_pages}

@@ -27,7 +27,7 @@ def entity_label_names(folder: Path) -> list[str]:
 
 
 def read_backtest(folder: Path) -> list[ScoredEntity]:
-    """Each entity's rows from the backtest's scores.csv."""
+    """Each entity's page scores (the risk where an alert would have started) from the backtest's scores.csv."""
     names = entity_label_names(folder)
     try:
         rows: dict[tuple, tuple[list[float], list[float]]] = {}
@@ -36,7 +36,7 @@ def read_backtest(folder: Path) -> list[ScoredEntity]:
                 key = tuple(row[n] for n in names)
                 times, scores = rows.setdefault(key, ([], []))
                 times.append(parse_time(row["time"]))
-                scores.append(float(row["risk"]))
+                scores.append(float(row["alert_score"]))
     except (OSError, ValueError, KeyError) as err:
         raise BacktestMissing(f"{folder}: not a backtest's output ({err})") from err
     return [ScoredEntity(dict(zip(names, key, strict=True)), np.array(t), np.array(s)) for key, (t, s) in rows.items()]

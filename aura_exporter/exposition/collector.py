@@ -43,7 +43,8 @@ HELP = {
     "aura_forecast_residual_zscore": "How surprising the newest value was against its forecast (robust z-score).",
     "aura_time_to_breach_seconds": "Forecast time until the feature reaches its limit (absent beyond the horizons).",
     "aura_breach_probability": "Probability that the feature reaches its limit within the longest horizon.",
-    "aura_model_ready": "1 once the analysis has warmed-up baselines and a trained forecaster (a graph: a baseline).",
+    "aura_model_ready": "1 once the analysis has warmed-up baselines and a trained forecaster (unless forecasts "
+                        "are off; a graph: a baseline).",
     "aura_agent_score": "A council agent's score for the entity, 0..1 (absent while the agent abstains).",
     "aura_agent_vote": "1 when the council agent flags the entity (its score reaches the warn threshold), else 0.",
     "aura_risk_score": "Probability-like risk of a failure within the forecast horizon, 0..1 (the council's).",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aura_exporter.config.model import EVIDENCE_KINDS
 from aura_exporter.council import AGENTS, DECISIONS
 
 
@@ -62,8 +63,7 @@ SCHEMAS: dict[str, Any] = {
             "vote": {"type": "boolean", "nullable": True}}}},
         "contributions": {"type": "array", "items": {"type": "object", "properties": {
             "agent": {"type": "string"},
-            "kind": {"type": "string", "enum": ["level", "surprise", "breach", "drift", "isolation",
-                                                "dependency_loop", "partition", "new_caller"]},
+            "kind": {"type": "string", "enum": list(EVIDENCE_KINDS)},
             "feature": {"type": "string", "nullable": True}, "value": {"type": "number", "nullable": True},
             "score": {"type": "number"}, "text": {"type": "string"}}}},
         "topology": {"type": "array", "items": {"type": "object", "properties": {

@@ -9,6 +9,7 @@ import numpy as np
 from aura_exporter.config import Analysis
 from aura_exporter.topology.baseline import BaselineStore
 from aura_exporter.topology.fleet import FleetTopology, fleet_topology
+from aura_exporter.topology.novelty import NoveltyTracker
 from aura_exporter.topology.persistence import Diagrams, PersistenceEngine
 from aura_exporter.topology.summaries import (
     betti_numbers,
@@ -32,6 +33,7 @@ class Topology:
     drift_zscore: np.ndarray  # [E]
     critical: np.ndarray  # [E, k, 3] (dimension, birth, death), NaN-padded
     fleet: FleetTopology
+    novelty: np.ndarray  # [E, F] z-score of the newest steps' novelty (topology/novelty.py); NaN when off
 
 
 def delay_embed(windows: np.ndarray, dimension: int, delay: int) -> np.ndarray:
@@ -66,6 +68,8 @@ class TopologyStage:
         self.settings = settings
         self.engine = PersistenceEngine(settings.homology_dimensions, workers)
         self.baselines = BaselineStore(analysis.baseline, settings.homology_dimensions, analysis.window)
+        self.novelty = (NoveltyTracker(settings.novelty_history, settings.embedding_dimension, settings.embedding_delay)
+                        if settings.novelty_history else None)
 
     def run(self, windows: Windows, now: float) -> Topology:
         scaled = self.baselines.scale(windows.entities, windows.values, now)
@@ -85,4 +89,6 @@ class TopologyStage:
             drift_zscore=drift.zscore,
             critical=critical_features(diagrams, thresholds),
             fleet=fleet_topology(scaled, self.settings.noise_factor),
+            novelty=(self.novelty.update(windows) if self.novelty is not None
+                     else np.full(windows.values.shape[::2], np.nan)),
         )

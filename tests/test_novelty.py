@@ -1,0 +1,106 @@
+"""Novelty (topology/novelty.py): a state the series has never been in stands out, a rhythm it keeps
+does not, a new normal stops standing out, and nothing after a step changes what was said of it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aura_exporter.config import ConfigError, parse_config
+from aura_exporter.topology.novelty import LONG, SHORT, WARM_UP, NoveltyTracker
+from aura_exporter.windows import Windows
+
+STEP = 300.0
+WINDOW = 48
+WARM = WARM_UP + SHORT + 40  # steps before the tracker says anything
+
+
+def seasonal(steps: int, rng: np.random.Generator) -> np.ndarray:
+    t = np.arange(steps)
+    return 50 + 10 * np.sin(2 * np.pi * t / 288) + rng.normal(0, 0.5, steps)
+
+
+def replay(series: np.ndarray, history: int = 500, dimension: int = 3) -> np.ndarray:
+    """[T, E] what the tracker says at each step when cycles run every step over [E, T] series."""
+    tracker = NoveltyTracker(history, dimension, 1)
+    said = np.zeros(series.shape[::-1])
+    keys = tuple((f"e{i}",) for i in range(len(series)))
+    for end in range(WINDOW, series.shape[1] + 1):
+        windows = Windows("t", ("instance",), keys, ("x",), STEP * np.arange(end - WINDOW, end),
+                          series[:, end - WINDOW:end, None])
+        said[end - 1] = tracker.update(windows)[:, 0]
+    return said
+
+
+def test_a_spike_stands_out_and_the_rhythm_does_not():
+    rng = np.random.default_rng(1)
+    series = seasonal(WARM + 600, rng)
+    spike = WARM + 400
+    series[spike] += 40
+    said = replay(series[None])[:, 0]
+    assert said[spike] > 6.0
+    assert np.max(said[WARM:spike]) < 4.5  # a day and more of the same rhythm: no alert-worthy novelty
+
+
+def test_a_new_level_stands_out_once_then_becomes_the_norm():
+    rng = np.random.default_rng(2)
+    series = seasonal(WARM + 900, rng)
+    shift = WARM + 300
+    series[shift:] += 30
+    said = replay(series[None])[:, 0]
+    assert np.max(said[shift:shift + SHORT]) > 4.5
+    assert np.max(said[shift + 300:]) < 4.5  # the new level is a state it has now been in
+
+
+def test_nothing_after_a_step_changes_what_was_said_of_it():
+    rng = np.random.default_rng(3)
+    series = seasonal(WARM + 200, rng)
+    series[WARM + 120] -= 25
+    whole = replay(series[None])[:, 0]
+    cut = WARM + 100
+    assert np.array_equal(replay(series[None, :cut])[:, 0], whole[:cut])
+
+
+def test_entities_are_judged_apart_and_forgotten_when_gone():
+    rng = np.random.default_rng(4)
+    calm, spiky = seasonal(WARM + 50, rng), seasonal(WARM + 50, rng)
+    spiky[-1] += 50
+    said = replay(np.stack([calm, spiky]))
+    assert said[-1, 1] > 6.0 and said[-1, 0] < 4.5
+    tracker = NoveltyTracker(100, 2, 1)
+    values = rng.normal(size=(2, WINDOW, 1))
+    tracker.update(Windows("t", ("instance",), (("a",), ("b",)), ("x",), STEP * np.arange(WINDOW), values))
+    tracker.update(Windows("t", ("instance",), (("b",),), ("x",), STEP * np.arange(1, WINDOW + 1), values[1:]))
+    assert list(tracker.entities) == [("b",)]
+    assert tracker.entities[("b",)].points.shape == (100, 1, 2)  # memory is bounded by the history
+
+
+def test_steps_with_gaps_are_skipped_not_judged():
+    tracker = NoveltyTracker(100, 3, 1)
+    values = np.full((1, WINDOW, 1), np.nan)
+    said = tracker.update(Windows("t", ("instance",), (("a",),), ("x",), STEP * np.arange(WINDOW), values))
+    assert said.tolist() == [[0.0]] and tracker.entities[("a",)].stored == 0
+
+
+def test_the_likelihood_remembers_about_a_month_of_steps():
+    assert LONG * STEP / 86400 == pytest.approx(30)
+
+
+def config(novelty: int) -> str:
+    return f"""
+prometheus: {{url: "http://localhost:9090"}}
+analyses:
+  - name: a
+    entity_labels: [instance]
+    step: 1m
+    window: 1h
+    features: {{x: {{query: up, role: performance}}}}
+    topology: {{embedding_dimension: 3, novelty_history: {novelty}}}
+"""
+
+
+def test_novelty_history_is_off_by_default_and_checked():
+    assert parse_config(config(1000)).analyses[0].topology.novelty_history == 1000
+    assert parse_config(config(0)).analyses[0].topology.novelty_history == 0
+    with pytest.raises(ConfigError, match="novelty_history"):
+        parse_config(config(5))
