@@ -85,7 +85,12 @@ def _place(out: np.ndarray, owners: list[int], series: list[Series], grid: np.nd
 
 
 def build_windows(analysis: Analysis, results: Sequence[RangeResult], grid: np.ndarray) -> Windows:
-    keys, values, dup = place_series(analysis, results, grid)
+    return windows_from(analysis, *place_series(analysis, results, grid), grid)
+
+
+def windows_from(analysis: Analysis, keys: list[EntityKey], values: np.ndarray, dup: np.ndarray,
+                 grid: np.ndarray) -> Windows:
+    """The windows of placed samples (place_series): gaps filled, incomplete and duplicated entities left out."""
     lacking = np.all(np.isnan(values), axis=1).any(axis=1)  # a whole feature absent
     filled, complete = fill_gaps(values, analysis.max_gap_steps, analysis.max_missing_ratio)
     skipped = {

@@ -4,7 +4,9 @@
 
 A fleet built in memory (the replay fleet's shapes, 8 features, 120 steps) goes through what a
 cycle does after the PromQL round trip: parsing the query_range answers (one JSON document per
-feature, values as strings, as Prometheus sends them), windows, topology, forecast (a CfC of the
+feature, values as strings, as Prometheus sends them; after the first cycle only the steps the window
+cache lacks, an interval and two re-fetched steps, as the live cycle asks; `--whole-windows` fetches
+every window whole, as before the cache), windows, topology, forecast (a CfC of the
 default size with untrained weights: the same arithmetic), council, and rendering the snapshot for
 /metrics. Floors, measured in the same run: json.loads of the same answers; giotto-ph's raw
 ripser_parallel on the same clouds (one process, and split ideally over the cores); one batched
@@ -45,7 +47,8 @@ from aura_exporter.sources.base import RangeResult
 from aura_exporter.sources.parse import parse_matrix
 from aura_exporter.topology import TopologyStage
 from aura_exporter.topology.stage import coarsen, delay_embed
-from aura_exporter.windows import Context, build_windows, step_grid
+from aura_exporter.window_cache import WindowCache
+from aura_exporter.windows import Context, Windows, step_grid, windows_from
 
 END = 1_764_000_000.0
 
@@ -56,14 +59,16 @@ def analysis_of(features: int, steps: int, max_points: int = 0) -> Analysis:
                     topology=TopologyConfig(max_points=max_points))
 
 
-def answers(analysis: Analysis, end: float, entities: int) -> list[bytes]:
-    """The query_range answers Prometheus would send for the window ending at `end`."""
+def answers(analysis: Analysis, end: float, entities: int, start: float | None = None) -> list[bytes]:
+    """The query_range answers Prometheus would send for the window ending at `end`, from `start` on."""
     grid = step_grid(analysis, end)
     windows = fleet_windows(entities, len(analysis.features), analysis.steps, float(grid[-1]))
+    asked = grid >= (grid[0] if start is None else start)
     documents = []
     for f in range(len(analysis.features)):
         result = [{"metric": {"__name__": f"f{f}", "instance": key[0], "job": "node"},
-                   "values": [[float(t), repr(float(v))] for t, v in zip(grid, windows.values[i, :, f], strict=True)]}
+                   "values": [[float(t), repr(float(v))] for t, v in zip(grid[asked], windows.values[i, asked, f],
+                                                                        strict=True)]}
                   for i, key in enumerate(windows.entities)]
         documents.append(json.dumps({"status": "success", "data": {"resultType": "matrix", "result": result}},
                                     separators=(",", ":")).encode())  # compact, as Prometheus writes it
@@ -79,8 +84,12 @@ class Cycle:
         self.council = CouncilStage(analysis)
         self.holder = SnapshotHolder()
         self.history = RiskHistory()
+        self.cache = WindowCache(analysis)
 
-    def run(self, documents: list[bytes], end: float) -> dict[str, float]:
+    def fetch_start(self, end: float) -> float:
+        return self.cache.fetch_start(step_grid(self.analysis, end))
+
+    def run(self, documents: list[bytes], end: float, start: float) -> dict[str, float]:
         times: dict[str, float] = {}
 
         def timed(stage, function, *args):
@@ -92,7 +101,7 @@ class Cycle:
         grid = step_grid(self.analysis, end)
         results = [RangeResult(f.name, tuple(timed("parse", parse_matrix, d)))
                    for f, d in zip(self.analysis.features, documents, strict=True)]
-        windows = timed("windows", build_windows, self.analysis, results, grid)
+        windows = timed("windows", self.windows, results, grid, start)
         topology = timed("topology", self.topology.run, windows, float(grid[-1]))
         recent = self.analysis.forecast.input_steps  # the context's shape; its spacing does not change the work
         context = Context(grid[-recent:], windows.values[:, -recent:])
@@ -104,6 +113,10 @@ class Cycle:
         timed("history", self.history.record, snapshot)
         self.last = (documents, topology, context, snapshot)
         return times
+
+    def windows(self, results: list[RangeResult], grid, start: float) -> Windows:
+        placed = self.cache.place(results, grid, start)
+        return windows_from(self.analysis, placed.keys, placed.values, placed.duplicates, grid)
 
 
 def floors(cycle: Cycle, cores: int) -> dict[str, float]:
@@ -139,13 +152,13 @@ def floors(cycle: Cycle, cores: int) -> dict[str, float]:
 
 
 def memory_per_entity(analysis: Analysis, entities: int, workers: int) -> float:
-    documents = [answers(analysis, END + 60 * r, entities) for r in range(4)]
+    cycle = Cycle(analysis, workers)
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    cycle = Cycle(analysis, workers)
-    for r, batch in enumerate(documents):
-        cycle.run(batch, END + 60 * r)
+    for r in range(4):
+        start = cycle.fetch_start(END + 60 * r)
+        cycle.run(answers(analysis, END + 60 * r, entities, start), END + 60 * r, start)
     cycle.last = None
     gc.collect()
     kept = tracemalloc.get_traced_memory()[0] - before
@@ -167,6 +180,7 @@ def main() -> None:
     parser.add_argument("--max-points", type=int, default=0,
                         help="topology.max_points: average each cloud down to this many points (default: all)")
     parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--whole-windows", action="store_true", help="fetch every window whole (no window cache)")
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     analysis = analysis_of(args.features, args.steps, args.max_points)
@@ -178,8 +192,10 @@ def main() -> None:
         cycle = Cycle(analysis, args.workers)
         runs = []
         for r in range(args.repeat + 1):  # the first builds the baselines and starts the workers
-            documents = answers(analysis, END + 60 * r, entities)
-            times = cycle.run(documents, END + 60 * r)
+            start = (step_grid(analysis, END + 60 * r)[0] if args.whole_windows
+                     else cycle.fetch_start(END + 60 * r))  # after the first cycle, only the steps it lacks
+            documents = answers(analysis, END + 60 * r, entities, start)
+            times = cycle.run(documents, END + 60 * r, start)
             print(f"  {entities} entities, cycle {r}: {sum(times.values()):.2f} s", file=sys.stderr)
             if r:
                 runs.append(times)

@@ -106,8 +106,19 @@ def markdown(results: dict, seconds: float, command: str) -> str:
              "per profile for the whole corpus, normalised so that the null detector scores 0 and the "
              "perfect one 100.", "",
              "The analysis AURA runs (aura_exporter/examples/nab.yml): every file is an entity of one "
-             "analysis, replayed row by row by the live cycle; the score of a row is `aura_risk_score` "
-             "at that row.", "", "```yaml", CONFIG.read_text().strip(), "```", "",
+             "analysis, replayed row by row by the live cycle. **What is scored is the pages**: a row's "
+             "score is `aura_risk_score` at the row where a warning would have started firing (the shipped "
+             "rules' `for:` held), 0 elsewhere, since NAB counts every row over its threshold as one more "
+             "detection and an on-call team counts pages. The band is scored the same way: its pages at "
+             "`> 3 * stddev_over_time` with the same `for:` (README, 'Backtest and evaluate').", "",
+             "```yaml", CONFIG.read_text().strip(), "```", "",
+             "The detector: each step's Takens point (the value and its two predecessors) is compared with "
+             "the series' last 1000 points; the distance to the nearest, the H0 bar the point would open "
+             "joining that cloud, becomes a tail probability of its own past (Numenta's anomaly "
+             "likelihood: the mean of the last 5 against a month of such means), in sigmas, which the "
+             "performance agent weighs (`topology.novelty_history`, README 'Council'). Before it (until "
+             "2026-11-28) the council weighed a series' level against a 4-hour baseline and the drift of "
+             "its window's diagram, and scored 0.0: its risks were as high outside the windows as inside.", "",
              "## NAB score", "", "| detector | standard | reward low FP | reward low FN | source |",
              "|---|---:|---:|---:|---|"]
     for name, result in results.items():
@@ -120,7 +131,7 @@ def markdown(results: dict, seconds: float, command: str) -> str:
               "Ahmad, Lavin, Purdy & Agha (2017), *Unsupervised real-time anomaly detection for streaming "
               "data*, Neurocomputing, doi:10.1016/j.neucom.2017.04.070.", "",
               "## Server metrics (realAWSCloudwatch and realKnownCause)", "",
-              "Alerts are runs of rows at or above the detector's standard-profile threshold; an incident is "
+              "Alerts are the pages at or above the detector's standard-profile threshold; an incident is "
               "caught when an alert starts between 4 hours before its window and its end; lead time is the "
               "window's middle (NAB centres windows on the labeled anomaly) minus the first such alert.", "",
               "| detector | incident recall | false alerts (share) | false alerts per day | median lead |",

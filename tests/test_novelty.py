@@ -22,7 +22,7 @@ def seasonal(steps: int, rng: np.random.Generator) -> np.ndarray:
 
 def replay(series: np.ndarray, history: int = 500, dimension: int = 3) -> np.ndarray:
     """[T, E] what the tracker says at each step when cycles run every step over [E, T] series."""
-    tracker = NoveltyTracker(history, dimension, 1)
+    tracker = NoveltyTracker(history, dimension, 1, forget_after=3600)
     said = np.zeros(series.shape[::-1])
     keys = tuple((f"e{i}",) for i in range(len(series)))
     for end in range(WINDOW, series.shape[1] + 1):
@@ -61,22 +61,24 @@ def test_nothing_after_a_step_changes_what_was_said_of_it():
     assert np.array_equal(replay(series[None, :cut])[:, 0], whole[:cut])
 
 
-def test_entities_are_judged_apart_and_forgotten_when_gone():
+def test_entities_are_judged_apart_and_forgotten_when_gone_long():
     rng = np.random.default_rng(4)
     calm, spiky = seasonal(WARM + 50, rng), seasonal(WARM + 50, rng)
     spiky[-1] += 50
     said = replay(np.stack([calm, spiky]))
     assert said[-1, 1] > 6.0 and said[-1, 0] < 4.5
-    tracker = NoveltyTracker(100, 2, 1)
+    tracker = NoveltyTracker(100, 2, 1, forget_after=3600)
     values = rng.normal(size=(2, WINDOW, 1))
     tracker.update(Windows("t", ("instance",), (("a",), ("b",)), ("x",), STEP * np.arange(WINDOW), values))
-    tracker.update(Windows("t", ("instance",), (("b",),), ("x",), STEP * np.arange(1, WINDOW + 1), values[1:]))
-    assert list(tracker.entities) == [("b",)]
+    tracker.update(Windows("t", ("instance",), (("b",),), ("x",), STEP * np.arange(12, WINDOW + 12), values[1:]))
+    assert set(tracker.entities) == {("a",), ("b",)}  # a gap of an hour: a's history is kept
+    tracker.update(Windows("t", ("instance",), (("b",),), ("x",), STEP * np.arange(13, WINDOW + 13), values[1:]))
+    assert list(tracker.entities) == [("b",)]  # more than an hour: forgotten
     assert tracker.entities[("b",)].points.shape == (100, 1, 2)  # memory is bounded by the history
 
 
 def test_steps_with_gaps_are_skipped_not_judged():
-    tracker = NoveltyTracker(100, 3, 1)
+    tracker = NoveltyTracker(100, 3, 1, forget_after=3600)
     values = np.full((1, WINDOW, 1), np.nan)
     said = tracker.update(Windows("t", ("instance",), (("a",),), ("x",), STEP * np.arange(WINDOW), values))
     assert said.tolist() == [[0.0]] and tracker.entities[("a",)].stored == 0

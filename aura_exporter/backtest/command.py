@@ -18,9 +18,9 @@ from aura_exporter.backtest.files import FileSeries, files_history, find_entitie
 from aura_exporter.backtest.outputs import (
     Rows,
     Scored,
-    alert_starts,
     page_scores,
     score_rows,
+    warnings_of,
     write_alerts,
     write_nab_results,
     write_scores,
@@ -175,8 +175,8 @@ def write_outputs(output: Path, analysis: Analysis, outcomes: list[Outcome], inc
         shifts.update(outcome.shifts)
         found += alerts(outcome.trace, hold * outcome.trace.analysis.step / analysis.step)
     names = analysis.entity_labels
-    starts = alert_starts(found, names)
-    pages = {key: page_scores(s, starts.get(key, [])) for key, s in scored.items()}
+    warnings = warnings_of(found, names)
+    pages = {key: page_scores(s, warnings.get(key, [])) for key, s in scored.items()}
     write_scores(output / "scores.csv", merged, scored, pages)
     write_alerts(output / "alerts.json", found, shifts, names)
     labelled = {key: label_rows(s, dict(zip(names, key, strict=True)), incidents) for key, s in scored.items()}

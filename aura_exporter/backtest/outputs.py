@@ -1,8 +1,9 @@
 """What a backtest writes: per-row scores (CSV), the alerts that would have fired (JSON), NAB-format
 results per file, and run.json (what was run, for `evaluate` and for people).
 
-What is scored against incidents is the pages, not the rows: a row's `alert_score` is the risk at the
-row where a warning would have started firing (the rules' `for:` held), 0 elsewhere. NAB counts every
+What is scored against incidents is the pages, not the rows: a row's `alert_score` is, at the row
+where a warning would have started firing (the rules' `for:` held), the highest risk since its
+decision was taken, and 0 elsewhere. NAB counts every
 row at or over its threshold as one more detection; an on-call team counts pages, and a risk that
 stays high for an hour is one page, not twelve."""
 
@@ -68,22 +69,25 @@ def score_rows(trace: Trace, key: EntityKey, rows: Rows) -> Scored:
                   pick(entity.residual_zscore, np.nan), pick(entity.ready, False).astype(bool))
 
 
-def page_scores(scored: Scored, starts: list[float]) -> np.ndarray:
-    """[rows] the risk at the first row at or after each alert's start (on the replay's timeline), 0 elsewhere."""
+def page_scores(scored: Scored, warnings: list[tuple[float, float]]) -> np.ndarray:
+    """[rows] at the first row at or after each warning's start (on the replay's timeline), the highest risk
+    from its decision on; 0 elsewhere."""
     pages = np.zeros(len(scored.rows.timeline))
-    rows = np.searchsorted(scored.rows.timeline, np.asarray(starts, dtype=np.float64) - 1e-6)
-    rows = rows[rows < len(pages)]
-    pages[rows] = scored.risk[rows]
+    for decided, start in warnings:
+        first, row = np.searchsorted(scored.rows.timeline, [decided - 1e-6, start - 1e-6])
+        if row < len(pages):
+            pages[row] = scored.risk[first:row + 1].max()
     return pages
 
 
-def alert_starts(found: list[Alert], label_names: tuple[str, ...]) -> dict[EntityKey, list[float]]:
-    """When each entity's warnings would have started firing (a critical alert is inside a warning)."""
-    starts: dict[EntityKey, list[float]] = {}
+def warnings_of(found: list[Alert], label_names: tuple[str, ...]) -> dict[EntityKey, list[tuple[float, float]]]:
+    """When each entity's warnings were decided and started firing (a critical alert is inside a warning)."""
+    warnings: dict[EntityKey, list[tuple[float, float]]] = {}
     for alert in found:
         if alert.severity == "warning":
-            starts.setdefault(tuple(alert.entity[name] for name in label_names), []).append(alert.start)
-    return starts
+            key = tuple(alert.entity[name] for name in label_names)
+            warnings.setdefault(key, []).append((alert.decided_at, alert.start))
+    return warnings
 
 
 def write_scores(path: Path, trace: Trace, scored: dict[EntityKey, Scored], pages: dict[EntityKey, np.ndarray]) -> None:

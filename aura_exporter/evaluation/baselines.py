@@ -2,8 +2,8 @@
 
 - null: never alerts (NAB's zero).
 - band: the usual Prometheus-native rule, `abs(x - avg_over_time(x[span])) > 3 * stddev_over_time(x[span])`
-  with `for:` one step, scored like AURA's backtest: by its pages, |z| / (1 + |z|) at the row where each
-  alert starts firing, 0 elsewhere (so the scorer's threshold search can still ask for a larger k).
+  with `for:` one step, scored like AURA's backtest: by its pages, the highest |z| / (1 + |z|) of the run at
+  the row where each alert starts firing, 0 elsewhere (so the scorer's threshold search can still ask for a larger k).
   Like PromQL, the range includes the current sample and nothing after it.
 """
 
@@ -46,11 +46,12 @@ def band_pages(times: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def pages(firing: np.ndarray, scores: np.ndarray, hold_rows: int = HOLD_ROWS) -> np.ndarray:
-    """The score at the row where each run of firing rows has lasted `hold_rows` more rows, 0 elsewhere."""
+    """At the row where each run of firing rows has lasted `hold_rows` more rows, the run's highest score
+    so far (as AURA's pages carry the highest risk since the decision); 0 elsewhere."""
     paged = np.zeros(len(scores))
     for first, last in runs(firing):
         if last - first >= hold_rows:
-            paged[first + hold_rows] = scores[first + hold_rows]
+            paged[first + hold_rows] = scores[first:first + hold_rows + 1].max()
     return paged
 
 

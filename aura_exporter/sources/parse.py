@@ -76,8 +76,18 @@ def _parse_fast(body: bytes) -> list[Series] | None:
         return None
     samples = numbers.reshape(-1, 2)
     bounds = np.concatenate([[0], np.cumsum(pairs)])
-    return [_series(item.get("metric"), samples[bounds[i]:bounds[i + 1], 0], samples[bounds[i]:bounds[i + 1], 1])
+    if not _ascending_within(samples[:, 0], bounds):
+        raise _invalid("sample timestamps are not finite and ascending")
+    times, values = samples[:, 0], samples[:, 1]
+    return [Series(_labels(item.get("metric")), times[bounds[i]:bounds[i + 1]], values[bounds[i]:bounds[i + 1]])
             for i, item in enumerate(items)]
+
+
+def _ascending_within(timestamps: np.ndarray, bounds: np.ndarray) -> bool:
+    """Every series' timestamps finite and strictly ascending, for all the series of an answer at once."""
+    rises = np.diff(timestamps) > 0
+    rises[bounds[1:-1][(bounds[1:-1] > 0) & (bounds[1:-1] < len(timestamps))] - 1] = True  # one series to the next
+    return bool(np.all(np.isfinite(timestamps)) and np.all(rises))
 
 
 def _parse_objects(body: bytes) -> list[Series]:
@@ -113,8 +123,12 @@ def parse_series(item: Any) -> Series:
 
 
 def _series(labels: Any, timestamps: np.ndarray, values: np.ndarray) -> Series:
+    if not _ascending_within(timestamps, np.array([0, len(timestamps)])):
+        raise _invalid("sample timestamps are not finite and ascending")
+    return Series(labels=_labels(labels), timestamps=timestamps, values=values)
+
+
+def _labels(labels: Any) -> dict[str, str]:
     if not isinstance(labels, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
         raise _invalid("series labels are not a string map")
-    if timestamps.size and (not np.all(np.isfinite(timestamps)) or np.any(np.diff(timestamps) <= 0)):
-        raise _invalid("sample timestamps are not finite and ascending")
-    return Series(labels=labels, timestamps=timestamps, values=values)
+    return labels

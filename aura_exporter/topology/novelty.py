@@ -12,8 +12,8 @@ which NAB's best detectors use: the mean of the last SHORT novelties is compared
 spread of those means over about LONG steps (exponentially weighted: constant memory), and reported
 as a z-score in sigmas, the council's unit. Nothing is reported before WARM_UP means exist.
 
-Causal by construction: a step is judged only against steps before it. Entities not in a cycle's
-windows are forgotten.
+Causal by construction: a step is judged only against steps before it. An entity left out of a
+cycle (a gap in its data) keeps its history; one unseen for `forget_after` loses it.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ class _History:
     averages: int = 0
     mean: np.ndarray = field(init=False)
     variance: np.ndarray = field(init=False)
-    last_time: float = -np.inf
+    last_time: float = -np.inf  # the last step judged
+    last_seen: float = -np.inf  # the end of the last window the entity was in
 
     def __post_init__(self) -> None:
         self.points = np.zeros((self.capacity, self.features, self.dimension), dtype=np.float32)
@@ -89,6 +90,7 @@ class NoveltyTracker:
     history: int  # points kept per entity
     dimension: int  # Takens embedding
     delay: int
+    forget_after: float
     entities: dict[EntityKey, _History] = field(default_factory=dict)
 
     def update(self, windows: Windows) -> np.ndarray:
@@ -96,9 +98,11 @@ class NoveltyTracker:
         values = windows.values
         span = (self.dimension - 1) * self.delay
         result = np.zeros((len(windows.entities), values.shape[2]))
+        now = float(windows.timestamps[-1])
         for i, key in enumerate(windows.entities):
             history = self.entities.get(key) or self.entities.setdefault(
                 key, _History(self.history, values.shape[2], self.dimension))
+            history.last_seen = now
             for step in np.flatnonzero(windows.timestamps > history.last_time):
                 if step < span:
                     continue
@@ -107,6 +111,6 @@ class NoveltyTracker:
                     continue
                 result[i] = np.maximum(result[i], history.judge(point))
                 history.last_time = float(windows.timestamps[step])
-        for gone in set(self.entities) - set(windows.entities):
+        for gone in [key for key, history in self.entities.items() if now - history.last_seen > self.forget_after]:
             del self.entities[gone]
         return result
