@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS   ?=
 
-.PHONY: install rules dashboards screenshots bench-deps system-deps run test lint bench bench-topology bench-forecast forecast-quality clean soak scrape-load evaluate bench-exposition
+.PHONY: install rules dashboards screenshots bench-deps system-deps run test lint bench bench-cycle bench-topology bench-forecast forecast-quality clean soak scrape-load evaluate bench-exposition
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,7 @@ lint: install
 	$(BIN)/mypy aura_exporter
 
 # Heavy runs: scripts that print figures, never part of `make test`.
-bench: bench-topology bench-forecast bench-exposition
+bench: bench-topology bench-forecast bench-exposition bench-cycle
 
 bench-topology: install
 	$(BIN)/python bench/topology_cycle.py $(ARGS)
@@ -46,6 +46,10 @@ bench-forecast: install
 
 bench-exposition: install
 	$(BIN)/python bench/exposition_speed.py $(ARGS)
+
+# One full cycle, stage by stage, for 1000 and 10,000 entities (docs/benchmarks.md); several minutes.
+bench-cycle: install
+	$(BIN)/python bench/full_cycle.py $(ARGS)
 
 # Regenerate rules/ from aura_exporter/mixin/ (a test fails when the committed YAML differs).
 rules: install

@@ -61,8 +61,8 @@ class WindowCache:
     def place(self, results: Sequence[RangeResult], grid: np.ndarray, start: float) -> Placed:
         """The window on `grid` from this cycle's answers (fetched from `start`) and the cache; kept for the next."""
         if start <= grid[0] or self.last is None:
-            keys, values, _ = place_series(self.analysis, results, grid)
-            placed = Placed(grid, keys, values, paired_until(self.analysis, results, keys))
+            keys, values, duplicated = place_series(self.analysis, results, grid)
+            placed = Placed(grid, keys, values, paired_until(self.analysis, results, keys, duplicated))
             self.partial_fetches = 0
         else:
             placed = self._merge(self.last, results, grid, start)
@@ -72,7 +72,7 @@ class WindowCache:
 
     def _merge(self, last: Placed, results: Sequence[RangeResult], grid: np.ndarray, start: float) -> Placed:
         fresh = int(np.searchsorted(grid, start - self.analysis.step / 2))
-        new_keys, new_values, _ = place_series(self.analysis, results, grid[fresh:])
+        new_keys, new_values, new_duplicated = place_series(self.analysis, results, grid[fresh:])
         shift = int(round((grid[0] - last.grid[0]) / self.analysis.step))
         old = last.values[:, shift:shift + fresh]
         kept = np.flatnonzero(~np.all(np.isnan(old), axis=(1, 2)))  # keys with nothing left in the window go
@@ -85,15 +85,19 @@ class WindowCache:
         paired[old_rows] = last.paired_until[kept]
         new_rows = np.array([row[key] for key in new_keys], dtype=np.int64)
         values[new_rows, fresh:] = new_values
-        paired[new_rows] = np.maximum(paired[new_rows], paired_until(self.analysis, results, new_keys))
+        paired[new_rows] = np.maximum(paired[new_rows],
+                                      paired_until(self.analysis, results, new_keys, new_duplicated))
         return Placed(grid, keys, values, paired)
 
 
-def paired_until(analysis: Analysis, results: Sequence[RangeResult], keys: list[EntityKey]) -> np.ndarray:
+def paired_until(analysis: Analysis, results: Sequence[RangeResult], keys: list[EntityKey],
+                 duplicated: np.ndarray) -> np.ndarray:
     """[E] per key, the last time two of its series for one feature both still had samples (the second
-    latest of their last samples), −inf for keys with one series per feature: a window holds a duplicate
-    exactly when this time is inside it."""
+    latest of their last samples), −inf for keys with one series per feature (`duplicated` false): a
+    window holds a duplicate exactly when this time is inside it."""
     found: dict[EntityKey, float] = {}
+    if not duplicated.any():  # the usual answer: nothing to look for
+        return np.full(len(keys), -np.inf)
     for result in results:
         last_samples: dict[EntityKey, list[float]] = {}
         for series in result.series:

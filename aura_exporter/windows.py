@@ -125,6 +125,20 @@ def fill_gaps(values: np.ndarray, max_gap: int, max_missing_ratio: float) -> tup
         return values, np.zeros(0, dtype=bool)
     rows = values.transpose(0, 2, 1).reshape(-1, steps)  # [E*F, T]
     missing = np.isnan(rows)
+    holey = np.flatnonzero(missing.any(axis=1))  # most rows of a healthy fleet have no gap: leave them be
+    fillable = np.zeros_like(missing)
+    filled = rows.copy()
+    filled[holey], fillable[holey] = _interpolate(rows[holey], missing[holey], max_gap)
+    ratio = missing.reshape(entities, features * steps).mean(axis=1)
+    unfilled = (missing & ~fillable).reshape(entities, -1).any(axis=1)
+    complete = (ratio <= max_missing_ratio) & ~unfilled
+    return filled.reshape(entities, features, steps).transpose(0, 2, 1), complete
+
+
+def _interpolate(rows: np.ndarray, missing: np.ndarray, max_gap: int) -> tuple[np.ndarray, np.ndarray]:
+    """[R, T] rows with their NaN runs of at most max_gap steps filled linearly (or with the nearest value at
+    either end), and which points were filled."""
+    steps = rows.shape[1]
     positions = np.broadcast_to(np.arange(steps), rows.shape)
     prev = np.maximum.accumulate(np.where(missing, -1, positions), axis=1)
     nxt = np.flip(np.minimum.accumulate(np.flip(np.where(missing, steps, positions), axis=1), axis=1), axis=1)
@@ -134,11 +148,7 @@ def fill_gaps(values: np.ndarray, max_gap: int, max_missing_ratio: float) -> tup
     right = np.take_along_axis(rows, np.clip(nxt, 0, steps - 1), axis=1)
     weight = np.where((prev >= 0) & (nxt < steps), (positions - prev) / np.maximum(nxt - prev, 1), 0.0)
     interpolated = np.where(prev < 0, right, np.where(nxt >= steps, left, left + weight * (right - left)))
-    filled = np.where(fillable, interpolated, rows)
-    ratio = missing.reshape(entities, features * steps).mean(axis=1)
-    unfilled = (missing & ~fillable).reshape(entities, -1).any(axis=1)
-    complete = (ratio <= max_missing_ratio) & ~unfilled
-    return filled.reshape(entities, features, steps).transpose(0, 2, 1), complete
+    return np.where(fillable, interpolated, rows), fillable
 
 
 def robust_scale(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
