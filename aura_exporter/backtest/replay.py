@@ -94,7 +94,7 @@ def record(trace: Trace, result: AnalysisResult) -> None:
     verdict, topology = result.verdict, result.topology
     trace.cycles += 1
     trace.agents = verdict.agents
-    residual = (np.nanmax(np.abs(result.forecast.residual_zscore), axis=1, initial=np.nan)
+    residual = (np.fmax.reduce(np.abs(result.forecast.residual_zscore), axis=1)  # NaN where all are NaN, quietly
                 if result.forecast is not None else np.full(len(verdict.risk), np.nan))
     for i, key in enumerate(result.windows.entities):
         entity = trace.entities.setdefault(key, EntityTrace())
