@@ -62,7 +62,7 @@ def evaluate(entities: list[ScoredEntity], incidents) -> dict:
     inside, outside = split_by_windows(entities, incidents)
     return {"nab": {name: round(score.normalized, 2) for name, score in profiles.items()},
             "thresholds": thresholds,
-            "score_percentiles": {"inside_windows": _percentiles(inside), "outside_windows": _percentiles(outside)},
+            "pages": {"inside_windows": _pages(inside), "outside_windows": _pages(outside)},
             "windows_detected": profiles["standard"].detected_windows, "windows": profiles["standard"].windows,
             "server_metrics": {"recall": _round(found.recall), "false_alert_share": _round(found.false_alert_share),
                                "median_lead_hours": _round(found.median_lead_hours),
@@ -86,8 +86,14 @@ def split_by_windows(entities: list[ScoredEntity], incidents) -> tuple[np.ndarra
     return np.concatenate(inside), np.concatenate(outside)
 
 
-def _percentiles(scores: np.ndarray) -> dict[str, float]:
-    return {f"p{q}": round(float(np.percentile(scores, q)), 4) for q in (50, 90, 99)} if scores.size else {}
+def _pages(scores: np.ndarray) -> dict[str, float | int | None]:
+    """How many rows carry a page (a score above 0) and their median score."""
+    paged = scores[scores > 0]
+    return {"count": int(paged.size), "median_score": round(float(np.median(paged)), 4) if paged.size else None}
+
+
+def _score(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
 
 
 def _round(value: float) -> float | None:
@@ -150,13 +156,14 @@ def markdown(results: dict, seconds: float, command: str) -> str:
     lines += ["", "## Where AURA stands", "",
               f"Goal (issue 5): NAB standard score above 70. This run: {aura:.1f}, "
               + ("met." if aura > 70 else "not met."), "",
-              "A detector can only score when its scores are higher inside the labeled windows than outside "
-              "them; the distribution of each detector's scores after probation:", "",
-              "| detector | inside windows p50 / p90 / p99 | outside windows p50 / p90 / p99 |", "|---|---|---|"]
+              "A detector scores when it pages inside the labeled windows rather than outside them. Every page "
+              "after probation (before the profile's threshold drops the weaker ones), and its median score:", "",
+              "| detector | pages inside windows | median score | pages outside windows | median score |",
+              "|---|---:|---:|---:|---:|"]
     for name, result in results.items():
-        inside, outside = result["score_percentiles"]["inside_windows"], result["score_percentiles"]["outside_windows"]
-        lines.append(f"| {name} | " + " / ".join(f"{v:.3f}" for v in inside.values()) + " | "
-                     + " / ".join(f"{v:.3f}" for v in outside.values()) + " |")
+        inside, outside = result["pages"]["inside_windows"], result["pages"]["outside_windows"]
+        lines.append(f"| {name} | {inside['count']} | {_score(inside['median_score'])} | {outside['count']} | "
+                     f"{_score(outside['median_score'])} |")
     lines += ["", "![NAB scores](img/evaluation-scores.png)", "",
               "The backtest's own report (every series, its risk, the alerts and the labeled windows) is "
               "written to results/nab/backtest/report.html; NAB-format per-file results, which NAB's own "
