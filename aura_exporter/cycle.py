@@ -11,8 +11,6 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import NoReturn
 
-import numpy as np
-
 from aura_exporter.config import Analysis
 from aura_exporter.council import CouncilStage
 from aura_exporter.exposition.selfmetrics import SelfMetrics
@@ -22,7 +20,7 @@ from aura_exporter.sources.base import QueryError, RangeResult, Source
 from aura_exporter.topology import TopologyStage
 from aura_exporter.topology.baseline_file import BaselineFileError, baselines_path, load_baselines, save_baselines
 from aura_exporter.window_cache import WindowCache
-from aura_exporter.windows import Context, Windows, build_context, context_grid, step_grid, windows_from
+from aura_exporter.windows import Context, Windows, build_context, context_grid, step_grid
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +181,7 @@ class AnalysisCycle(Cycle):
         results = await self._timed("query", self._fetch(start, grid[-1]))
         loop = asyncio.get_running_loop()
         windows = await self._timed("windows", loop.run_in_executor(
-            self.executor, self._windows, results, grid, start))
+            self.executor, self.cache.windows, results, grid, start))
         if not windows.entities:  # an empty answer must not pass for a healthy fleet
             self._nothing_to_analyse("entity", windows.skipped)
         if windows.skipped.get("over_max_entities"):
@@ -217,10 +215,6 @@ class AnalysisCycle(Cycle):
         """Baselines need a window beyond their reference plus min_history cycles of drift."""
         warm_up = self.analysis.window + self.analysis.baseline.min_history * self.analysis.interval
         return self.first_success is not None and data_time - self.first_success >= warm_up
-
-    def _windows(self, results: list[RangeResult], grid: np.ndarray, start: float) -> Windows:
-        placed = self.cache.place(results, grid, start)
-        return windows_from(self.analysis, placed.keys, placed.values, placed.duplicates, grid)
 
     async def _context(self, end: float, windows: Windows) -> Context | None:
         """The forecaster's context, once it has a model; a failed fetch costs this cycle's forecast

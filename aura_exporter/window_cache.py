@@ -20,7 +20,7 @@ import numpy as np
 
 from aura_exporter.config import Analysis
 from aura_exporter.sources.base import RangeResult
-from aura_exporter.windows import EntityKey, place_series
+from aura_exporter.windows import EntityKey, Windows, place_series, windows_from
 
 REFETCH_STEPS = 2
 FULL_EVERY = 10
@@ -57,6 +57,11 @@ class WindowCache:
         if shift != round(shift) or not 0 <= shift < len(grid) - REFETCH_STEPS:
             return float(grid[0])  # another step, time went back, or nothing left in common
         return float(last.grid[-1] - REFETCH_STEPS * self.analysis.step)
+
+    def windows(self, results: Sequence[RangeResult], grid: np.ndarray, start: float) -> Windows:
+        """The windows on `grid` from this cycle's answers (fetched from `start`) and the cache."""
+        placed = self.place(results, grid, start)
+        return windows_from(self.analysis, placed.keys, placed.values, placed.duplicates, grid)
 
     def place(self, results: Sequence[RangeResult], grid: np.ndarray, start: float) -> Placed:
         """The window on `grid` from this cycle's answers (fetched from `start`) and the cache; kept for the next."""

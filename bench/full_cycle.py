@@ -48,7 +48,7 @@ from aura_exporter.sources.parse import parse_matrix
 from aura_exporter.topology import TopologyStage
 from aura_exporter.topology.stage import coarsen, delay_embed
 from aura_exporter.window_cache import WindowCache
-from aura_exporter.windows import Context, Windows, step_grid, windows_from
+from aura_exporter.windows import Context, step_grid
 
 END = 1_764_000_000.0
 
@@ -101,7 +101,7 @@ class Cycle:
         grid = step_grid(self.analysis, end)
         results = [RangeResult(f.name, tuple(timed("parse", parse_matrix, d)))
                    for f, d in zip(self.analysis.features, documents, strict=True)]
-        windows = timed("windows", self.windows, results, grid, start)
+        windows = timed("windows", self.cache.windows, results, grid, start)
         topology = timed("topology", self.topology.run, windows, float(grid[-1]))
         recent = self.analysis.forecast.input_steps  # the context's shape; its spacing does not change the work
         context = Context(grid[-recent:], windows.values[:, -recent:])
@@ -113,10 +113,6 @@ class Cycle:
         timed("history", self.history.record, snapshot)
         self.last = (documents, topology, context, snapshot)
         return times
-
-    def windows(self, results: list[RangeResult], grid, start: float) -> Windows:
-        placed = self.cache.place(results, grid, start)
-        return windows_from(self.analysis, placed.keys, placed.values, placed.duplicates, grid)
 
 
 def floors(cycle: Cycle, cores: int) -> dict[str, float]:

@@ -3,9 +3,9 @@ results per file, and run.json (what was run, for `evaluate` and for people).
 
 What is scored against incidents is the pages, not the rows: a row's `alert_score` is, at the row
 where a warning would have started firing (the rules' `for:` held), the highest risk since its
-decision was taken, and 0 elsewhere. NAB counts every
-row at or over its threshold as one more detection; an on-call team counts pages, and a risk that
-stays high for an hour is one page, not twelve."""
+decision was taken, and 0 elsewhere. NAB counts every row at or over its threshold as one more
+detection; an on-call team counts pages, and a risk that stays high for an hour is one page, not
+twelve."""
 
 from __future__ import annotations
 
@@ -72,12 +72,20 @@ def score_rows(trace: Trace, key: EntityKey, rows: Rows) -> Scored:
 def page_scores(scored: Scored, warnings: list[tuple[float, float]]) -> np.ndarray:
     """[rows] at the first row at or after each warning's start (on the replay's timeline), the highest risk
     from its decision on; 0 elsewhere."""
-    pages = np.zeros(len(scored.rows.timeline))
-    for decided, start in warnings:
-        first, row = np.searchsorted(scored.rows.timeline, [decided - 1e-6, start - 1e-6])
-        if row < len(pages):
-            pages[row] = scored.risk[first:row + 1].max()
-    return pages
+    timeline = scored.rows.timeline
+    spans = [(int(np.searchsorted(timeline, decided - 1e-6)), int(np.searchsorted(timeline, start - 1e-6)))
+             for decided, start in warnings]
+    return pages_at(scored.risk, spans)
+
+
+def pages_at(scores: np.ndarray, spans: list[tuple[int, int]]) -> np.ndarray:
+    """[rows] at the last row of each (decision, page) span of row indices, the span's highest score (a page
+    carries the highest risk since its decision); 0 elsewhere. Spans that end past the rows never paged."""
+    paged = np.zeros(len(scores))
+    for first, row in spans:
+        if row < len(scores):
+            paged[row] = scores[first:row + 1].max()
+    return paged
 
 
 def warnings_of(found: list[Alert], label_names: tuple[str, ...]) -> dict[EntityKey, list[tuple[float, float]]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from aura_exporter.backtest.outputs import pages_at
 from aura_exporter.backtest.replay import runs
 
 BAND_SPAN = 86400.0  # avg_over_time(x[1d]), a common choice for seasonal server metrics
@@ -48,11 +49,7 @@ def band_pages(times: np.ndarray, values: np.ndarray) -> np.ndarray:
 def pages(firing: np.ndarray, scores: np.ndarray, hold_rows: int = HOLD_ROWS) -> np.ndarray:
     """At the row where each run of firing rows has lasted `hold_rows` more rows, the run's highest score
     so far (as AURA's pages carry the highest risk since the decision); 0 elsewhere."""
-    paged = np.zeros(len(scores))
-    for first, last in runs(firing):
-        if last - first >= hold_rows:
-            paged[first + hold_rows] = scores[first:first + hold_rows + 1].max()
-    return paged
+    return pages_at(scores, [(first, first + hold_rows) for first, last in runs(firing) if last - first >= hold_rows])
 
 
 DETECTORS = {"null": null_scores, "band": band_pages}

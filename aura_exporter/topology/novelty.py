@@ -70,8 +70,9 @@ class _History:
     def _likelihood(self, average: np.ndarray) -> np.ndarray:
         spread = np.sqrt(self.variance)
         floor = np.maximum(ABSOLUTE_SCALE_FLOOR, 1e-3 * np.abs(self.mean))  # a flat past must not make noise infinite
-        zscore = (average - self.mean) / np.maximum(spread, floor) if self.averages >= WARM_UP else np.zeros(
-            self.features)
+        zscore = (average - self.mean) / np.maximum(spread, floor)
+        if self.averages < WARM_UP:
+            zscore = np.zeros(self.features)
         self.averages += 1
         weight = max(1.0 / LONG, 1.0 / self.averages)
         delta = average - self.mean

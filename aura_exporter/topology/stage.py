@@ -90,5 +90,5 @@ class TopologyStage:
             critical=critical_features(diagrams, thresholds),
             fleet=fleet_topology(scaled, self.settings.noise_factor),
             novelty=(self.novelty.update(windows) if self.novelty is not None
-                     else np.full(windows.values.shape[::2], np.nan)),
+                     else np.full((len(windows.entities), windows.values.shape[2]), np.nan)),
         )
