@@ -206,10 +206,20 @@ def text_exposition(snapshot: Snapshot) -> bytes:
             names = [piece.split("=", 1)[0] for piece in bases[0]] + list(combinations[0])
             template = ",".join(f"{{{names.index(n)}}}" for n in sorted(names))
             extras = [[f'{k}="{_escape(v)}"' for k, v in extra.items()] for extra in combinations]
-            for row, column in zip(*np.nonzero(np.isfinite(values)), strict=True):
-                lines.append(f"{name}{{{template.format(*bases[row], *extras[column])}}} "
-                             f"{floatToGoString(values[row, column])}\n")
+            rows, columns = np.nonzero(np.isfinite(values))
+            lines += [f"{name}{{{template.format(*bases[row], *extras[column])}}} {text}\n"
+                      for row, column, text in zip(rows.tolist(), columns.tolist(), _go_floats(values[rows, columns]),
+                                                   strict=True)]
     return "".join(lines).encode("utf-8")
+
+
+def _go_floats(finite: np.ndarray) -> list[str]:
+    """floatToGoString of each finite value, without its per-value checks: Python's repr is Go's
+    text except from 1e6 up, where Go switches to an exponent sooner (those few go the slow way)."""
+    texts = list(map(repr, finite.tolist()))
+    for index in np.flatnonzero(finite >= 1e6).tolist():
+        texts[index] = floatToGoString(finite[index])
+    return texts
 
 
 _BY_NAME = {family.name: family for family in FAMILIES}
