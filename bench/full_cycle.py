@@ -6,7 +6,8 @@ A fleet built in memory (the replay fleet's shapes, 8 features, 120 steps) goes 
 cycle does after the PromQL round trip: parsing the query_range answers (one JSON document per
 feature, values as strings, as Prometheus sends them; after the first cycle only the steps the window
 cache lacks, an interval and two re-fetched steps, as the live cycle asks; `--whole-windows` fetches
-every window whole, as before the cache), windows, topology, forecast (a CfC of the
+every window whole, as before the cache), windows, topology (its persistence, and apart from it the
+summaries: scaling, noise thresholds, Betti, entropy, drift, fleet, novelty), forecast (a CfC of the
 default size with untrained weights: the same arithmetic), council, and rendering the snapshot for
 /metrics. Floors, measured in the same run: json.loads of the same answers; giotto-ph's raw
 ripser_parallel on the same clouds (one process, and split ideally over the cores); one batched
@@ -102,7 +103,11 @@ class Cycle:
         results = [RangeResult(f.name, tuple(timed("parse", parse_matrix, d)))
                    for f, d in zip(self.analysis.features, documents, strict=True)]
         windows = timed("windows", self.cache.windows, results, grid, start)
-        topology = timed("topology", self.topology.run, windows, float(grid[-1]))
+        engine = self.topology.engine
+        engine.compute = lambda clouds: timed("persistence", type(engine).compute, engine, clouds)
+        topology = timed("summaries", self.topology.run, windows, float(grid[-1]))
+        del engine.compute  # back to the class's method
+        times["summaries"] -= times["persistence"]  # the stage's work besides persistence
         recent = self.analysis.forecast.input_steps  # the context's shape; its spacing does not change the work
         context = Context(grid[-recent:], windows.values[:, -recent:])
         forecast = timed("forecast", self.forecast.run, windows, context)
@@ -128,7 +133,7 @@ def floors(cycle: Cycle, cores: int) -> dict[str, float]:
     started = time.perf_counter()
     for cloud in clouds:
         ripser_parallel(cloud, maxdim=1)
-    found["topology"] = (time.perf_counter() - started) / cores
+    found["persistence"] = (time.perf_counter() - started) / cores
     trained = cycle.forecast.trained
     inputs = torch.from_numpy(model_inputs(context.values, context.timestamps).inputs).to(trained.device)
     with torch.inference_mode(), autocast(trained.device):
@@ -180,7 +185,7 @@ def main() -> None:
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     analysis = analysis_of(args.features, args.steps, args.max_points)
-    stages = ("parse", "windows", "topology", "forecast", "council", "render", "history")
+    stages = ("parse", "windows", "persistence", "summaries", "forecast", "council", "render", "history")
     print(f"{args.features} features x {args.steps} steps (clouds of at most {args.max_points or args.steps} "
           f"points), {args.workers} worker processes, {cores} CPUs, "
           f"torch {torch.__version__}, forecaster on {describe_device(analysis)}", file=sys.stderr)

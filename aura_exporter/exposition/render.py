@@ -59,7 +59,9 @@ class Rendered:
 
 def render_snapshot(snapshot: Snapshot) -> Rendered:
     text = text_exposition(snapshot)
-    compressor = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # 16+: gzip framing
+    # Level 1, as for OpenMetrics: a third of level 6's time (0.09 s against 0.30 s for 24 MB of text),
+    # 17% larger; compressing is on every cycle's path, the bytes only cross a LAN. 16+: gzip framing.
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
     head = compressor.compress(text) + compressor.flush(zlib.Z_SYNC_FLUSH)
     return Rendered(snapshot=snapshot, text=text, text_gzip_head=head, _compressor=compressor)
 
