@@ -122,7 +122,9 @@ def markdown(results: dict, seconds: float, command: str) -> str:
              "the series' last 1000 points; the distance to the nearest, the H0 bar the point would open "
              "joining that cloud, becomes a tail probability of its own past (Numenta's anomaly "
              "likelihood: the mean of the last 5 against a month of such means), in sigmas, which the "
-             "performance agent weighs (`topology.novelty_history`, README 'Council'). Before it (until "
+             "performance agent weighs (`topology.novelty_history`, README 'Council'). A second scale "
+             "does the same with points of three half-hour means (`novelty_scales: [1, 6]`), for changes "
+             "of shape whose single steps look familiar; the larger of the two counts. Before it (until "
              "2026-11-28) the council weighed a series' level against a 4-hour baseline and the drift of "
              "its window's diagram, and scored 0.0: its risks were as high outside the windows as inside.", "",
              "## NAB score", "", "| detector | standard | reward low FP | reward low FN | source |",

@@ -64,7 +64,6 @@ def test_train_then_demo_forecasts_the_leak(tmp_path, exporters):
     """`train` writes a checkpoint; the demo loads it and shows the leaking host's memory breach coming."""
     import subprocess
     import sys
-    import time
 
     config = "tests/fixtures/replay-forecast.yml"
     trained = subprocess.run([sys.executable, "-m", "aura_exporter", "train", f"--config.file={config}",
@@ -83,10 +82,10 @@ def test_train_then_demo_forecasts_the_leak(tmp_path, exporters):
     first = wait_for(breach_seconds, 60, what="a memory time-to-breach for the leaking host")
     wait_for(lambda: sample_value(demo.metrics(), "aura_forecast_residual_zscore", leak) is not None, 30,
              what="a residual z-score once the first nowcast came due")
-    time.sleep(15)  # 15 more scenario minutes of leak at 60x
+    # The leak goes on (15 scenario minutes take 15 s at 60x; a loaded machine's cycles lag): the breach nears.
+    wait_for(lambda: (breach_seconds() or float("inf")) < 0.8 * first, 45,
+             what=f"the time-to-breach to fall below 80% of its first value, {first:.0f} s")
     text = demo.metrics()
-    later = sample_value(text, "aura_time_to_breach_seconds", leak)
-    assert later is not None and later < 0.8 * first, (first, later)
     assert sample_value(text, "aura_forecast", {**leak, "horizon": "4h"}) > 0.95
     assert sample_value(text, "aura_forecast_upper", {**leak, "horizon": "1h"}) >= sample_value(
         text, "aura_forecast_lower", {**leak, "horizon": "1h"})

@@ -20,9 +20,9 @@ def seasonal(steps: int, rng: np.random.Generator) -> np.ndarray:
     return 50 + 10 * np.sin(2 * np.pi * t / 288) + rng.normal(0, 0.5, steps)
 
 
-def replay(series: np.ndarray, history: int = 500, dimension: int = 3) -> np.ndarray:
+def replay(series: np.ndarray, history: int = 500, dimension: int = 3, scales: tuple[int, ...] = (1,)) -> np.ndarray:
     """[T, E] what the tracker says at each step when cycles run every step over [E, T] series."""
-    tracker = NoveltyTracker(history, dimension, 1, forget_after=3600)
+    tracker = NoveltyTracker(history, dimension, 1, forget_after=3600, scales=scales)
     said = np.zeros(series.shape[::-1])
     keys = tuple((f"e{i}",) for i in range(len(series)))
     for end in range(WINDOW, series.shape[1] + 1):
@@ -61,6 +61,21 @@ def test_nothing_after_a_step_changes_what_was_said_of_it():
     assert np.array_equal(replay(series[None, :cut])[:, 0], whole[:cut])
 
 
+def test_a_slower_rhythm_of_familiar_steps_stands_out_at_a_coarser_scale():
+    """A square wave that stays up and down twice as long: every step and every three steps are ones it
+    has been in (single-step novelty stays quiet), but 36 steps at one level never happened before."""
+    rng = np.random.default_rng(5)
+    t = np.arange(1200)
+    change = 900
+    series = np.where(t < change, (t // 24) % 2, ((t - change) // 48) % 2) * 10.0 + rng.normal(0, 0.5, len(t))
+    fine = replay(series[None])[:, 0]
+    both = replay(series[None], scales=(1, 12))[:, 0]
+    assert np.max(fine[change:]) < 4.5 and np.max(both[WARM:change]) < 4.5
+    assert np.max(both[change:]) > 10.0
+    cut = change + 60
+    assert np.array_equal(replay(series[None, :cut], scales=(1, 12))[:, 0], both[:cut])  # still causal
+
+
 def test_entities_are_judged_apart_and_forgotten_when_gone_long():
     rng = np.random.default_rng(4)
     calm, spiky = seasonal(WARM + 50, rng), seasonal(WARM + 50, rng)
@@ -74,21 +89,21 @@ def test_entities_are_judged_apart_and_forgotten_when_gone_long():
     assert set(tracker.entities) == {("a",), ("b",)}  # a gap of an hour: a's history is kept
     tracker.update(Windows("t", ("instance",), (("b",),), ("x",), STEP * np.arange(13, WINDOW + 13), values[1:]))
     assert list(tracker.entities) == [("b",)]  # more than an hour: forgotten
-    assert tracker.entities[("b",)].points.shape == (100, 1, 2)  # memory is bounded by the history
+    assert tracker.entities[("b",)].scales[0].points.shape == (100, 1, 2)  # memory is bounded by the history
 
 
 def test_steps_with_gaps_are_skipped_not_judged():
     tracker = NoveltyTracker(100, 3, 1, forget_after=3600)
     values = np.full((1, WINDOW, 1), np.nan)
     said = tracker.update(Windows("t", ("instance",), (("a",),), ("x",), STEP * np.arange(WINDOW), values))
-    assert said.tolist() == [[0.0]] and tracker.entities[("a",)].stored == 0
+    assert said.tolist() == [[0.0]] and tracker.entities[("a",)].scales[0].stored == 0
 
 
 def test_the_likelihood_remembers_about_a_month_of_steps():
     assert LONG * STEP / 86400 == pytest.approx(30)
 
 
-def config(novelty: int) -> str:
+def config(novelty: int, scales: str = "[1]") -> str:
     return f"""
 prometheus: {{url: "http://localhost:9090"}}
 analyses:
@@ -97,7 +112,7 @@ analyses:
     step: 1m
     window: 1h
     features: {{x: {{query: up, role: performance}}}}
-    topology: {{embedding_dimension: 3, novelty_history: {novelty}}}
+    topology: {{embedding_dimension: 3, novelty_history: {novelty}, novelty_scales: {scales}}}
 """
 
 
@@ -106,3 +121,11 @@ def test_novelty_history_is_off_by_default_and_checked():
     assert parse_config(config(0)).analyses[0].topology.novelty_history == 0
     with pytest.raises(ConfigError, match="novelty_history"):
         parse_config(config(5))
+
+
+def test_novelty_scales_are_checked_against_the_window():
+    assert parse_config(config(1000, "[6, 1, 6]")).analyses[0].topology.novelty_scales == (1, 6)
+    assert parse_config(config(1000, "[20]")).analyses[0].topology.novelty_scales == (20,)  # 3 × 20 = the hour
+    for bad in ("[]", "[0]", "[1.5]", "6", "[true]", "[21]"):
+        with pytest.raises(ConfigError, match="novelty_scales"):
+            parse_config(config(1000, bad))

@@ -345,7 +345,8 @@ def _check_promql(reader: Reader, query: str | None, path: str) -> None:
 
 def _read_topology(reader: Reader, value: Any, path: str, steps: int | None) -> TopologyConfig:
     node = reader.mapping(value, path, {"homology_dimensions", "noise_factor", "min_persistence",
-                                        "embedding_dimension", "embedding_delay", "max_points", "novelty_history"})
+                                        "embedding_dimension", "embedding_delay", "max_points", "novelty_history",
+                                        "novelty_scales"})
     dims = node.get("homology_dimensions", [0, 1])
     if not isinstance(dims, list) or not dims or any(d not in (0, 1, 2) or isinstance(d, bool) for d in dims):
         reader.fail(f"{path}.homology_dimensions", f"expected a list drawn from 0, 1, 2, found {dims!r}")
@@ -363,6 +364,8 @@ def _read_topology(reader: Reader, value: Any, path: str, steps: int | None) -> 
         embedding_delay=delay,
         max_points=_read_max_points(reader, node.get("max_points"), f"{path}.max_points"),
         novelty_history=_read_novelty_history(reader, node.get("novelty_history"), f"{path}.novelty_history"),
+        novelty_scales=_read_novelty_scales(reader, node.get("novelty_scales"), f"{path}.novelty_scales",
+                                            ((dimension - 1) * delay + 1), steps),
     )
 
 
@@ -379,6 +382,20 @@ def _read_novelty_history(reader: Reader, value: Any, path: str) -> int:
         reader.fail(path, f"0 (off) or between {NOVELTY_MIN_HISTORY} and {NOVELTY_MAX_HISTORY} points "
                           f"(each costs 4 bytes per feature and embedding dimension per entity), found {points}")
     return points
+
+
+def _read_novelty_scales(reader: Reader, value: Any, path: str, points_span: int, steps: int | None) -> tuple[int, ...]:
+    """Distinct whole numbers of steps; a point at each (`points_span` means of that many steps) fits the window."""
+    scales = [1] if value is None else value
+    if (not isinstance(scales, list) or not scales
+            or any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in scales)):
+        reader.fail(path, f"expected a list of whole numbers of steps, 1 or more, found {value!r}")
+        return (1,)
+    too_long = [s for s in scales if steps and points_span * s > steps]
+    if too_long:
+        reader.fail(path, f"a point at scale {too_long[0]} covers {points_span * too_long[0]} steps, more than the "
+                          f"{steps}-step window")
+    return tuple(sorted(set(scales)))
 
 
 def _read_baseline(reader: Reader, value: Any, path: str) -> BaselineConfig:

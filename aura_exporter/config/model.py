@@ -83,6 +83,7 @@ class TopologyConfig:
     embedding_delay: int = 1  # steps between the delayed copies
     max_points: int = 0  # >0: average consecutive points of each cloud down to at most this many (0: all)
     novelty_history: int = 0  # >0: judge each step's Takens point against this many past ones (topology/novelty.py)
+    novelty_scales: tuple[int, ...] = (1,)  # steps averaged per coordinate of a novelty point, one history each
 
 
 @dataclass(frozen=True)

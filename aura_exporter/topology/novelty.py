@@ -12,6 +12,11 @@ which NAB's best detectors use: the mean of the last SHORT novelties is compared
 spread of those means over about LONG steps (exponentially weighted: constant memory), and reported
 as a z-score in sigmas, the council's unit. Nothing is reported before WARM_UP means exist.
 
+Scales (`topology.novelty_scales`): at scale s a point is made of the means of s steps each, `delay`
+× s steps apart, and has its own history and likelihood; an entity's novelty is the largest over its
+scales. Scale 1 sees a step unlike any before (a spike, a jump); a coarser scale sees a slow change of
+shape (a daily curve that sags or stretches) whose single steps all look familiar.
+
 Causal by construction: a step is judged only against steps before it. An entity left out of a
 cycle (a gap in its data) keeps its history; one unseen for `forget_after` loses it.
 """
@@ -28,26 +33,25 @@ from aura_exporter.windows import ABSOLUTE_SCALE_FLOOR, EntityKey, Windows
 
 SHORT = 5  # steps averaged: one odd step is less than five
 LONG = 8640  # steps of memory of the averages' distribution (a month of 5-minute steps)
-WARM_UP = 300  # averages needed before the spread means anything
+WARM_UP = 200  # averages needed before the spread means anything (17 hours of 5-minute steps)
 
 
 @dataclass
 class _History:
-    """One entity's cloud of past points and the running distribution of its novelty."""
+    """One entity's cloud of past points at one scale and the running distribution of its novelty."""
 
     capacity: int
     features: int
     dimension: int
+    overlap: int  # the newest points that share steps with the next one: not yet its neighbours
     points: np.ndarray = field(init=False)  # [capacity, F, m], a ring
     stored: int = 0
     head: int = 0
-    waiting: deque = field(default_factory=deque)  # the newest points, not yet neighbours (they overlap)
+    waiting: deque = field(default_factory=deque)
     recent: deque = field(default_factory=lambda: deque(maxlen=SHORT))
     averages: int = 0
     mean: np.ndarray = field(init=False)
     variance: np.ndarray = field(init=False)
-    last_time: float = -np.inf  # the last step judged
-    last_seen: float = -np.inf  # the end of the last window the entity was in
 
     def __post_init__(self) -> None:
         self.points = np.zeros((self.capacity, self.features, self.dimension), dtype=np.float32)
@@ -63,7 +67,7 @@ class _History:
             if len(self.recent) == SHORT:
                 zscore = self._likelihood(np.mean(self.recent, axis=0))
         self.waiting.append(point.astype(np.float32))
-        if len(self.waiting) > self.dimension:
+        if len(self.waiting) > self.overlap:
             self._store(self.waiting.popleft())
         return zscore
 
@@ -87,31 +91,52 @@ class _History:
 
 
 @dataclass
+class _Entity:
+    scales: list[_History]
+    last_time: float = -np.inf  # the last step judged
+    last_seen: float = -np.inf  # the end of the last window the entity was in
+
+
+@dataclass
 class NoveltyTracker:
-    history: int  # points kept per entity
+    history: int  # points kept per entity and scale
     dimension: int  # Takens embedding
     delay: int
     forget_after: float
-    entities: dict[EntityKey, _History] = field(default_factory=dict)
+    scales: tuple[int, ...] = (1,)  # steps averaged per coordinate
+    entities: dict[EntityKey, _Entity] = field(default_factory=dict)
 
     def update(self, windows: Windows) -> np.ndarray:
         """[E, F] the largest novelty z-score among each entity's steps new since the last cycle (0: none)."""
-        values = windows.values
-        span = (self.dimension - 1) * self.delay
-        result = np.zeros((len(windows.entities), values.shape[2]))
+        result = np.zeros((len(windows.entities), windows.values.shape[2]))
         now = float(windows.timestamps[-1])
         for i, key in enumerate(windows.entities):
-            history = self.entities.get(key) or self.entities.setdefault(
-                key, _History(self.history, values.shape[2], self.dimension))
-            history.last_seen = now
-            for step in np.flatnonzero(windows.timestamps > history.last_time):
-                if step < span:
-                    continue
-                point = values[i, step - span: step + 1: self.delay].T  # [F, m]
-                if np.isnan(point).any():
-                    continue
-                result[i] = np.maximum(result[i], history.judge(point))
-                history.last_time = float(windows.timestamps[step])
-        for gone in [key for key, history in self.entities.items() if now - history.last_seen > self.forget_after]:
+            entity = self.entities.get(key) or self.entities.setdefault(key, self._new_entity(windows.values.shape[2]))
+            entity.last_seen = now
+            new = np.flatnonzero(windows.timestamps > entity.last_time)
+            result[i] = self._judge(entity, windows.values[i], new)
+            complete = new[~np.isnan(windows.values[i, new]).any(axis=1)]
+            if len(complete):  # steps after the last complete one are judged again once their samples land
+                entity.last_time = float(windows.timestamps[complete[-1]])
+        for gone in [key for key, entity in self.entities.items() if now - entity.last_seen > self.forget_after]:
             del self.entities[gone]
         return result
+
+    def _new_entity(self, features: int) -> _Entity:
+        return _Entity([_History(self.history, features, self.dimension, self._span(scale)) for scale in self.scales])
+
+    def _span(self, scale: int) -> int:
+        """Steps one point at this scale covers."""
+        return ((self.dimension - 1) * self.delay + 1) * scale
+
+    def _judge(self, entity: _Entity, values: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        """[F] the largest z-score of these steps of one entity's [T, F] window over its scales."""
+        found = np.zeros(values.shape[1])
+        for scale, history in zip(self.scales, entity.scales, strict=True):
+            means = np.lib.stride_tricks.sliding_window_view(values, scale, axis=0).mean(axis=2)  # [T-s+1, F]
+            reach = (self.dimension - 1) * self.delay * scale  # from the first coordinate's mean to the last's
+            for step in steps[steps >= self._span(scale) - 1]:
+                point = means[step - scale + 1 - reach: step - scale + 2: self.delay * scale].T  # [F, m]
+                if not np.isnan(point).any():
+                    found = np.maximum(found, history.judge(point))
+        return found

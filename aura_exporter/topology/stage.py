@@ -69,7 +69,8 @@ class TopologyStage:
         self.engine = PersistenceEngine(settings.homology_dimensions, workers)
         self.baselines = BaselineStore(analysis.baseline, settings.homology_dimensions, analysis.window)
         self.novelty = (NoveltyTracker(settings.novelty_history, settings.embedding_dimension, settings.embedding_delay,
-                                       analysis.baseline.forget_after) if settings.novelty_history else None)
+                                       analysis.baseline.forget_after, settings.novelty_scales)
+                        if settings.novelty_history else None)
 
     def run(self, windows: Windows, now: float) -> Topology:
         scaled = self.baselines.scale(windows.entities, windows.values, now)
