@@ -39,6 +39,7 @@ from aura_exporter.config.model import (
     PrometheusConfig,
     TLSConfig,
     TopologyConfig,
+    embedding_span,
 )
 from aura_exporter.config.reader import DuplicateKeyLoader, Reader
 
@@ -353,7 +354,7 @@ def _read_topology(reader: Reader, value: Any, path: str, steps: int | None) -> 
         dims = [0, 1]
     dimension = reader.integer(node.get("embedding_dimension"), f"{path}.embedding_dimension", 1, low=1)
     delay = reader.integer(node.get("embedding_delay"), f"{path}.embedding_delay", 1, low=1)
-    if steps and steps - (dimension - 1) * delay < MIN_WINDOW_STEPS:
+    if steps and steps - embedding_span(dimension, delay) + 1 < MIN_WINDOW_STEPS:
         reader.fail(f"{path}.embedding_dimension", f"a delay embedding of dimension {dimension} and delay {delay} "
                     f"leaves fewer than {MIN_WINDOW_STEPS} points of a {steps}-step window")
     return TopologyConfig(
@@ -365,7 +366,7 @@ def _read_topology(reader: Reader, value: Any, path: str, steps: int | None) -> 
         max_points=_read_max_points(reader, node.get("max_points"), f"{path}.max_points"),
         novelty_history=_read_novelty_history(reader, node.get("novelty_history"), f"{path}.novelty_history"),
         novelty_scales=_read_novelty_scales(reader, node.get("novelty_scales"), f"{path}.novelty_scales",
-                                            ((dimension - 1) * delay + 1), steps),
+                                            embedding_span(dimension, delay), steps),
     )
 
 

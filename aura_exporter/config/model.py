@@ -15,6 +15,11 @@ MIN_WINDOW_STEPS = 8  # fewer points than this carry no usable shape
 NOVELTY_MIN_HISTORY = 10  # past points a novelty needs before it means anything (topology/novelty.py)
 
 
+def embedding_span(dimension: int, delay: int) -> int:
+    """Steps one Takens point covers: a step and its `dimension − 1` predecessors `delay` steps apart."""
+    return (dimension - 1) * delay + 1
+
+
 class ConfigError(Exception):
     """All problems of one configuration file, each as 'path: message'."""
 

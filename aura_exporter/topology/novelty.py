@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from aura_exporter.config.model import NOVELTY_MIN_HISTORY
+from aura_exporter.config.model import NOVELTY_MIN_HISTORY, embedding_span
 from aura_exporter.windows import ABSOLUTE_SCALE_FLOOR, EntityKey, Windows
 
 SHORT = 5  # steps averaged: one odd step is less than five
@@ -93,7 +93,7 @@ class _History:
 @dataclass
 class _Entity:
     scales: list[_History]
-    last_time: float = -np.inf  # the last step judged
+    last_time: float = -np.inf  # the last step with all its samples, judged at every scale it fits
     last_seen: float = -np.inf  # the end of the last window the entity was in
 
 
@@ -123,20 +123,21 @@ class NoveltyTracker:
         return result
 
     def _new_entity(self, features: int) -> _Entity:
-        return _Entity([_History(self.history, features, self.dimension, self._span(scale)) for scale in self.scales])
-
-    def _span(self, scale: int) -> int:
-        """Steps one point at this scale covers."""
-        return ((self.dimension - 1) * self.delay + 1) * scale
+        span = embedding_span(self.dimension, self.delay)
+        return _Entity([_History(self.history, features, self.dimension, span * scale) for scale in self.scales])
 
     def _judge(self, entity: _Entity, values: np.ndarray, steps: np.ndarray) -> np.ndarray:
         """[F] the largest z-score of these steps of one entity's [T, F] window over its scales."""
         found = np.zeros(values.shape[1])
+        span = embedding_span(self.dimension, self.delay)
         for scale, history in zip(self.scales, entity.scales, strict=True):
-            means = np.lib.stride_tricks.sliding_window_view(values, scale, axis=0).mean(axis=2)  # [T-s+1, F]
-            reach = (self.dimension - 1) * self.delay * scale  # from the first coordinate's mean to the last's
-            for step in steps[steps >= self._span(scale) - 1]:
-                point = means[step - scale + 1 - reach: step - scale + 2: self.delay * scale].T  # [F, m]
+            judged = steps[steps >= span * scale - 1]  # steps whose point fits in the window
+            if not len(judged):
+                continue
+            first = judged[0] - span * scale + 1  # only the means those points use (usually one step's)
+            means = np.lib.stride_tricks.sliding_window_view(values[first:], scale, axis=0).mean(axis=2)
+            for end in judged - first - scale + 1:  # the index of the mean ending at the step
+                point = means[end - (span - 1) * scale: end + 1: self.delay * scale].T  # [F, m]
                 if not np.isnan(point).any():
                     found = np.maximum(found, history.judge(point))
         return found
