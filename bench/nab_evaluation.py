@@ -124,7 +124,10 @@ def markdown(results: dict, seconds: float, command: str) -> str:
              "likelihood: the mean of the last 5 against a month of such means), in sigmas, which the "
              "performance agent weighs (`topology.novelty_history`, README 'Council'). A second scale "
              "does the same with points of three half-hour means (`novelty_scales: [1, 6]`), for changes "
-             "of shape whose single steps look familiar; the larger of the two counts. Before it (until "
+             "of shape whose single steps look familiar; the larger of the two counts. Points that were "
+             "3σ newer than usual are remembered past the last 1000, so a kind of burst pages once. A "
+             "value more than 5% of its span past the lowest or highest the series has had is a record "
+             "(`record` evidence, Numenta's rule), worth a warning alone. Before novelty (until "
              "2026-11-28) the council weighed a series' level against a 4-hour baseline and the drift of "
              "its window's diagram, and scored 0.0: its risks were as high outside the windows as inside.", "",
              "## NAB score", "", "| detector | standard | reward low FP | reward low FN | source |",

@@ -49,7 +49,7 @@ ANALYSIS = parse_config(config_yaml()).analyses[0]
 
 
 def evidence(level, *, surprise=None, breach=None, time_to_breach=None, drift=None, isolation=None,
-             novelty=None, features=FEATURES, roles=ROLES_OF) -> Evidence:
+             novelty=None, record=None, features=FEATURES, roles=ROLES_OF) -> Evidence:
     level = np.asarray(level, dtype=float)
     entities = level.shape[0]
     nothing = np.full(level.shape, np.nan)
@@ -61,6 +61,7 @@ def evidence(level, *, surprise=None, breach=None, time_to_breach=None, drift=No
         breach=nothing if breach is None else np.asarray(breach, dtype=float),
         time_to_breach=nothing if time_to_breach is None else np.asarray(time_to_breach, dtype=float),
         novelty=nothing if novelty is None else np.asarray(novelty, dtype=float),
+        record=nothing if record is None else np.asarray(record, dtype=float),
         drift=np.zeros(entities) if drift is None else np.asarray(drift, dtype=float),
         isolation=np.zeros(entities) if isolation is None else np.asarray(isolation, dtype=float),
         level_units=level,
@@ -241,6 +242,26 @@ def test_novelty_columns_score_in_sigmas_only_where_novelty_is_on():
     for agent in AGENTS:
         assessment = agent.assess(evidence(np.zeros((2, 4))), SIGMAS)
         assert all(c.kind != "novelty" for c in assessment.columns)
+
+
+def test_a_record_is_a_warning_alone_in_its_direction_and_says_which_extreme():
+    windows, topology = council_inputs(np.zeros((3, 4)))
+    record = np.zeros((3, 4))
+    record[0, 0] = 0.12  # cpu past its highest: cpu has a limit, so only up counts
+    record[1, 0] = -0.3  # cpu below its lowest: no risk
+    record[2, 3] = -0.2  # p99 below its lowest: both directions count
+    topology = replace(topology, record=record, novelty=np.zeros((3, 4)))
+    verdict = settled(CouncilStage(ANALYSIS), windows, topology)
+    assert verdict.decision.tolist() == [1, 0, 1]  # a warning, not critical, alone
+    column = verdict.assessments[1].columns.index(Column("record", "cpu"))
+    assert verdict.assessments[1].scores[0, column] == pytest.approx(sigma_score(np.array([SIGMAS + 0.5]), SIGMAS)[0])
+    high = explain(verdict, topology.critical[0], {}, max(HORIZONS), 0)
+    assert "cpu is past the highest it has been since it was first seen (by 12% of its range)" in high.summary
+    assert ACTIONS["record"].format(feature="cpu") in high.actions
+    low = explain(verdict, topology.critical[2], {}, max(HORIZONS), 2)
+    assert "p99 is past the lowest" in low.summary and "(by 20% of its range)" in low.summary
+    without = agent_named("resources").assess(evidence(np.zeros((2, 4))), SIGMAS)
+    assert all(c.kind != "record" for c in without.columns)  # novelty off: no record column
 
 
 class SloAgent:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from aura_exporter.config import ConfigError, parse_config
-from aura_exporter.topology.novelty import LONG, SHORT, WARM_UP, NoveltyTracker
+from aura_exporter.topology.novelty import LONG, RECORD_TOLERANCE, SHORT, WARM_UP, NoveltyTracker
 from aura_exporter.windows import Windows
 
 STEP = 300.0
@@ -20,15 +20,17 @@ def seasonal(steps: int, rng: np.random.Generator) -> np.ndarray:
     return 50 + 10 * np.sin(2 * np.pi * t / 288) + rng.normal(0, 0.5, steps)
 
 
-def replay(series: np.ndarray, history: int = 500, dimension: int = 3, scales: tuple[int, ...] = (1,)) -> np.ndarray:
-    """[T, E] what the tracker says at each step when cycles run every step over [E, T] series."""
+def replay(series: np.ndarray, history: int = 500, dimension: int = 3, scales: tuple[int, ...] = (1,),
+           what: str = "zscore", every: int = 1) -> np.ndarray:
+    """[T, E] what the tracker says (`what`: its z-score or its records) at the end of each cycle when
+    cycles run every `every` steps over [E, T] series."""
     tracker = NoveltyTracker(history, dimension, 1, forget_after=3600, scales=scales)
     said = np.zeros(series.shape[::-1])
     keys = tuple((f"e{i}",) for i in range(len(series)))
-    for end in range(WINDOW, series.shape[1] + 1):
+    for end in range(WINDOW, series.shape[1] + 1, every):
         windows = Windows("t", ("instance",), keys, ("x",), STEP * np.arange(end - WINDOW, end),
                           series[:, end - WINDOW:end, None])
-        said[end - 1] = tracker.update(windows)[:, 0]
+        said[end - 1] = getattr(tracker.update(windows), what)[:, 0]
     return said
 
 
@@ -76,6 +78,39 @@ def test_a_slower_rhythm_of_familiar_steps_stands_out_at_a_coarser_scale():
     assert np.array_equal(replay(series[None, :cut], scales=(1, 12))[:, 0], both[:cut])  # still causal
 
 
+def test_a_surprise_is_remembered_after_the_history_forgot_it():
+    """A burst of a kind never seen pages; the same burst again, after the history of 500 steps has moved
+    on, is still familiar: the points that surprised are kept apart."""
+    rng = np.random.default_rng(6)
+    series = seasonal(WARM + 1600, rng)
+    bursts = (WARM + 300, WARM + 1300)  # a thousand steps apart: the second is past the history's reach
+    for start in bursts:
+        series[start:start + 6] += np.array([10.0, 25.0, 40.0, 40.0, 25.0, 10.0])
+    said = replay(series[None])[:, 0]
+    first, second = (np.max(said[start:start + 12]) for start in bursts)
+    assert first > 6.0 and second < first / 2
+
+
+def test_a_value_past_every_one_before_by_5_percent_of_their_span_is_a_record():
+    """A sawtooth from 0 to 100 whose tooth once reaches 104 (within 5% of the span: no record), and a
+    later one 110 then 116 (each more than 5% past the highest before: records, as a share of the span)."""
+    rng = np.random.default_rng(8)
+    tooth = 51
+    ramp = np.tile(np.linspace(0.0, 100.0, tooth), 14)[:WARM + 400] + rng.normal(0, 0.1, WARM + 400)
+    top = 6 * tooth + tooth - 1  # a tooth's last step, after the warm-up
+    later = top + tooth
+    ramp[top - 1: top + 1] = [102.0, 104.0]
+    ramp[later - 3: later + 1] = [102.0, 104.0, 110.0, 116.0]
+    records = replay(ramp[None], what="record", every=3)[:, 0]
+    assert np.all(records[:later - 1] == 0.0)  # the warm-up's own climbs and the small excess are no records
+    assert records[later - 1: later + 3].max() == pytest.approx(6.0 / 104.3, abs=0.003)  # 110 past 104
+    low = replay(-ramp[None], what="record", every=3)[:, 0]
+    assert low[later - 1: later + 3].min() == pytest.approx(-6.0 / 104.3, abs=0.003)  # below the lowest: negative
+    cut = later - 1
+    assert np.array_equal(replay(ramp[None, :cut], what="record", every=3)[:, 0], records[:cut])  # causal
+    assert RECORD_TOLERANCE == 0.05
+
+
 def test_entities_are_judged_apart_and_forgotten_when_gone_long():
     rng = np.random.default_rng(4)
     calm, spiky = seasonal(WARM + 50, rng), seasonal(WARM + 50, rng)
@@ -96,7 +131,7 @@ def test_steps_with_gaps_are_skipped_not_judged():
     tracker = NoveltyTracker(100, 3, 1, forget_after=3600)
     values = np.full((1, WINDOW, 1), np.nan)
     said = tracker.update(Windows("t", ("instance",), (("a",),), ("x",), STEP * np.arange(WINDOW), values))
-    assert said.tolist() == [[0.0]] and tracker.entities[("a",)].scales[0].stored == 0
+    assert said.zscore.tolist() == [[0.0]] and said.record.tolist() == [[0.0]] and tracker.entities[("a",)].scales[0].stored == 0
 
 
 def test_the_likelihood_remembers_about_a_month_of_steps():

@@ -114,8 +114,8 @@ class ForecastConfig:
 
 
 # The kinds of evidence the built-in agents weigh (council/evidence.py); `council.evidence` picks among them.
-EVIDENCE_KINDS = ("level", "surprise", "novelty", "breach", "drift", "isolation", "dependency_loop", "partition",
-                  "new_caller")
+EVIDENCE_KINDS = ("level", "surprise", "novelty", "record", "breach", "drift", "isolation", "dependency_loop",
+                  "partition", "new_caller")
 
 
 @dataclass(frozen=True)

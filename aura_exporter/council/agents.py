@@ -26,6 +26,10 @@ from aura_exporter.council.evidence import Evidence
 # (with the default `sigmas` of 5); healthy noise (under 3.5σ) scores under 0.05.
 SCORE_WIDTH = 0.5
 
+# A record (a value beyond every one before, topology/novelty.py) counts as this many sigmas beyond
+# `sigmas`: a score of 0.73, a warning alone, critical with any other agent's warning.
+RECORD_SIGMAS = 0.5
+
 # An entity `isolation` noise thresholds away from the fleet's majority counts as that many sigmas
 # times this (twice the threshold is a clear split: 2 x 2 = 4 sigmas, a score of 0.5 by default).
 ISOLATION_SIGMAS = 2.0
@@ -33,7 +37,7 @@ ISOLATION_SIGMAS = 2.0
 
 @dataclass(frozen=True)
 class Column:
-    kind: str  # level | surprise | novelty | breach | drift | isolation
+    kind: str  # level | surprise | novelty | record | breach | drift | isolation
     feature: str | None  # None for evidence about the whole entity
 
 
@@ -75,7 +79,7 @@ def sigma_score(deviation: np.ndarray, sigmas: float) -> np.ndarray:
 
 
 class RoleAgent:
-    """Weighs the level, surprise, novelty and breach odds of the features whose role is its name."""
+    """Weighs the level, surprise, novelty, records and breach odds of the features whose role is its name."""
 
     def __init__(self, name: str):
         self.name = name
@@ -95,6 +99,11 @@ class RoleAgent:
                 columns.append(Column("novelty", feature))
                 values.append(evidence.novelty[:, index])
                 scores.append(sigma_score(evidence.novelty[:, index], sigmas))
+            if not np.all(np.isnan(evidence.record[:, index])):
+                record = np.where(evidence.record[:, index] != 0, sigmas + RECORD_SIGMAS, 0.0)
+                columns.append(Column("record", feature))
+                values.append(record)
+                scores.append(np.where(np.isnan(evidence.record[:, index]), np.nan, sigma_score(record, sigmas)))
             if not np.all(np.isnan(evidence.breach[:, index])):
                 columns.append(Column("breach", feature))
                 values.append(evidence.breach[:, index])

@@ -11,6 +11,8 @@ so a number means the same in every analysis whatever the feature's units:
 - drift: the z-score of the window's diagram drift from its baseline (topology);
 - novelty (`topology.novelty_history`): how new the newest steps' state is against the entity's own
   history, as a z-score of its own past novelty (topology/novelty.py); only more than usual counts;
+- record (with novelty): a value beyond the lowest or highest the entity has had since it was first
+  seen, by more than 5% of that span (topology/novelty.py), as a signed share of the span;
 - isolation: how far apart from the fleet's majority the entity stands, in noise thresholds;
 - graph (an analysis linked to a graph analysis by `council.graph`): the service the entity is, in a
   new request loop, cut off from the main part of the service graph, or called by new callers. A
@@ -58,6 +60,7 @@ class Evidence:
     breach: np.ndarray  # [E, F] probability of reaching the limit; NaN without a limit or a forecast
     time_to_breach: np.ndarray  # [E, F] seconds; NaN when no breach is in sight
     novelty: np.ndarray  # [E, F] sigmas, 0 or more; NaN when novelty is off
+    record: np.ndarray  # [E, F] excess beyond the entity's range, share of its span (+ above, − below, 0 none)
     drift: np.ndarray  # [E] drift z-score
     isolation: np.ndarray  # [E] distance from the fleet's majority, in units of its noise threshold
     level_units: np.ndarray  # [E, F] the level deviation in the feature's own units
@@ -88,6 +91,7 @@ def gather_evidence(analysis: Analysis, windows: Windows, topology: Topology, fo
         breach=nothing if forecast is None else forecast.breach_probability,
         time_to_breach=nothing if forecast is None else forecast.time_to_breach,
         novelty=np.maximum(topology.novelty, 0.0),  # a state less new than usual is no news
+        record=along_direction(topology.record, directions),
         drift=topology.drift_zscore,
         isolation=topology.fleet.isolation / topology.fleet.threshold,
         level_units=level_units,

@@ -33,6 +33,8 @@ ACTIONS = {
                 "with recent changes.",
     "novelty": "{feature} behaves as it has not lately: compare with recent deploys, configuration changes, "
                "traffic and failures of what it depends on.",
+    "record": "{feature} is beyond anything seen on this entity: check whether a limit is near (disk, memory, "
+              "connections) and what changed (traffic, a deploy, a failing dependency).",
     "drift": "Investigate the topology change: compare with recent deploys, configuration changes and failovers.",
     "loop": "Look for retry loops or circular dependencies between services and break them (timeouts, backoff, "
             "circuit breakers).",
@@ -139,6 +141,10 @@ def describe(kind: str, feature: str | None, value: float, verdict: Verdict, ind
         return f"the newest {feature} value is {abs(value):.1f}σ {side} what the forecaster expected"
     if kind == "novelty":
         return f"{feature} is in a state it has not been in lately ({value:.1f}σ newer than usual)"
+    if kind == "record":
+        share = evidence.record[index, evidence.features.index(str(feature))]
+        extreme = "highest" if share > 0 else "lowest"
+        return f"{feature} is past the {extreme} it has been since it was first seen (by {abs(share):.0%} of its range)"
     if kind == "breach":
         column = evidence.features.index(str(feature))
         eta = evidence.time_to_breach[index, column]

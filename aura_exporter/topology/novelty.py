@@ -17,6 +17,15 @@ Scales (`topology.novelty_scales`): at scale s a point is made of the means of s
 scales. Scale 1 sees a step unlike any before (a spike, a jump); a coarser scale sees a slow change of
 shape (a daily curve that sags or stretches) whose single steps all look familiar.
 
+Two memories beyond the last `novelty_history` points:
+- surprises: a point that was judged REMEMBER_SIGMAS or more newer than usual is also kept in a second
+  ring as large as the history, so a pattern that surprised once (a weekly batch job, a known kind of
+  burst) is still familiar after the history has moved on, and pages once rather than every week;
+- records: each feature's lowest and highest value since the entity was first seen. A step beyond
+  them by more than RECORD_TOLERANCE of their span is a record, however usual the step's distance
+  is (Numenta's detector has the same rule with the same 5%); it counts once the entity has been
+  seen for WARM_UP steps, when the likelihood starts speaking too.
+
 Causal by construction: a step is judged only against steps before it. An entity left out of a
 cycle (a gap in its data) keeps its history; one unseen for `forget_after` loses it.
 """
@@ -34,6 +43,17 @@ from aura_exporter.windows import ABSOLUTE_SCALE_FLOOR, EntityKey, Windows
 SHORT = 5  # steps averaged: one odd step is less than five
 LONG = 8640  # steps of memory of the averages' distribution (a month of 5-minute steps)
 WARM_UP = 200  # averages needed before the spread means anything (17 hours of 5-minute steps)
+REMEMBER_SIGMAS = 3.0  # a point this much newer than usual is remembered after the history forgets it
+RECORD_TOLERANCE = 0.05  # of the span of the values seen so far: a smaller excess is no record
+
+
+@dataclass(frozen=True)
+class Novelty:
+    """What the tracker says of each entity's steps new since the last cycle."""
+
+    zscore: np.ndarray  # [E, F] the largest novelty z-score among them (0: none)
+    record: np.ndarray  # [E, F] the largest excess beyond the values seen before, as a share of their
+    #                     span: positive above the highest, negative below the lowest, 0 for none
 
 
 @dataclass
@@ -47,7 +67,10 @@ class _History:
     points: np.ndarray = field(init=False)  # [capacity, F, m], a ring
     stored: int = 0
     head: int = 0
-    waiting: deque = field(default_factory=deque)
+    remembered: np.ndarray = field(init=False)  # [capacity, F, m], a ring of the points that surprised
+    surprises: int = 0
+    surprise_head: int = 0
+    waiting: deque = field(default_factory=deque)  # (point, its z-score) not yet stored
     recent: deque = field(default_factory=lambda: deque(maxlen=SHORT))
     averages: int = 0
     mean: np.ndarray = field(init=False)
@@ -55,6 +78,7 @@ class _History:
 
     def __post_init__(self) -> None:
         self.points = np.zeros((self.capacity, self.features, self.dimension), dtype=np.float32)
+        self.remembered = np.zeros_like(self.points)
         self.mean = np.zeros(self.features)
         self.variance = np.zeros(self.features)
 
@@ -62,13 +86,13 @@ class _History:
         """[F] z-score of the novelty of `point` [F, m] (0 while warming up); then it joins the history."""
         zscore = np.zeros(self.features)
         if self.stored >= NOVELTY_MIN_HISTORY:
-            distance = np.abs(self.points[: self.stored] - point).max(axis=2).min(axis=0)
-            self.recent.append(distance)
+            known = np.concatenate([self.points[: self.stored], self.remembered[: self.surprises]])
+            self.recent.append(np.abs(known - point).max(axis=2).min(axis=0))
             if len(self.recent) == SHORT:
                 zscore = self._likelihood(np.mean(self.recent, axis=0))
-        self.waiting.append(point.astype(np.float32))
+        self.waiting.append((point.astype(np.float32), zscore))
         if len(self.waiting) > self.overlap:
-            self._store(self.waiting.popleft())
+            self._store(*self.waiting.popleft())
         return zscore
 
     def _likelihood(self, average: np.ndarray) -> np.ndarray:
@@ -84,15 +108,22 @@ class _History:
         self.variance = (1.0 - weight) * (self.variance + weight * delta * delta)
         return zscore
 
-    def _store(self, point: np.ndarray) -> None:
+    def _store(self, point: np.ndarray, zscore: np.ndarray) -> None:
         self.points[self.head] = point
         self.head = (self.head + 1) % self.capacity
         self.stored = min(self.stored + 1, self.capacity)
+        if (zscore >= REMEMBER_SIGMAS).any():  # its other features' coordinates are past states too: kept whole
+            self.remembered[self.surprise_head] = point
+            self.surprise_head = (self.surprise_head + 1) % self.capacity
+            self.surprises = min(self.surprises + 1, self.capacity)
 
 
 @dataclass
 class _Entity:
     scales: list[_History]
+    low: np.ndarray  # [F] each feature's lowest value so far
+    high: np.ndarray  # [F] and its highest
+    steps: int = 0  # complete steps seen
     last_time: float = -np.inf  # the last step with all its samples, judged at every scale it fits
     last_seen: float = -np.inf  # the end of the last window the entity was in
 
@@ -106,25 +137,47 @@ class NoveltyTracker:
     scales: tuple[int, ...] = (1,)  # steps averaged per coordinate
     entities: dict[EntityKey, _Entity] = field(default_factory=dict)
 
-    def update(self, windows: Windows) -> np.ndarray:
-        """[E, F] the largest novelty z-score among each entity's steps new since the last cycle (0: none)."""
-        result = np.zeros((len(windows.entities), windows.values.shape[2]))
+    def update(self, windows: Windows) -> Novelty:
+        """What is new in each entity's steps since the last cycle."""
+        zscore = np.zeros((len(windows.entities), windows.values.shape[2]))
+        record = np.zeros_like(zscore)
         now = float(windows.timestamps[-1])
         for i, key in enumerate(windows.entities):
             entity = self.entities.get(key) or self.entities.setdefault(key, self._new_entity(windows.values.shape[2]))
             entity.last_seen = now
             new = np.flatnonzero(windows.timestamps > entity.last_time)
-            result[i] = self._judge(entity, windows.values[i], new)
+            zscore[i] = self._judge(entity, windows.values[i], new)
             complete = new[~np.isnan(windows.values[i, new]).any(axis=1)]
             if len(complete):  # steps after the last complete one are judged again once their samples land
+                record[i] = self._records(entity, windows.values[i, complete])
                 entity.last_time = float(windows.timestamps[complete[-1]])
         for gone in [key for key, entity in self.entities.items() if now - entity.last_seen > self.forget_after]:
             del self.entities[gone]
-        return result
+        return Novelty(zscore, record)
 
     def _new_entity(self, features: int) -> _Entity:
         span = embedding_span(self.dimension, self.delay)
-        return _Entity([_History(self.history, features, self.dimension, span * scale) for scale in self.scales])
+        return _Entity([_History(self.history, features, self.dimension, span * scale) for scale in self.scales],
+                       low=np.full(features, np.inf), high=np.full(features, -np.inf))
+
+    @staticmethod
+    def _records(entity: _Entity, values: np.ndarray) -> np.ndarray:
+        """[F] the largest record among these [n, F] complete steps (as a share of the span before it), and
+        the entity's lowest and highest values moved past them."""
+        high = np.maximum.accumulate(np.vstack([entity.high, values]), axis=0)  # [n + 1, F]: before each, then after
+        low = np.minimum.accumulate(np.vstack([entity.low, values]), axis=0)
+        entity.high, entity.low = high[-1], low[-1]
+        high, low = high[:-1], low[:-1]
+        warm = (entity.steps + np.arange(len(values)) >= WARM_UP)[:, None]
+        entity.steps += len(values)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            span = high - low
+            above = (values - high) / span
+            below = (values - low) / span
+        usable = warm & (span > 0)
+        excess = np.where(usable & (above > RECORD_TOLERANCE), above, np.where(usable & (below < -RECORD_TOLERANCE),
+                                                                                 below, 0.0))
+        return excess[np.argmax(np.abs(excess), axis=0), np.arange(values.shape[1])]
 
     def _judge(self, entity: _Entity, values: np.ndarray, steps: np.ndarray) -> np.ndarray:
         """[F] the largest z-score of these steps of one entity's [T, F] window over its scales."""

@@ -9,7 +9,7 @@ import numpy as np
 from aura_exporter.config import Analysis
 from aura_exporter.topology.baseline import BaselineStore
 from aura_exporter.topology.fleet import FleetTopology, fleet_topology
-from aura_exporter.topology.novelty import NoveltyTracker
+from aura_exporter.topology.novelty import Novelty, NoveltyTracker
 from aura_exporter.topology.persistence import Diagrams, PersistenceEngine
 from aura_exporter.topology.summaries import (
     betti_numbers,
@@ -34,6 +34,8 @@ class Topology:
     critical: np.ndarray  # [E, k, 3] (dimension, birth, death), NaN-padded
     fleet: FleetTopology
     novelty: np.ndarray  # [E, F] z-score of the newest steps' novelty (topology/novelty.py); NaN when off
+    record: np.ndarray  # [E, F] the newest steps' excess beyond every value before, as a share of their span
+    #                     (+ above, − below, 0 none); NaN when novelty is off
 
 
 def delay_embed(windows: np.ndarray, dimension: int, delay: int) -> np.ndarray:
@@ -78,6 +80,8 @@ class TopologyStage:
                                                            self.settings.embedding_delay), self.settings.max_points))
         thresholds = noise_thresholds(diagrams, self.settings.noise_factor, self.settings.min_persistence)
         drift = self.baselines.drift(windows.entities, diagrams, now)
+        off = np.full((len(windows.entities), windows.values.shape[2]), np.nan)
+        novelty = self.novelty.update(windows) if self.novelty is not None else Novelty(off, off)
         return Topology(
             dims=diagrams.dims,
             scaled=scaled,
@@ -90,6 +94,6 @@ class TopologyStage:
             drift_zscore=drift.zscore,
             critical=critical_features(diagrams, thresholds),
             fleet=fleet_topology(scaled, self.settings.noise_factor),
-            novelty=(self.novelty.update(windows) if self.novelty is not None
-                     else np.full((len(windows.entities), windows.values.shape[2]), np.nan)),
+            novelty=novelty.zscore,
+            record=novelty.record,
         )
