@@ -44,6 +44,16 @@ def test_a_spike_stands_out_and_the_rhythm_does_not():
     assert np.max(said[WARM:spike]) < 4.5  # a day and more of the same rhythm: no alert-worthy novelty
 
 
+def test_one_huge_spike_does_not_deafen_the_entity_to_the_next_smaller_one():
+    rng = np.random.default_rng(9)
+    series = seasonal(WARM + 2100, rng)
+    huge, later = WARM + 1500, WARM + 2000
+    series[huge] += 5000.0  # a thousand times the usual distance
+    series[later] += 40.0  # the ordinary spike of the first test, 500 steps later
+    said = replay(series[None])[:, 0]
+    assert said[huge] > 6.0 and said[later] > 6.0
+
+
 def test_a_new_level_stands_out_once_then_becomes_the_norm():
     rng = np.random.default_rng(2)
     series = seasonal(WARM + 900, rng)

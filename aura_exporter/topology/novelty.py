@@ -10,7 +10,10 @@ That distance is in the feature's units and its usual size differs from series t
 turned into a tail probability of its own past, Numenta's "anomaly likelihood" (Ahmad et al. 2017),
 which NAB's best detectors use: the mean of the last SHORT novelties is compared with the mean and
 spread of those means over about LONG steps (exponentially weighted: constant memory), and reported
-as a z-score in sigmas, the council's unit. Nothing is reported before WARM_UP means exist.
+as a z-score in sigmas, the council's unit. Nothing is reported before WARM_UP means exist. Once
+warm, an average moves that mean and spread as if it were at most BOUND spreads away: distances are
+heavy-tailed, and one spike a thousand times the usual would otherwise widen the spread so much that
+nothing short of another such spike stands out for weeks.
 
 Scales (`topology.novelty_scales`): at scale s a point is made of the means of s steps each, `delay`
 × s steps apart, and has its own history and likelihood; an entity's novelty is the largest over its
@@ -43,6 +46,7 @@ from aura_exporter.windows import ABSOLUTE_SCALE_FLOOR, EntityKey, Windows
 SHORT = 5  # steps averaged: one odd step is less than five
 LONG = 8640  # steps of memory of the averages' distribution (a month of 5-minute steps)
 WARM_UP = 200  # averages needed before the spread means anything (17 hours of 5-minute steps)
+BOUND = 20.0  # sigmas an average may move the mean and spread by, once warm: a spike still counts, a little
 REMEMBER_SIGMAS = 3.0  # a point this much newer than usual is remembered after the history forgets it
 RECORD_TOLERANCE = 0.05  # of the span of the values seen so far: a smaller excess is no record
 
@@ -104,6 +108,9 @@ class _History:
         self.averages += 1
         weight = max(1.0 / LONG, 1.0 / self.averages)
         delta = average - self.mean
+        if self.averages > WARM_UP:  # one huge event must not widen the spread, and deafen the entity, for a month
+            bound = BOUND * np.maximum(spread, floor)
+            delta = np.clip(delta, -bound, bound)
         self.mean = self.mean + weight * delta
         self.variance = (1.0 - weight) * (self.variance + weight * delta * delta)
         return zscore
