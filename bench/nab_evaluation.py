@@ -122,7 +122,8 @@ def markdown(results: dict, seconds: float, command: str) -> str:
              "the series' last 1000 points; the distance to the nearest, the H0 bar the point would open "
              "joining that cloud, becomes a tail probability of its own past (Numenta's anomaly "
              "likelihood: the mean of the last 5 against a month of such means, each moving those statistics "
-             "by at most 20 spreads, so that one huge spike does not deafen a series for weeks), in sigmas, which the "
+             "by at most 20 spreads, so that one huge spike does not deafen a series for weeks, and a spread "
+             "of at least 0.1% of the series' range), in sigmas, which the "
              "performance agent weighs (`topology.novelty_history`, README 'Council'). A second scale "
              "does the same with points of three half-hour means (`novelty_scales: [1, 6]`), for changes "
              "of shape whose single steps look familiar; the larger of the two counts. Points that were "
@@ -160,7 +161,7 @@ def markdown(results: dict, seconds: float, command: str) -> str:
         lines.append(f"| {c} | " + " | ".join(f"{r['categories_standard'][c]:.1f}" for r in results.values()) + " |")
     aura = results["aura"]["nab"]["standard"]
     lines += ["", "## Where AURA stands", "",
-              f"Goal (issue 5): NAB standard score above 70. This run: {aura:.1f}, "
+              f"Goal (issue 5): NAB standard score above 70. This run: {aura:.2f}, "
               + ("met." if aura > 70 else "not met."), "",
               "A detector scores when it pages inside the labeled windows rather than outside them. Every page "
               "after probation (before the profile's threshold drops the weaker ones), and its median score:", "",

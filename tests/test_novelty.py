@@ -48,10 +48,22 @@ def test_one_huge_spike_does_not_deafen_the_entity_to_the_next_smaller_one():
     rng = np.random.default_rng(9)
     series = seasonal(WARM + 2100, rng)
     huge, later = WARM + 1500, WARM + 2000
-    series[huge] += 5000.0  # a thousand times the usual distance
+    series[huge] += 300.0  # hundreds of times the usual distance (15 times the range: see the spread's floor)
     series[later] += 40.0  # the ordinary spike of the first test, 500 steps later
     said = replay(series[None])[:, 0]
-    assert said[huge] > 6.0 and said[later] > 6.0
+    assert said[huge] > 6.0 and said[later] > 6.0, (said[huge], said[later])
+
+
+def test_a_wobble_of_a_tiny_share_of_the_range_is_no_news_however_quiet_the_series():
+    """A series almost flat (noise 0.01) that once burst to 100: a later bump of 0.5, fifty times its noise
+    but half a percent of its range, would be 7.5σ with a spread that small; it counts as at least 0.1%
+    of the range, and the bump stays quiet."""
+    rng = np.random.default_rng(10)
+    series = rng.normal(0, 0.01, WARM + 500)
+    series[WARM + 100: WARM + 103] += 100.0
+    series[WARM + 400] += 0.5
+    said = replay(series[None])[:, 0]
+    assert said[WARM + 100: WARM + 110].max() > 6.0 and said[WARM + 400: WARM + 406].max() < 1.0
 
 
 def test_a_new_level_stands_out_once_then_becomes_the_norm():

@@ -13,7 +13,9 @@ spread of those means over about LONG steps (exponentially weighted: constant me
 as a z-score in sigmas, the council's unit. Nothing is reported before WARM_UP means exist. Once
 warm, an average moves that mean and spread as if it were at most BOUND spreads away: distances are
 heavy-tailed, and one spike a thousand times the usual would otherwise widen the spread so much that
-nothing short of another such spike stands out for weeks.
+nothing short of another such spike stands out for weeks. The spread counts as at least SPAN_FLOOR
+of the range of the values so far: a series flat most of the time (a disk written to in bursts)
+would otherwise have a spread near 0 and make every burst after a quiet spell a thousand sigmas.
 
 Scales (`topology.novelty_scales`): at scale s a point is made of the means of s steps each, `delay`
 × s steps apart, and has its own history and likelihood; an entity's novelty is the largest over its
@@ -46,6 +48,7 @@ from aura_exporter.windows import ABSOLUTE_SCALE_FLOOR, EntityKey, Windows
 SHORT = 5  # steps averaged: one odd step is less than five
 LONG = 8640  # steps of memory of the averages' distribution (a month of 5-minute steps)
 WARM_UP = 200  # averages needed before the spread means anything (17 hours of 5-minute steps)
+SPAN_FLOOR = 1e-3  # of the range of the values so far: a smaller spread of the novelty is flatness, not precision
 BOUND = 20.0  # sigmas an average may move the mean and spread by, once warm: a spike still counts, a little
 REMEMBER_SIGMAS = 3.0  # a point this much newer than usual is remembered after the history forgets it
 RECORD_TOLERANCE = 0.05  # of the span of the values seen so far: a smaller excess is no record
@@ -86,22 +89,24 @@ class _History:
         self.mean = np.zeros(self.features)
         self.variance = np.zeros(self.features)
 
-    def judge(self, point: np.ndarray) -> np.ndarray:
-        """[F] z-score of the novelty of `point` [F, m] (0 while warming up); then it joins the history."""
+    def judge(self, point: np.ndarray, span: np.ndarray) -> np.ndarray:
+        """[F] z-score of the novelty of `point` [F, m] (0 while warming up), `span` [F] the range of the
+        entity's values so far; then the point joins the history."""
         zscore = np.zeros(self.features)
         if self.stored >= NOVELTY_MIN_HISTORY:
             known = np.concatenate([self.points[: self.stored], self.remembered[: self.surprises]])
             self.recent.append(np.abs(known - point).max(axis=2).min(axis=0))
             if len(self.recent) == SHORT:
-                zscore = self._likelihood(np.mean(self.recent, axis=0))
+                zscore = self._likelihood(np.mean(self.recent, axis=0), span)
         self.waiting.append((point.astype(np.float32), zscore))
         if len(self.waiting) > self.overlap:
             self._store(*self.waiting.popleft())
         return zscore
 
-    def _likelihood(self, average: np.ndarray) -> np.ndarray:
+    def _likelihood(self, average: np.ndarray, span: np.ndarray) -> np.ndarray:
         spread = np.sqrt(self.variance)
-        floor = np.maximum(ABSOLUTE_SCALE_FLOOR, 1e-3 * np.abs(self.mean))  # a flat past must not make noise infinite
+        # a flat past must not make noise infinite, nor a series that is mostly flat make each burst a new one
+        floor = np.maximum(ABSOLUTE_SCALE_FLOOR, np.maximum(1e-3 * np.abs(self.mean), SPAN_FLOOR * span))
         zscore = (average - self.mean) / np.maximum(spread, floor)
         if self.averages < WARM_UP:
             zscore = np.zeros(self.features)
@@ -190,6 +195,7 @@ class NoveltyTracker:
         """[F] the largest z-score of these steps of one entity's [T, F] window over its scales."""
         found = np.zeros(values.shape[1])
         span = embedding_span(self.dimension, self.delay)
+        values_span = np.maximum(entity.high - entity.low, 0.0)  # 0 before any value
         for scale, history in zip(self.scales, entity.scales, strict=True):
             judged = steps[steps >= span * scale - 1]  # steps whose point fits in the window
             if not len(judged):
@@ -199,5 +205,5 @@ class NoveltyTracker:
             for end in judged - first - scale + 1:  # the index of the mean ending at the step
                 point = means[end - (span - 1) * scale: end + 1: self.delay * scale].T  # [F, m]
                 if not np.isnan(point).any():
-                    found = np.maximum(found, history.judge(point))
+                    found = np.maximum(found, history.judge(point, values_span))
         return found
