@@ -89,33 +89,30 @@ class _History:
         self.mean = np.zeros(self.features)
         self.variance = np.zeros(self.features)
 
-    def judge(self, point: np.ndarray, span: np.ndarray) -> np.ndarray:
-        """[F] z-score of the novelty of `point` [F, m] (0 while warming up), `span` [F] the range of the
-        entity's values so far; then the point joins the history."""
+    def judge(self, point: np.ndarray, value_range: np.ndarray) -> np.ndarray:
+        """[F] z-score of the novelty of `point` [F, m] (0 while warming up), `value_range` [F] the range of
+        the entity's values so far; then the point joins the history."""
         zscore = np.zeros(self.features)
         if self.stored >= NOVELTY_MIN_HISTORY:
             known = np.concatenate([self.points[: self.stored], self.remembered[: self.surprises]])
             self.recent.append(np.abs(known - point).max(axis=2).min(axis=0))
             if len(self.recent) == SHORT:
-                zscore = self._likelihood(np.mean(self.recent, axis=0), span)
+                zscore = self._likelihood(np.mean(self.recent, axis=0), value_range)
         self.waiting.append((point.astype(np.float32), zscore))
         if len(self.waiting) > self.overlap:
             self._store(*self.waiting.popleft())
         return zscore
 
-    def _likelihood(self, average: np.ndarray, span: np.ndarray) -> np.ndarray:
-        spread = np.sqrt(self.variance)
+    def _likelihood(self, average: np.ndarray, value_range: np.ndarray) -> np.ndarray:
         # a flat past must not make noise infinite, nor a series that is mostly flat make each burst a new one
-        floor = np.maximum(ABSOLUTE_SCALE_FLOOR, np.maximum(1e-3 * np.abs(self.mean), SPAN_FLOOR * span))
-        zscore = (average - self.mean) / np.maximum(spread, floor)
-        if self.averages < WARM_UP:
-            zscore = np.zeros(self.features)
+        floor = np.maximum(ABSOLUTE_SCALE_FLOOR, np.maximum(1e-3 * np.abs(self.mean), SPAN_FLOOR * value_range))
+        spread = np.maximum(np.sqrt(self.variance), floor)
+        delta = average - self.mean
+        zscore = delta / spread if self.averages >= WARM_UP else np.zeros(self.features)
         self.averages += 1
         weight = max(1.0 / LONG, 1.0 / self.averages)
-        delta = average - self.mean
         if self.averages > WARM_UP:  # one huge event must not widen the spread, and deafen the entity, for a month
-            bound = BOUND * np.maximum(spread, floor)
-            delta = np.clip(delta, -bound, bound)
+            delta = np.clip(delta, -BOUND * spread, BOUND * spread)
         self.mean = self.mean + weight * delta
         self.variance = (1.0 - weight) * (self.variance + weight * delta * delta)
         return zscore
@@ -195,7 +192,7 @@ class NoveltyTracker:
         """[F] the largest z-score of these steps of one entity's [T, F] window over its scales."""
         found = np.zeros(values.shape[1])
         span = embedding_span(self.dimension, self.delay)
-        values_span = np.maximum(entity.high - entity.low, 0.0)  # 0 before any value
+        value_range = np.maximum(entity.high - entity.low, 0.0)  # 0 before any value
         for scale, history in zip(self.scales, entity.scales, strict=True):
             judged = steps[steps >= span * scale - 1]  # steps whose point fits in the window
             if not len(judged):
@@ -205,5 +202,5 @@ class NoveltyTracker:
             for end in judged - first - scale + 1:  # the index of the mean ending at the step
                 point = means[end - (span - 1) * scale: end + 1: self.delay * scale].T  # [F, m]
                 if not np.isnan(point).any():
-                    found = np.maximum(found, history.judge(point, values_span))
+                    found = np.maximum(found, history.judge(point, value_range))
         return found
