@@ -84,7 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--from", dest="start", default=None, help="start, RFC 3339 (Prometheus history)")
     backtest.add_argument("--to", dest="end", default=None, help="end, RFC 3339 (Prometheus history; default now)")
     backtest.add_argument("--data", dest="data", default=None,
-                          help="a CSV `timestamp,value` file or a folder of them instead of Prometheus")
+                          help="CSV files (plain or .gz) instead of Prometheus: `timestamp,value` series, or one "
+                               "`timestamp,<feature>,...` file per entity; a file or a folder of them")
+    backtest.add_argument("--learn.until", dest="learn_until", default=None,
+                          help="with --data: rows before this time (RFC 3339) are for learning (default: as a "
+                               "`split` column says, else each file's first 15%%)")
     backtest.add_argument("--labels", dest="labels", default=None,
                           help="incidents (NAB windows JSON or YAML) to shade in the report and label NAB files")
     backtest.add_argument("--output.dir", dest="output", default="backtest", help="(default %(default)s)")

@@ -5,13 +5,21 @@ from __future__ import annotations
 import asyncio
 import csv
 import dataclasses
+import gzip
 import json
 import math
 
 import numpy as np
 import pytest
 
-from aura_exporter.backtest.files import InputError, files_history, find_entities, read_series
+from aura_exporter.backtest.files import (
+    InputError,
+    files_history,
+    find_entities,
+    learning_rows,
+    parse_time,
+    read_series,
+)
 from aura_exporter.backtest.replay import replay
 from aura_exporter.cli import main
 from aura_exporter.config import parse_config
@@ -88,20 +96,90 @@ def test_csv_problems_are_named_with_file_and_line(tmp_path):
         find_entities(tmp_path / "nothing", ANALYSIS)
 
 
-def test_a_daylight_saving_step_back_is_read_as_the_clock_change_it_is(tmp_path):
+def test_a_daylight_saving_step_back_is_laid_forward_and_rows_keep_their_own_time(tmp_path):
     path = tmp_path / "dst.csv"
     path.write_text("timestamp,value\n2014-11-02 01:50:00,1\n2014-11-02 01:55:00,2\n2014-11-02 01:00:00,3\n"
                     "2014-11-02 01:05:00,4\n")
     series = read_series(path)
-    assert np.all(np.diff(series.timestamps) == 300.0)
+    assert np.all(np.diff(series.timeline) == 300.0)
+    assert series.timestamps[2] == parse_time("2014-11-02 01:00:00")  # outputs carry the file's own times
+
+
+def test_a_step_back_that_is_no_clock_change_moves_nothing_an_hour(tmp_path):
+    # NAB's machine_temperature steps 55 minutes back once: the rows after it keep their own times, and
+    # the replay lays them after the rows before them (one usual step on), not an hour later
+    times = START + 300.0 * np.arange(60)
+    times[30:] -= 55 * 60 + 300
+    path = tmp_path / "back.csv"
+    write_series(path, times, np.arange(60.0))
+    series = read_series(path)
+    np.testing.assert_array_equal(series.timestamps, times)
+    assert np.all(np.diff(series.timeline) == 300.0)
+
+
+def write_wide(path, times, columns: dict, split_at: int | None = None, gz: bool = False):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = ["timestamp", *columns] + (["split", "label"] if split_at is not None else [])
+    lines = [",".join(header)]
+    for i, t in enumerate(times):
+        cells = [f"{np.datetime64(int(t), 's').astype(object):%Y-%m-%dT%H:%M:%SZ}",
+                 *("" if np.isnan(c[i]) else f"{c[i]:.4f}" for c in columns.values())]
+        if split_at is not None:
+            cells += ["train" if i < split_at else "test", "1"]
+        lines.append(",".join(cells))
+    text = "\n".join(lines) + "\n"
+    if gz:
+        with gzip.open(path, "wt") as handle:
+            handle.write(text)
+    else:
+        path.write_text(text)
+
+
+WIDE = parse_config(CONFIG.replace("value: {query: 'value', role: performance}",
+                                   "cpu: {query: 'cpu', role: resources}\n      mem: {query: 'mem', role: resources}"
+                                   )).analyses[0]
+
+
+def test_wide_files_one_per_entity_plain_or_gzip(tmp_path):
+    times, cpu = wavy(50, 1)
+    mem = cpu * 2
+    mem[7] = np.nan
+    write_wide(tmp_path / "a.csv.gz", times, {"cpu": cpu, "mem": mem, "other": cpu}, split_at=20, gz=True)
+    write_wide(tmp_path / "dc" / "b.csv", times, {"mem": mem})
+    found = find_entities(tmp_path, WIDE)
+    assert set(found) == {"a", "dc/b"} and set(found["a"]) == {"cpu", "mem"} and set(found["dc/b"]) == {"mem"}
+    np.testing.assert_allclose(found["a"]["cpu"].values, np.round(cpu, 4))
+    assert np.isnan(found["a"]["mem"].values[7]) and found["a"]["mem"].values[8] == pytest.approx(mem[8], abs=1e-4)
+    assert found["a"]["cpu"].learning.tolist() == [True] * 20 + [False] * 30  # the split column; labels unread
+    assert found["dc/b"]["mem"].learning is None
+    first = found["a"]["cpu"]
+    assert learning_rows(first, None, 0.15).sum() == 20
+    assert learning_rows(first, float(times[10]), 0.15).sum() == 10  # --learn.until wins over the column
+    assert learning_rows(found["dc/b"]["mem"], None, 0.15).sum() == 7  # neither: the first 15%
+
+
+def test_bad_wide_files_are_named_with_file_and_line(tmp_path):
+    times, cpu = wavy(5, 1)
+    write_wide(tmp_path / "a.csv", times, {"cpu": cpu})
+    lines = (tmp_path / "a.csv").read_text().splitlines()
+    lines[3] = lines[3].split(",")[0] + ",lots"
+    (tmp_path / "a.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=r"a.csv:4: not a row of `timestamp,cpu`"):
+        find_entities(tmp_path, WIDE)
+    (tmp_path / "a.csv").write_text("timestamp,disk\n2026-01-01T00:00:00Z,1\n")
+    with pytest.raises(InputError, match=r"a.csv: no column for any feature \(cpu, mem\)"):
+        find_entities(tmp_path, WIDE)
+    (tmp_path / "a.csv").write_bytes(b"\x1f\x8b not really gzip")
+    (tmp_path / "a.csv").rename(tmp_path / "a.csv.gz")
+    with pytest.raises(InputError, match=r"a.csv.gz: cannot read"):
+        find_entities(tmp_path, WIDE)
 
 
 def test_files_of_different_years_share_one_timeline_keeping_weekday_and_time_of_day(tmp_path):
     write_series(tmp_path / "old.csv", *wavy(50, 1))
     later = wavy(50, 2)
     write_series(tmp_path / "new.csv", later[0] + 400 * 86400.0 + 3600, later[1])
-    entities = {n: {f: read_series(p) for f, p in files.items()} for n, files in find_entities(tmp_path, ANALYSIS).items()}
-    placed = files_history(ANALYSIS, entities)
+    placed = files_history(ANALYSIS, find_entities(tmp_path, ANALYSIS))
     assert placed.shifts[("old",)] == 0.0 and placed.shifts[("new",)] % (7 * 86400.0) == 0.0
     assert len(placed.history.timestamps) <= 7 * 288 + 50 + 12  # within a week of each other, not 400 days
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aura_exporter.backtest.files import FileSeries, files_history, find_entities, native_step, parse_time, read_series
+from aura_exporter.backtest.files import FileSeries, files_history, find_entities, learning_rows, native_step, parse_time
 from aura_exporter.backtest.outputs import (
     Rows,
     Scored,
@@ -79,13 +79,11 @@ def rescaled(analysis: Analysis, factor: float) -> Analysis:
                                      context=forecast.context * factor, history=forecast.history * factor))
 
 
-def learning_part(history: History, share: float = PROBATION_SHARE) -> History:
-    """Each entity's first `share` of its rows (NAB's probationary period), the rest hidden."""
+def learning_part(history: History, ends: dict[EntityKey, float]) -> History:
+    """The history up to each entity's end of learning (on the timeline), the rest hidden."""
     values = history.values.copy()
-    for row in range(len(history.entities)):
-        present = np.flatnonzero(~np.isnan(values[row]).all(axis=1))
-        if present.size:
-            values[row, present[0] + int(share * (present[-1] - present[0] + 1)):] = np.nan
+    for row, key in enumerate(history.entities):
+        values[row, history.timestamps >= ends[key]] = np.nan
     return History(history.entities, history.timestamps, values)
 
 
@@ -100,11 +98,11 @@ def train(analysis: Analysis, history: History) -> TrainedModel | None:
     return build_trained(analysis, state, {"trained_at": time.time()})
 
 
-async def backtest_files(analysis: Analysis, root: Path, workers: int = 1) -> list[Outcome]:
-    """Every series file under `root`, replayed group by group of equal sampling interval."""
-    files = find_entities(root, analysis)
-    series = {name: {feature: read_series(path) for feature, path in by_feature.items()}
-              for name, by_feature in files.items()}
+async def backtest_files(analysis: Analysis, root: Path, learn_until: float | None = None,
+                         workers: int = 1) -> list[Outcome]:
+    """Every series file under `root`, replayed group by group of equal sampling interval; each entity
+    learns (the forecaster trains) on its rows before `learn_until`, or as its files say (learning_rows)."""
+    series = find_entities(root, analysis)
     groups: dict[float, dict[str, dict[str, FileSeries]]] = {}
     for name, by_feature in series.items():
         groups.setdefault(native_step(next(iter(by_feature.values()))), {})[name] = by_feature
@@ -115,16 +113,21 @@ async def backtest_files(analysis: Analysis, root: Path, workers: int = 1) -> li
         history = placed.history
         print(f"{analysis.name}: {len(members)} series sampled every {step:g} s, {len(history.timestamps)} steps",
               file=sys.stderr)
-        trained = train(grouped, learning_part(history))
+        rows = {(name,): entity_rows(by_feature, analysis, placed.shifts[(name,)], learn_until)
+                for name, by_feature in members.items()}
+        trained = train(grouped, learning_part(history, {key: r.learning_end for key, r in rows.items()}))
         trace = await replay(grouped, history, float(history.timestamps[0]) + grouped.window,
                              float(history.timestamps[-1]), trained, bar(f"{analysis.name}: replaying"), workers)
-        scored: dict[EntityKey, Scored] = {}
-        for name, by_feature in members.items():
-            first = by_feature.get(analysis.features[0].name, next(iter(by_feature.values())))
-            shift = placed.shifts[(name,)]
-            scored[(name,)] = score_rows(trace, (name,), Rows(first.timestamps, first.timestamps + shift, first.values))
+        scored = {key: score_rows(trace, key, r) for key, r in rows.items()}
         outcomes.append(Outcome(trace, scored, placed.shifts))
     return outcomes
+
+
+def entity_rows(by_feature: dict[str, FileSeries], analysis: Analysis, shift: float, learn_until: float | None) -> Rows:
+    """The rows an entity is scored at: its first feature's, with their own times and their learning part."""
+    first = by_feature.get(analysis.features[0].name, next(iter(by_feature.values())))
+    return Rows(first.timestamps, first.timeline + shift, first.values,
+                learning_rows(first, learn_until, PROBATION_SHARE))
 
 
 async def backtest_prometheus(config: Config, analysis: Analysis, start: float, end: float,
@@ -145,7 +148,7 @@ async def backtest_prometheus(config: Config, analysis: Analysis, start: float, 
         times = np.array(entity.times if entity else [], dtype=np.float64)
         at = np.searchsorted(history.timestamps, times)
         values = history.values[row, np.clip(at, 0, len(history.timestamps) - 1), 0] if times.size else times
-        scored[key] = score_rows(trace, key, Rows(times, times, values))
+        scored[key] = score_rows(trace, key, Rows(times, times, values, np.zeros(len(times), dtype=bool)))
     return [Outcome(trace, scored, {})]
 
 
@@ -217,8 +220,11 @@ def main(args) -> int:
         if args.data is not None and len(analysis.entity_labels) != 1:
             raise InputError(f"analysis {analysis.name!r}: backtests on files need exactly one entity label")
         quiet_cycles()
+        if args.learn_until is not None and args.data is None:
+            raise InputError("--learn.until is for --data (on Prometheus, learning ends at --from)")
         if args.data is not None:
-            outcomes = asyncio.run(backtest_files(analysis, Path(args.data)))
+            until = parse_time(args.learn_until) if args.learn_until is not None else None
+            outcomes = asyncio.run(backtest_files(analysis, Path(args.data), until))
         else:
             end = parse_time(args.end) if args.end else time.time()
             outcomes = asyncio.run(backtest_prometheus(config, analysis, parse_time(args.start), end))
@@ -229,7 +235,8 @@ def main(args) -> int:
     except (InputError, LabelError, ValueError) as err:
         print(err, file=sys.stderr)
         return 1
-    meta = {"config": args.config_file, "data": args.data, "from": args.start, "to": args.end}
+    meta = {"config": args.config_file, "data": args.data, "from": args.start, "to": args.end,
+            "learn_until": args.learn_until}
     found = write_outputs(Path(args.output), analysis, outcomes, incidents, args.data is not None, meta)
     print(f"wrote {args.output}/scores.csv, alerts.json ({len(found)} alerts), report.html"
           + (", results/ (NAB format)" if args.data is not None else ""), file=sys.stderr)

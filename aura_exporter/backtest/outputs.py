@@ -29,6 +29,13 @@ class Rows:
     times: np.ndarray  # as the data had them (Unix seconds)
     timeline: np.ndarray  # shifted onto the replay's timeline
     values: np.ndarray  # the first feature's value, for plots and NAB's files
+    learning: np.ndarray  # [rows] bool: the rows learned from (trained on), before those that are judged
+
+    @property
+    def learning_end(self) -> float:
+        """Where learning ends on the replay's timeline: the first row not learned from."""
+        judged = np.flatnonzero(~self.learning)
+        return float(self.timeline[judged[0]]) if judged.size else float("inf")
 
 
 @dataclass(frozen=True)
@@ -103,12 +110,14 @@ def write_scores(path: Path, trace: Trace, scored: dict[EntityKey, Scored], page
     with open(path, "w", newline="", encoding="utf-8") as handle:
         out = csv.writer(handle)
         out.writerow(["time", *labels, "value", "risk", "alert_score", "decision",
-                      *(f"{a}_score" for a in trace.agents), "drift_zscore", "residual_zscore", "model_ready"])
+                      *(f"{a}_score" for a in trace.agents), "drift_zscore", "residual_zscore", "model_ready",
+                      "learning"])
         for key, s in scored.items():
             for i, moment in enumerate(s.rows.times):
                 out.writerow([iso(moment), *key, _number(s.rows.values[i]), f"{s.risk[i]:.6f}",
                               f"{pages[key][i]:.6f}", int(s.decision[i]), *(_number(v) for v in s.agent_scores[i]),
-                              _number(s.drift_zscore[i]), _number(s.residual_zscore[i]), int(s.ready[i])])
+                              _number(s.drift_zscore[i]), _number(s.residual_zscore[i]), int(s.ready[i]),
+                              int(s.rows.learning[i])])
 
 
 def _number(value: float) -> str:
