@@ -14,7 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from aura_exporter.backtest.files import FileSeries, files_history, find_entities, learning_rows, native_step, parse_time
+from aura_exporter.backtest.files import (
+    FileSeries,
+    files_history,
+    find_entities,
+    learning_rows,
+    native_step,
+    parse_time,
+)
 from aura_exporter.backtest.outputs import (
     Rows,
     Scored,
