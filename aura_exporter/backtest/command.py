@@ -120,7 +120,7 @@ async def backtest_files(analysis: Analysis, root: Path, learn_until: float | No
         history = placed.history
         print(f"{analysis.name}: {len(members)} series sampled every {step:g} s, {len(history.timestamps)} steps",
               file=sys.stderr)
-        rows = {(name,): entity_rows(by_feature, analysis, placed.shifts[(name,)], learn_until)
+        rows: dict[EntityKey, Rows] = {(name,): entity_rows(by_feature, analysis, placed.shifts[(name,)], learn_until)
                 for name, by_feature in members.items()}
         trained = train(grouped, learning_part(history, {key: r.learning_end for key, r in rows.items()}))
         trace = await replay(grouped, history, float(history.timestamps[0]) + grouped.window,
