@@ -415,7 +415,8 @@ def _read_baseline(reader: Reader, value: Any, path: str) -> BaselineConfig:
 
 def _read_council(reader: Reader, value: Any, path: str) -> CouncilConfig:
     node = reader.mapping(value, path, {"quorum", "warn", "sigmas", "confirm_cycles", "hysteresis",
-                                        "clear_cycles", "peers", "calibrate", "graph", "evidence"})
+                                        "clear_cycles", "peers", "calibrate", "graph", "evidence",
+                                        "false_pages_per_week"})
     defaults = CouncilConfig()
     council = CouncilConfig(
         quorum=reader.number(node.get("quorum"), f"{path}.quorum", defaults.quorum, 0.0),
@@ -427,7 +428,11 @@ def _read_council(reader: Reader, value: Any, path: str) -> CouncilConfig:
         peers=reader.boolean(node.get("peers"), f"{path}.peers", defaults.peers),
         calibrate=reader.boolean(node.get("calibrate"), f"{path}.calibrate", defaults.calibrate),
         evidence=_read_evidence(reader, node.get("evidence"), f"{path}.evidence"),
+        false_pages_per_week=reader.number(node.get("false_pages_per_week"), f"{path}.false_pages_per_week",
+                                           defaults.false_pages_per_week, 0.0),
     )
+    if council.calibrate and council.false_pages_per_week:
+        reader.fail(path, "calibrate and false_pages_per_week both recalibrate the risk: choose one")
     if not 0 < council.warn < council.quorum <= 1:
         reader.fail(path, f"expected 0 < warn < quorum <= 1, found warn {council.warn:g} and quorum {council.quorum:g}")
     if council.hysteresis >= min(council.warn, council.quorum - council.warn):

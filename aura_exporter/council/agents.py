@@ -34,6 +34,8 @@ RECORD_SIGMAS = 0.5
 # times this (twice the threshold is a clear split: 2 x 2 = 4 sigmas, a score of 0.5 by default).
 ISOLATION_SIGMAS = 2.0
 
+MOST_SCORE = 1.0 - 1e-12  # a probability of 1 is certainty: its strength is large, not infinite
+
 
 @dataclass(frozen=True)
 class Column:
@@ -47,6 +49,15 @@ class Assessment:
     columns: tuple[Column, ...]
     values: np.ndarray  # [E, K] sigmas, or a probability for breach columns
     scores: np.ndarray  # [E, K] 0..1, NaN where the evidence is missing
+
+    def strength(self, sigmas: float) -> np.ndarray:
+        """[E] the strongest column as −ln(1 − score), computed without the score's saturation at 1 (the
+        page budget ranks deviations far beyond `sigmas`); 0 when the agent has nothing to say."""
+        if not self.columns:
+            return np.zeros(self.scores.shape[0])
+        strengths = np.stack([column_strength(c.kind, self.values[:, k], self.scores[:, k], sigmas)
+                              for k, c in enumerate(self.columns)], axis=1)
+        return np.nan_to_num(np.fmax.reduce(strengths, axis=1), nan=0.0)
 
     @property
     def score(self) -> np.ndarray:
@@ -76,6 +87,19 @@ def sigma_score(deviation: np.ndarray, sigmas: float) -> np.ndarray:
     """Deviations in sigmas (either sign) to 0..1: 0.5 at `sigmas`; NaN stays NaN."""
     with np.errstate(over="ignore"):
         return 1.0 / (1.0 + np.exp(-(np.abs(deviation) - sigmas) / SCORE_WIDTH))
+
+
+def sigma_strength(deviation: np.ndarray, sigmas: float) -> np.ndarray:
+    """−ln(1 − sigma_score): the same order, linear in sigmas far beyond `sigmas` instead of stuck at 1."""
+    return np.logaddexp(0.0, (np.abs(deviation) - sigmas) / SCORE_WIDTH)
+
+
+def column_strength(kind: str, values: np.ndarray, scores: np.ndarray, sigmas: float) -> np.ndarray:
+    """A column's −ln(1 − score): from its sigmas for the built-in deviations, from the score otherwise
+    (a breach probability, an added agent's own kind)."""
+    if kind in EVIDENCE_KINDS and kind != "breach":
+        return np.where(np.isnan(scores), np.nan, sigma_strength(values, sigmas))
+    return -np.log1p(-np.clip(scores, 0.0, MOST_SCORE))
 
 
 class RoleAgent:

@@ -82,6 +82,10 @@ class DecisionKeeper:
         self._forget(now)
         return levels
 
+    def warning(self, keys: tuple[tuple, ...]) -> np.ndarray:
+        """[E] whether each entity's decision is warn or worse now."""
+        return np.array([(s := self.states.get(key)) is not None and s.level > 0 for key in keys], dtype=bool)
+
     def _forget(self, now: float) -> None:
         for key in [k for k, s in self.states.items() if now - s.last_seen > self.forget_after]:
             del self.states[key]

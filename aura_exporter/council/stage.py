@@ -8,6 +8,7 @@ import numpy as np
 
 from aura_exporter.config import Analysis
 from aura_exporter.council.agents import AGENTS, Agent, Assessment, weighing_only
+from aura_exporter.council.budget import PageBudget, strength
 from aura_exporter.council.calibration import Calibrator
 from aura_exporter.council.decision import DecisionKeeper, combined_risk, votes
 from aura_exporter.council.evidence import Evidence, gather_evidence
@@ -39,6 +40,10 @@ class CouncilStage:
         self.agents = agents
         self.keeper = DecisionKeeper(analysis.council, analysis.baseline.forget_after)
         self.calibrator = Calibrator(analysis.baseline.forget_after) if analysis.council.calibrate else None
+        settings = analysis.council
+        self.budget = (PageBudget(settings.false_pages_per_week, settings.warn, analysis.interval,
+                                  analysis.baseline.forget_after, settings.confirm_cycles)
+                       if settings.false_pages_per_week else None)
 
     def run(self, windows: Windows, topology: Topology, forecast: Forecast | None, now: float,
             graph: GraphOutcome | None = None) -> Verdict:
@@ -50,6 +55,10 @@ class CouncilStage:
         risk = combined_risk(scores)
         if self.calibrator is not None:
             risk = self.calibrator.calibrate(windows.entities, risk, now)
+        if self.budget is not None:
+            strengths = strength(np.stack([a.strength(settings.sigmas) for a in assessments], axis=1)
+                                 if assessments else np.zeros((evidence.entities, 0)))
+            risk = self.budget.risk(windows.entities, strengths, self.keeper.warning(windows.entities), now)
         return Verdict(
             evidence=evidence,
             assessments=assessments,

@@ -1,0 +1,156 @@
+"""The page budget: each entity's thresholds learned from its own history, so that its normal behaviour
+pages about `council.false_pages_per_week` times a week or less.
+
+Why: the council's raw risk is the strongest of many columns (features × kinds of evidence), and the
+maximum of 38 features' deviations is large on an ordinary day; how large differs per entity. One fixed
+threshold for every entity either pages all day on the noisy ones or never on the quiet ones.
+
+How (peaks over threshold, as SPOT: Siffer et al., KDD 2017):
+- The council's combined risk r is read as a strength, −ln(1 − r) (the sum over agents of
+  −ln(1 − score), computed from the sigmas): the same order as the risk, without its saturation at 1.
+- Each entity keeps its last week of strengths (at most MOST_HISTORY), leaving out the cycles it
+  spent warning or worse (an incident does not teach that incidents are normal). Every REFIT
+  cycles it takes u, the strength exceeded by the top TAIL_SHARE of them, finds the episodes
+  above u (consecutive cycles are one episode: one page), and fits a generalised Pareto tail to
+  their peaks' excesses (method of moments, shape clipped to [0, MAX_SHAPE]: never lighter than
+  exponential, so it errs towards fewer pages).
+- The tail is that of the strengths held for `confirm_cycles` (the lowest of each run of that many),
+  since a decision needs the risk at its threshold that long: the budget counts pages, not cycles.
+- λ(s), the episodes per week at least as strong as s in the entity's normal behaviour, follows from
+  the tail; the risk is warn^(λ(s) / budget): the warn threshold at exactly the budget, critical where
+  normal behaviour gets there about three times more rarely (with warn 0.4, quorum 0.75), and near 0
+  for what happens every day.
+- Until an entity has a day of strengths and MIN_EPISODES episodes above u its risk is 0: it is
+  learning, and pages nothing (`learned` says so).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+WEEK = 7 * 86400.0
+DAY = 86400.0
+MOST_HISTORY = 4096  # strengths kept per entity (float32: 16 KiB), a week of cycles when they fit
+MIN_EPISODES = 10
+TAIL_SHARE = 0.05
+MAX_SHAPE = 0.45  # the method of moments needs a finite variance (shape < 0.5)
+REFIT = 12
+
+
+def strength(per_agent: np.ndarray) -> np.ndarray:
+    """[E] −ln(1 − risk) from [E, agents] strengths (Assessment.strength): the risk multiplies the agents'
+    1 − score, so the strengths add up."""
+    return np.sum(per_agent, axis=1)
+
+
+@dataclass(frozen=True)
+class Tail:
+    """Where an entity's normal strengths exceed u, and how fast they thin out beyond it."""
+
+    u: float
+    episodes_per_week: float  # at u
+    scale: float
+    shape: float
+
+    def episodes_above(self, value: float) -> float:
+        """λ(value): episodes per week at least this strong in normal behaviour."""
+        excess = max(value - self.u, 0.0)
+        if self.shape < 1e-6:
+            return self.episodes_per_week * float(np.exp(-excess / self.scale))
+        return self.episodes_per_week * float((1.0 + self.shape * excess / self.scale) ** (-1.0 / self.shape))
+
+    def threshold(self, per_week: float) -> float:
+        """The strength normal behaviour reaches `per_week` times a week."""
+        ratio = max(self.episodes_per_week / per_week, 1.0)
+        if self.shape < 1e-6:
+            return self.u + self.scale * float(np.log(ratio))
+        return self.u + self.scale / self.shape * float(ratio ** self.shape - 1.0)
+
+
+def fit_tail(strengths: np.ndarray, interval: float, confirm: int = 1) -> Tail | None:
+    """The tail of these consecutive strengths (one per cycle) as the decision sees them, held for
+    `confirm` cycles (a page needs the risk at warn that long); None with too few episodes above u."""
+    if confirm > 1:
+        strengths = np.lib.stride_tricks.sliding_window_view(strengths, confirm).min(axis=1)
+    u = float(np.quantile(strengths, 1.0 - TAIL_SHARE))
+    above = strengths > u
+    starts = np.flatnonzero(above & ~np.concatenate([[False], above[:-1]]))
+    if len(starts) < MIN_EPISODES:
+        return None
+    peaks = np.maximum.reduceat(np.where(above, strengths, -np.inf), starts)
+    peaks = peaks[np.isfinite(peaks)]
+    excess = peaks - u
+    mean, variance = float(excess.mean()), float(excess.var())
+    shape = 0.0 if variance <= 0 else float(np.clip(0.5 * (1.0 - mean * mean / variance), 0.0, MAX_SHAPE))
+    scale = max(mean * (1.0 - shape), 1e-9)
+    weeks = len(strengths) * interval / WEEK
+    return Tail(u, len(peaks) / weeks, scale, shape)
+
+
+class _Entity:
+    """One entity's recent strengths (a ring) and its tail."""
+
+    def __init__(self, size: int):
+        self.ring = np.zeros(size, dtype=np.float32)
+        self.count = 0
+        self.tail: Tail | None = None
+        self.since_fit = 0
+        self.last_seen = 0.0
+
+    def learn(self, value: float) -> None:
+        self.ring[self.count % len(self.ring)] = value
+        self.count += 1
+        self.since_fit += 1
+
+    def strengths(self) -> np.ndarray:
+        """In time order, oldest first."""
+        if self.count <= len(self.ring):
+            return self.ring[:self.count].astype(np.float64)
+        return np.roll(self.ring, -(self.count % len(self.ring))).astype(np.float64)
+
+
+@dataclass
+class PageBudget:
+    """Each entity's learned tail; `risk` is called once per cycle with the entities' strengths."""
+
+    per_week: float
+    warn: float
+    interval: float
+    forget_after: float
+    confirm: int = 1  # council.confirm_cycles
+    entities: dict[tuple, _Entity] = field(default_factory=dict)
+
+
+    @property
+    def history(self) -> int:
+        return int(min(WEEK / self.interval, MOST_HISTORY))
+
+    @property
+    def min_cycles(self) -> int:
+        return int(min(DAY / self.interval, self.history))
+
+    def risk(self, keys: tuple[tuple, ...], strengths: np.ndarray, warning: np.ndarray, now: float) -> np.ndarray:
+        """[E] warn^(λ(s)/budget), 0 while an entity learns; `warning` [E] marks entities whose decision is
+        warn or worse, whose strengths are not learned from."""
+        risk = np.zeros(len(keys))
+        for i, key in enumerate(keys):
+            entity = self.entities.get(key) or self.entities.setdefault(key, _Entity(self.history))
+            entity.last_seen = now
+            value = float(strengths[i])
+            if entity.tail is not None:
+                risk[i] = self.warn ** (entity.tail.episodes_above(value) / self.per_week)
+            if not warning[i]:
+                entity.learn(value)
+            if entity.since_fit >= REFIT and entity.count >= self.min_cycles:
+                entity.tail = fit_tail(entity.strengths(), self.interval, self.confirm)
+                entity.since_fit = 0
+        for key in [k for k, e in self.entities.items() if now - e.last_seen > self.forget_after]:
+            del self.entities[key]
+        return risk
+
+    def threshold(self, key: tuple) -> float:
+        """The strength at which the entity pages (NaN while it learns)."""
+        entity = self.entities.get(key)
+        return entity.tail.threshold(self.per_week) if entity is not None and entity.tail is not None else np.nan

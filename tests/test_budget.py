@@ -1,0 +1,120 @@
+"""The page budget: thresholds learned per entity from its own history (council/budget.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aura_exporter.config import CouncilConfig, parse_config
+from aura_exporter.config.model import ConfigError
+from aura_exporter.council.agents import sigma_score, sigma_strength
+from aura_exporter.council.budget import PageBudget, fit_tail, strength
+from aura_exporter.council.decision import DecisionKeeper, combined_risk
+
+INTERVAL = 300.0
+WEEK_CYCLES = int(7 * 86400 / INTERVAL)
+
+
+def fleet_scores(rng, entities: int, cycles: int, features: int = 38) -> np.ndarray:
+    """[cycles, entities, 1] a stationary fleet: each entity's strongest of `features` heavy-tailed
+    deviations (Student's t, 3 degrees of freedom), each entity with its own noise level."""
+    level = rng.uniform(1.0, 3.0, entities)
+    deviations = np.abs(rng.standard_t(3, size=(cycles, entities, features))) * level[None, :, None]
+    return deviations.max(axis=2)[:, :, None]
+
+
+def replay_pages(sigmas: np.ndarray, council: CouncilConfig, budget: PageBudget | None) -> np.ndarray:
+    """[entities] pages (warnings taken) per entity over the cycles of [cycles, entities, agents] sigmas."""
+    keeper = DecisionKeeper(council, forget_after=3600.0)
+    keys = tuple((f"e{i}",) for i in range(sigmas.shape[1]))
+    pages = np.zeros(len(keys), dtype=int)
+    previous = np.zeros(len(keys), dtype=int)
+    for cycle, now in enumerate(np.arange(sigmas.shape[0]) * INTERVAL):
+        risk = combined_risk(sigma_score(sigmas[cycle], council.sigmas))
+        if budget is not None:
+            risk = budget.risk(keys, strength(sigma_strength(sigmas[cycle], council.sigmas)), keeper.warning(keys),
+                               float(now))
+        decision = keeper.decide(keys, risk, float(now))
+        pages += (decision >= 1) & (previous == 0)
+        previous = decision
+    return pages
+
+
+def test_a_stationary_fleet_pages_within_its_budget():
+    rng = np.random.default_rng(7)
+    council = CouncilConfig(false_pages_per_week=1.0)
+    weeks, learning = 6, WEEK_CYCLES
+    scores = fleet_scores(rng, 20, learning + weeks * WEEK_CYCLES)
+    budget = PageBudget(1.0, council.warn, INTERVAL, 3600.0, council.confirm_cycles)
+    learned = replay_pages(scores[:learning], council, budget)
+    assert learned.sum() <= 3 * 20  # the first week: a day with no tail at all, then tails from a few days
+    paged = replay_pages(scores[learning:], council, budget)
+    assert paged.sum() / (20 * weeks) <= 1.5  # within the budget of one a week (sampling noise allowed)
+    assert paged.sum() > 0  # ...which is a rate, not silence
+    raw = replay_pages(scores[learning:], council, None)
+    assert raw.sum() / (20 * weeks) > 5  # fixed thresholds page far more often on the same fleet
+
+
+def test_a_step_change_still_pages_at_once():
+    rng = np.random.default_rng(3)
+    council = CouncilConfig(false_pages_per_week=1.0)
+    scores = fleet_scores(rng, 4, 2 * WEEK_CYCLES)
+    budget = PageBudget(1.0, council.warn, INTERVAL, 3600.0, council.confirm_cycles)
+    keeper = DecisionKeeper(council, forget_after=3600.0)
+    keys = tuple((f"e{i}",) for i in range(4))
+    for cycle in range(len(scores)):
+        risk = budget.risk(keys, strength(sigma_strength(scores[cycle], 5.0)), keeper.warning(keys), cycle * INTERVAL)
+        keeper.decide(keys, risk, cycle * INTERVAL)
+    assert np.all(np.isfinite([budget.threshold(k) for k in keys]))
+    stepped = np.array([[40.0], [0.0], [0.0], [0.0]])  # far beyond anything in two weeks of t-noise
+    decisions = []
+    for cycle in range(len(scores), len(scores) + 3):
+        now = cycle * INTERVAL
+        risk = budget.risk(keys, strength(sigma_strength(stepped, 5.0)), keeper.warning(keys), now)
+        decisions.append(keeper.decide(keys, risk, now))
+    assert decisions[1][0] == 2 and risk[0] > council.quorum  # critical within confirm_cycles
+    assert all(d[1:].max() == 0 for d in decisions)
+
+
+def test_an_entity_pages_nothing_while_it_learns():
+    budget = PageBudget(1.0, 0.4, INTERVAL, 3600.0)
+    keys = (("new",),)
+    risks = [budget.risk(keys, np.array([100.0 if c % 50 == 0 else 1.0]), np.array([False]), c * INTERVAL)[0]
+             for c in range(200)]
+    assert max(risks) == 0.0 and np.isnan(budget.threshold(keys[0]))
+
+
+def test_strength_keeps_the_order_of_the_risk_without_saturating():
+    sigmas = np.array([[1.0, 0.0], [6.0, 0.0], [30.0, 5.0], [30.0, 30.0], [60.0, 30.0]])
+    s = strength(sigma_strength(sigmas, 5.0))
+    assert np.all(np.diff(s) > 0) and np.all(np.isfinite(s))
+    np.testing.assert_allclose(1 - np.exp(-s[:3]), combined_risk(sigma_score(sigmas[:3], 5.0)))
+
+
+def test_the_tail_extrapolates_beyond_what_history_has_seen():
+    rng = np.random.default_rng(1)
+    strengths = rng.exponential(1.0, WEEK_CYCLES)
+    tail = fit_tail(strengths, INTERVAL)
+    assert tail is not None and tail.shape < 0.2
+    # exponential strengths: a week of 2016 cycles exceeds x about 2016·e^−x times
+    assert tail.threshold(1.0) == pytest.approx(np.log(WEEK_CYCLES), abs=1.0)
+    assert tail.threshold(0.1) > tail.threshold(1.0) > tail.u
+    assert tail.episodes_above(tail.threshold(0.5)) == pytest.approx(0.5)
+
+
+def test_budget_configuration_is_checked():
+    base = """
+prometheus: {url: 'http://x:9090'}
+analyses:
+  - name: a
+    entity_labels: [instance]
+    step: 1m
+    window: 1h
+    features: {cpu: {query: 'cpu', role: resources}}
+    council: %s
+"""
+    assert parse_config(base % "{false_pages_per_week: 0.5}").analyses[0].council.false_pages_per_week == 0.5
+    with pytest.raises(ConfigError, match="false_pages_per_week"):
+        parse_config(base % "{false_pages_per_week: -1}")
+    with pytest.raises(ConfigError, match="choose one"):
+        parse_config(base % "{false_pages_per_week: 1, calibrate: true}")
