@@ -91,7 +91,8 @@ def sigma_score(deviation: np.ndarray, sigmas: float) -> np.ndarray:
 
 def sigma_strength(deviation: np.ndarray, sigmas: float) -> np.ndarray:
     """−ln(1 − sigma_score): the same order, linear in sigmas far beyond `sigmas` instead of stuck at 1."""
-    return np.logaddexp(0.0, (np.abs(deviation) - sigmas) / SCORE_WIDTH)
+    with np.errstate(invalid="ignore"):  # NaN (no evidence) stays NaN
+        return np.logaddexp(0.0, (np.abs(deviation) - sigmas) / SCORE_WIDTH)
 
 
 def column_strength(kind: str, values: np.ndarray, scores: np.ndarray, sigmas: float) -> np.ndarray:

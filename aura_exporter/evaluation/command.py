@@ -5,14 +5,27 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from aura_exporter.backtest.files import parse_time
+from aura_exporter.evaluation.events import (
+    BUDGETS,
+    EARLY,
+    EntityScores,
+    EventFigures,
+    Span,
+    event_figures,
+    quantile_curve,
+    recall_at_budget,
+)
 from aura_exporter.evaluation.labels import Incident, LabelError, load_labels
 from aura_exporter.evaluation.scoring import Kpis, ScoredEntity, kpis, nab_scores
+from aura_exporter.windows import EntityKey
 
 
 class BacktestMissing(Exception):
@@ -28,18 +41,73 @@ def entity_label_names(folder: Path) -> list[str]:
 
 def read_backtest(folder: Path) -> list[ScoredEntity]:
     """Each entity's page scores (the risk where an alert would have started) from the backtest's scores.csv."""
+    return [ScoredEntity(e.labels, e.times, e.pages) for e in read_rows(folder)]
+
+
+@dataclass(frozen=True)
+class BacktestRows:
+    labels: dict[str, str]
+    times: np.ndarray
+    risk: np.ndarray
+    pages: np.ndarray  # alert_score
+    learning: np.ndarray  # bool
+
+
+def read_rows(folder: Path) -> list[BacktestRows]:
     names = entity_label_names(folder)
     try:
-        rows: dict[tuple, tuple[list[float], list[float]]] = {}
+        rows: dict[tuple, list[list[float]]] = {}
         with open(folder / "scores.csv", newline="", encoding="utf-8") as handle:
             for row in csv.DictReader(handle):
-                key = tuple(row[n] for n in names)
-                times, scores = rows.setdefault(key, ([], []))
-                times.append(parse_time(row["time"]))
-                scores.append(float(row["alert_score"]))
+                columns = rows.setdefault(tuple(row[n] for n in names), [[], [], [], []])
+                for column, value in zip(columns, (parse_time(row["time"]), float(row["risk"]),
+                                                   float(row["alert_score"]), row.get("learning") == "1"), strict=True):
+                    column.append(value)
     except (OSError, ValueError, KeyError) as err:
         raise BacktestMissing(f"{folder}: not a backtest's output ({err})") from err
-    return [ScoredEntity(dict(zip(names, key, strict=True)), np.array(t), np.array(s)) for key, (t, s) in rows.items()]
+    return [BacktestRows(dict(zip(names, key, strict=True)), np.array(t), np.array(r), np.array(p), np.array(lr, bool))
+            for key, (t, r, p, lr) in rows.items()]
+
+
+def read_alerts(folder: Path, names: list[str]) -> dict[EntityKey, list[Span]]:
+    """The warnings (a critical alert is inside one) as (start, end) in the entities' own times."""
+    try:
+        documents = json.loads((folder / "alerts.json").read_text(encoding="utf-8"))["alerts"]
+        found: dict[EntityKey, list[Span]] = {}
+        for alert in (a for a in documents if a["severity"] == "warning"):
+            start = parse_time(alert["start"])
+            end = parse_time(alert["end"]) if alert["end"] is not None else math.inf
+            found.setdefault(tuple(alert["entity"][n] for n in names), []).append((start, end))
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise BacktestMissing(f"{folder}: not a backtest's output ({err})") from err
+    return found
+
+
+def event_document(folder: Path, incidents: list[Incident], early: float) -> dict:
+    """The event-wise measure (evaluation/events.py) of the rows after learning: the pages the shipped
+    rules would have sent, and the risk's curve of recall against false alerts per entity-day."""
+    names = entity_label_names(folder)
+    rows = [r for r in read_rows(folder) if (~r.learning).any()]
+    spans = {tuple(r.labels.values()): (float(r.times[~r.learning][0]), float(r.times[~r.learning][-1]))
+             for r in rows}
+    by_entity: dict[EntityKey, list[Span]] = {}
+    for incident in incidents:
+        for r in rows:
+            if incident.matches(r.labels):
+                by_entity.setdefault(tuple(r.labels.values()), []).append((incident.start, incident.end))
+    pages = event_figures(read_alerts(folder, names), by_entity, spans, early)
+    curve = quantile_curve([EntityScores(tuple(r.labels.values()), r.times, r.risk, r.learning, ~r.learning)
+                            for r in rows], by_entity, early=early)
+    return {"pages": figures_document(pages),
+            "recall_at_budget": {str(b): _round(recall_at_budget(curve, b)) for b in BUDGETS},
+            "curve": [{"quantile": point.quantile, **figures_document(point.figures)} for point in curve]}
+
+
+def figures_document(figures: EventFigures) -> dict:
+    return {"incidents": figures.incidents, "caught": figures.caught, "recall": _round(figures.recall),
+            "alerts": figures.alerts, "false_alerts": figures.false_alerts,
+            "false_alerts_per_entity_day": _round(figures.false_alerts_per_entity_day),
+            "median_delay_minutes": _round(figures.median_delay_minutes)}
 
 
 def evaluate(entities: list[ScoredEntity], incidents: list[Incident], lead: float, nab_windows: bool) -> dict:
@@ -90,11 +158,24 @@ def main(args) -> int:
     try:
         entities = read_backtest(Path(args.backtest))
         incidents = load_labels(Path(args.labels), entity_label_names(Path(args.backtest))[0])
+        result = evaluate(entities, incidents, args.lead, nab_windows=args.labels.endswith(".json"))
+        result["events"] = event_document(Path(args.backtest), incidents, EARLY)
     except (BacktestMissing, LabelError) as err:
         print(err, file=sys.stderr)
         return 1
-    result = evaluate(entities, incidents, args.lead, nab_windows=args.labels.endswith(".json"))
     (Path(args.backtest) / "evaluation.json").write_text(json.dumps(result, indent=1) + "\n")
     print(summary(result))
+    print(event_summary(result["events"]))
     return 0
+
+
+def event_summary(events: dict) -> str:
+    pages = events["pages"]
+    budgets = ", ".join(f"{_percent(r)} at {b}" for b, r in events["recall_at_budget"].items())
+    return "\n".join([
+        f"event-wise, after learning (an alert up to 1 h before an incident catches it): pages caught "
+        f"{pages['caught']}/{pages['incidents']} ({_percent(pages['recall'])}), false alerts "
+        f"{pages['false_alerts_per_entity_day']} per entity-day, median delay {pages['median_delay_minutes']} min",
+        f"risk thresholded at quantiles of each entity's learning rows: recall {budgets} false alerts per entity-day",
+    ])
 

@@ -1,0 +1,134 @@
+"""`make evaluate`, second corpus: the SMD fleet (8 real servers × 38 metrics, labeled incidents) through
+AURA's backtest as a user would run it, and the two reference baselines of data/smd/README.md in the
+same run, all judged event-wise (aura_exporter/evaluation/events.py) on the test rows only.
+
+AURA: `aura-exporter backtest --data ../shared/data/smd` with aura_exporter/examples/smd.yml (learning
+on the `split` column's train rows), then the same figures as `aura-exporter evaluate`: the pages the
+shipped rules would have sent, and its risk's curve of recall against false alerts per entity-day.
+Writes docs/evaluation-smd.md, docs/evaluation-smd.json and docs/img/smd-recall-budget.png; the
+backtest's outputs stay under results/smd/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from smd_baselines import SMD, read_incidents, read_smd_machine
+
+from aura_exporter.cli import main as cli
+from aura_exporter.evaluation.baselines import SERVER_DETECTORS
+from aura_exporter.evaluation.command import event_document, figures_document
+from aura_exporter.evaluation.events import BUDGETS, EARLY, EntityScores, quantile_curve, recall_at_budget
+from aura_exporter.evaluation.labels import load_labels
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIG = REPO / "aura_exporter" / "examples" / "smd.yml"
+REFERENCE_QUANTILE = 0.999  # the README's reference threshold for the baselines
+
+
+def baseline_document(name: str) -> dict:
+    machines = {(path.name.removesuffix(".csv.gz"),): read_smd_machine(path) for path in sorted(SMD.glob("*.csv.gz"))}
+    incidents = read_incidents()
+    detector = SERVER_DETECTORS[name]
+    entities = [EntityScores(key, times, detector(times, values, train), train, ~train)
+                for key, (times, values, train, _) in machines.items()]
+    curve = quantile_curve(entities, incidents)
+    reference = quantile_curve(entities, incidents, (REFERENCE_QUANTILE,))[0]
+    return {"pages": figures_document(reference.figures),
+            "recall_at_budget": {str(b): round(recall_at_budget(curve, b), 4) for b in BUDGETS},
+            "curve": [{"quantile": point.quantile, **figures_document(point.figures)} for point in curve]}
+
+
+def markdown(results: dict, seconds: float, command: str) -> str:
+    lines = [
+        "# Evaluation on SMD: a fleet of real servers", "",
+        f"Produced by `{command}` ({seconds / 60:.1f} minutes on this 2-core machine). Eight machines of the",
+        "Server Machine Dataset, 38 metrics each at 1-minute rows, 122 incidents labeled by their operators;",
+        "about 16.5 days to learn from, then 16.5 days judged (../shared/data/smd/README.md). AURA runs as a user",
+        "would run it (`aura-exporter backtest --data` with aura_exporter/examples/smd.yml: every metric a",
+        "feature with a role, peers off, defaults otherwise). Event-wise: an alert is a run of alerting rows; an",
+        "incident is caught by an alert overlapping [first − 1 h, last]; an alert overlapping none is false.", "",
+        "**Operating point**: AURA's pages are the alerts the shipped rules would have fired (its defaults,",
+        "thresholds learned on the train rows); the baselines' is the README's reference threshold, the 99.9%",
+        "quantile of each machine's own train scores. **At a budget**: the best recall of a curve of",
+        "thresholds, each machine's a quantile of its own train-row scores (for AURA: of its risk), with at most",
+        "that many false alerts per entity-day.", "",
+        "| detector | recall | false alerts per entity-day | median delay | recall at 0.1 | at 0.25 | at 1 |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, result in results.items():
+        pages, budgets = result["pages"], result["recall_at_budget"]
+        lines.append(f"| {name} | {_pct(pages['recall'])} ({pages['caught']}/{pages['incidents']}) | "
+                     f"{pages['false_alerts_per_entity_day']} | {_minutes(pages['median_delay_minutes'])} | "
+                     + " | ".join(_pct(budgets[str(b)]) for b in BUDGETS) + " |")
+    lines += ["", "![recall against false alerts per entity-day](img/smd-recall-budget.png)", "",
+              "Goals (issue 23): recall ≥ 70% at ≤ 0.25 false alerts per entity-day and ≥ 50% at ≤ 0.1, ahead of",
+              "both baselines at every budget, median delay ≤ 0. The band baseline (|x − 1 h mean| / 1 h stddev, the",
+              "current sample included as PromQL includes it) cannot exceed √59 on 60 rows, which a metric flat for",
+              "an hour reaches whenever it moves; its strict quantiles all sit on that ceiling, so it scores lower",
+              "here than in the README's table.", ""]
+    return "\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.0f}%"
+
+
+def _minutes(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.0f} min"
+
+
+def plot(results: dict, target: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for name, result in results.items():
+        curve = result["curve"]
+        line, = axis.plot([p["false_alerts_per_entity_day"] for p in curve], [p["recall"] or 0 for p in curve],
+                          marker=".", label=name)
+        pages = result["pages"]
+        axis.plot([pages["false_alerts_per_entity_day"]], [pages["recall"] or 0], marker="*", markersize=14,
+                  color=line.get_color(), linestyle="none")
+    for budget in BUDGETS:
+        axis.axvline(budget, color="#bbb", linewidth=1, linestyle="--")
+    axis.set_xscale("symlog", linthresh=0.05)
+    axis.set_xlabel("false alerts per entity-day (stars: operating points)")
+    axis.set_ylabel("incident recall")
+    axis.set_ylim(0, 1)
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(target)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=REPO / "results" / "smd")
+    parser.add_argument("--reuse-backtest", action="store_true", help="score the backtest already under --output")
+    args = parser.parse_args()
+    started = time.monotonic()
+    backtest = args.output / "backtest"
+    if not args.reuse_backtest and cli(["backtest", f"--config.file={CONFIG}", f"--data={SMD}",
+                                        f"--labels={SMD / 'labels.json'}", f"--output.dir={backtest}"]) != 0:
+        sys.exit("the backtest failed")
+    results = {"aura": event_document(backtest, load_labels(SMD / "labels.json", "machine"), EARLY)}
+    for name in SERVER_DETECTORS:
+        print(f"scoring the {name} baseline…", file=sys.stderr)
+        results[name] = baseline_document(name)
+    seconds = time.monotonic() - started
+    command = "make evaluate" + (" ARGS=--reuse-backtest" if args.reuse_backtest else "")
+    (REPO / "docs" / "evaluation-smd.json").write_text(json.dumps({"detectors": results}, indent=1) + "\n")
+    (REPO / "docs" / "evaluation-smd.md").write_text(markdown(results, seconds, command))
+    plot(results, REPO / "docs" / "img" / "smd-recall-budget.png")
+    for name, result in results.items():
+        print(f"{name}: pages {result['pages']}, recall at budget {result['recall_at_budget']}")
+
+
+if __name__ == "__main__":
+    main()
