@@ -79,7 +79,9 @@ soak: bench-deps
 scrape-load: install
 	$(BIN)/python bench/scrape_load.py $(ARGS)
 
-# The NAB evaluation (docs/evaluation.md, docs/evaluation.json): AURA against the null detector and a
-# PromQL adaptive band on ../shared/data/nab; outputs under results/nab/.
+# The evaluations: NAB (docs/evaluation.md, docs/evaluation.json: AURA against the null detector and a
+# PromQL adaptive band on ../shared/data/nab; outputs under results/nab/), then the SMD fleet
+# (docs/evaluation-smd.md: AURA against max |z| and the band, event-wise; outputs under results/smd/).
 evaluate: bench-deps
 	$(BIN)/python bench/nab_evaluation.py $(ARGS)
+	$(BIN)/python bench/smd_evaluation.py $(ARGS)

@@ -241,3 +241,34 @@ def test_bad_backtest_input_is_a_clear_error(tmp_path, capsys):
     assert "--from" in capsys.readouterr().err
     assert main(["evaluate", f"--backtest={tmp_path}", f"--labels={config}"]) == 1
     assert "not a backtest" in capsys.readouterr().err
+
+
+def test_backtest_of_wide_files_learns_until_the_given_time_and_evaluates_event_wise(tmp_path, capsys):
+    config = tmp_path / "aura.yml"
+    config.write_text(CONFIG.replace("value: {query: 'value', role: performance}",
+                                     "cpu: {query: 'cpu', role: resources}\n      mem: {query: 'mem', role: resources}"))
+    times, cpu = wavy(600, 1)
+    mem = wavy(600, 2)[1]
+    broken = mem.copy()
+    broken[450:480] += 80  # an incident on one machine, after learning
+    write_wide(tmp_path / "data" / "calm.csv.gz", times, {"cpu": cpu, "mem": mem}, gz=True)
+    write_wide(tmp_path / "data" / "broken.csv", times, {"cpu": cpu, "mem": broken})
+    iso = [f"{np.datetime64(int(t), 's').astype(object):%Y-%m-%dT%H:%M:%SZ}" for t in times]
+    labels = tmp_path / "incidents.yml"
+    labels.write_text(f"incidents:\n  - entity: {{series: broken}}\n    start: {iso[450]}\n    end: {iso[479]}\n")
+    out = tmp_path / "out"
+    assert main(["backtest", f"--config.file={config}", f"--data={tmp_path / 'data'}", f"--learn.until={iso[300]}",
+                 f"--output.dir={out}"]) == 0
+    with open(out / "scores.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["time"] for r in rows if r["series"] == "broken"] == iso  # the files' own times
+    assert sum(r["learning"] == "1" for r in rows) == 2 * 300
+    capsys.readouterr()
+    assert main(["evaluate", f"--backtest={out}", f"--labels={labels}"]) == 0
+    assert "event-wise" in capsys.readouterr().out
+    events = json.loads((out / "evaluation.json").read_text())["events"]
+    assert events["pages"]["incidents"] == 1 and events["pages"]["caught"] == 1
+    assert set(events["recall_at_budget"]) == {"0.1", "0.25", "1.0"} and events["curve"]
+    assert main(["backtest", f"--config.file={config}", "--from=2026-01-01T00:00:00Z", "--learn.until=2026-01-02",
+                 f"--output.dir={out}"]) == 1
+    assert "--learn.until is for --data" in capsys.readouterr().err
