@@ -50,8 +50,9 @@ def markdown(results: dict, seconds: float, command: str) -> str:
         "Server Machine Dataset, 38 metrics each at 1-minute rows, 122 incidents labeled by their operators;",
         "about 16.5 days to learn from, then 16.5 days judged (../shared/data/smd/README.md). AURA runs as a user",
         "would run it (`aura-exporter backtest --data` with aura_exporter/examples/smd.yml: every metric a",
-        "feature with a role, peers off, defaults otherwise). Event-wise: an alert is a run of alerting rows; an",
-        "incident is caught by an alert overlapping [first − 1 h, last]; an alert overlapping none is false.", "",
+        "feature with a role, peers off, a page budget of one a week, no forecaster, defaults otherwise).",
+        "Event-wise: an alert is a run of alerting rows; an incident is caught by an alert overlapping",
+        "[first − 1 h, last]; an alert overlapping none is false.", "",
         "**Operating point**: AURA's pages are the alerts the shipped rules would have fired (its defaults,",
         "thresholds learned on the train rows); the baselines' is the README's reference threshold, the 99.9%",
         "quantile of each machine's own train scores. **At a budget**: the best recall of a curve of",
@@ -99,6 +100,7 @@ def plot(results: dict, target: Path) -> None:
     for budget in BUDGETS:
         axis.axvline(budget, color="#bbb", linewidth=1, linestyle="--")
     axis.set_xscale("symlog", linthresh=0.05)
+    axis.set_xlim(left=0)
     axis.set_xlabel("false alerts per entity-day (stars: operating points)")
     axis.set_ylabel("incident recall")
     axis.set_ylim(0, 1)
