@@ -21,7 +21,7 @@ How (peaks over threshold, as SPOT: Siffer et al., KDD 2017):
   normal behaviour gets there about three times more rarely (with warn 0.4, quorum 0.75), and near 0
   for what happens every day.
 - Until an entity has a day of strengths and MIN_EPISODES episodes above u its risk is 0: it is
-  learning, and pages nothing (`learned` says so).
+  learning, and pages nothing (`threshold` is NaN).
 """
 
 from __future__ import annotations
@@ -121,7 +121,6 @@ class PageBudget:
     forget_after: float
     confirm: int = 1  # council.confirm_cycles
     entities: dict[tuple, _Entity] = field(default_factory=dict)
-
 
     @property
     def history(self) -> int:
