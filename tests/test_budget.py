@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
+import subprocess
+import time
+
 import numpy as np
 import pytest
+from conftest import sample_value
 
 from aura_exporter.config import CouncilConfig, parse_config
 from aura_exporter.config.model import ConfigError
 from aura_exporter.council.agents import sigma_score, sigma_strength
 from aura_exporter.council.budget import PageBudget, fit_tail, strength
 from aura_exporter.council.decision import DecisionKeeper, combined_risk
+from aura_exporter.council.stage import CouncilStage
+from aura_exporter.exposition.render import render_snapshot
+from aura_exporter.exposition.views import entity_explanation, entity_summary
+from aura_exporter.snapshot import AnalysisResult, SnapshotHolder
+from aura_exporter.topology import TopologyStage
+from aura_exporter.windows import Windows
+
+DEMO = parse_config(open("aura_exporter/examples/demo.yml").read())
 
 INTERVAL = 300.0
 WEEK_CYCLES = int(7 * 86400 / INTERVAL)
@@ -23,6 +36,11 @@ def fleet_scores(rng, entities: int, cycles: int, features: int = 38) -> np.ndar
     return deviations.max(axis=2)[:, :, None]
 
 
+def budget_risk(budget: PageBudget, keeper: DecisionKeeper, keys: tuple, sigmas: np.ndarray, now: float) -> np.ndarray:
+    """[E] the budget's risk from [E, agents] sigmas (each agent's strongest evidence)."""
+    return budget.risk(budget.rates(keys, strength(sigma_strength(sigmas, 5.0)), keeper.warning(keys), now))
+
+
 def replay_pages(sigmas: np.ndarray, council: CouncilConfig, budget: PageBudget | None) -> np.ndarray:
     """[entities] pages (warnings taken) per entity over the cycles of [cycles, entities, agents] sigmas."""
     keeper = DecisionKeeper(council, forget_after=3600.0)
@@ -32,8 +50,7 @@ def replay_pages(sigmas: np.ndarray, council: CouncilConfig, budget: PageBudget 
     for cycle, now in enumerate(np.arange(sigmas.shape[0]) * INTERVAL):
         risk = combined_risk(sigma_score(sigmas[cycle], council.sigmas))
         if budget is not None:
-            risk = budget.risk(keys, strength(sigma_strength(sigmas[cycle], council.sigmas)), keeper.warning(keys),
-                               float(now))
+            risk = budget_risk(budget, keeper, keys, sigmas[cycle], float(now))
         decision = keeper.decide(keys, risk, float(now))
         pages += (decision >= 1) & (previous == 0)
         previous = decision
@@ -63,14 +80,14 @@ def test_a_step_change_still_pages_at_once():
     keeper = DecisionKeeper(council, forget_after=3600.0)
     keys = tuple((f"e{i}",) for i in range(4))
     for cycle in range(len(scores)):
-        risk = budget.risk(keys, strength(sigma_strength(scores[cycle], 5.0)), keeper.warning(keys), cycle * INTERVAL)
+        risk = budget_risk(budget, keeper, keys, scores[cycle], cycle * INTERVAL)
         keeper.decide(keys, risk, cycle * INTERVAL)
     assert np.all(np.isfinite([budget.threshold(k) for k in keys]))
     stepped = np.array([[40.0], [0.0], [0.0], [0.0]])  # far beyond anything in two weeks of t-noise
     decisions = []
     for cycle in range(len(scores), len(scores) + 3):
         now = cycle * INTERVAL
-        risk = budget.risk(keys, strength(sigma_strength(stepped, 5.0)), keeper.warning(keys), now)
+        risk = budget_risk(budget, keeper, keys, stepped, now)
         decisions.append(keeper.decide(keys, risk, now))
     assert decisions[1][0] == 2 and risk[0] > council.quorum  # critical within confirm_cycles
     assert all(d[1:].max() == 0 for d in decisions)
@@ -79,8 +96,8 @@ def test_a_step_change_still_pages_at_once():
 def test_an_entity_pages_nothing_while_it_learns():
     budget = PageBudget(1.0, 0.4, INTERVAL, 3600.0)
     keys = (("new",),)
-    risks = [budget.risk(keys, np.array([100.0 if c % 50 == 0 else 1.0]), np.array([False]), c * INTERVAL)[0]
-             for c in range(200)]
+    risks = [budget.risk(budget.rates(keys, np.array([100.0 if c % 50 == 0 else 1.0]), np.array([False]),
+                                      c * INTERVAL))[0] for c in range(200)]
     assert max(risks) == 0.0 and np.isnan(budget.threshold(keys[0]))
 
 
@@ -118,3 +135,39 @@ analyses:
         parse_config(base % "{false_pages_per_week: -1}")
     with pytest.raises(ConfigError, match="choose one"):
         parse_config(base % "{false_pages_per_week: 1, calibrate: true}")
+
+
+def test_hourly_cycles_still_learn_a_tail():
+    budget = PageBudget(1.0, 0.4, 3600.0, 86400.0)
+    assert budget.min_cycles >= 200 and budget.history >= 400  # a week of hourly cycles is too few for a tail
+    rng = np.random.default_rng(2)
+    for cycle in range(budget.min_cycles + 12):
+        budget.rates((("a",),), rng.exponential(1.0, 1), np.array([False]), cycle * 3600.0)
+    assert np.isfinite(budget.threshold(("a",)))
+
+
+def test_the_budget_is_exported_explained_and_promtool_clean():
+    analysis = DEMO.analyses[0]
+    analysis = dataclasses.replace(analysis, interval=300.0,  # a day of cycles to learn: 288
+                                   council=dataclasses.replace(analysis.council, false_pages_per_week=2.0))
+    rng = np.random.default_rng(5)
+    council, topology_stage = CouncilStage(analysis), TopologyStage(analysis)
+    keys = (("db-1",), ("db-2",))
+    steps = analysis.steps
+    for cycle in range(300):
+        now = cycle * analysis.interval
+        windows = Windows(analysis.name, ("instance",), keys, tuple(f.name for f in analysis.features),
+                          now - analysis.step * np.arange(steps)[::-1], rng.normal(size=(2, steps, 5)))
+        topology = topology_stage.run(windows, now=now)
+        verdict = council.run(windows, topology, None, now=now)
+    assert np.all(np.isfinite(verdict.usual_per_week))
+    result = AnalysisResult(analysis, now, time.time(), windows, topology, verdict)
+    text = render_snapshot(SnapshotHolder().publish(result, "node", time.time())).text
+    decoded = text.decode()
+    assert sample_value(decoded, "aura_page_budget_per_week", {"analysis": analysis.name}) == 2.0
+    assert sample_value(decoded, "aura_usual_episodes_per_week", {"instance": "db-1"}) == pytest.approx(
+        verdict.usual_per_week[0])
+    check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "normal behaviour is this unusual" in entity_explanation(result, 0).summary
+    assert entity_summary(result, 1)["usual_per_week"] == pytest.approx(verdict.usual_per_week[1])

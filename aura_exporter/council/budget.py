@@ -34,7 +34,7 @@ WEEK = 7 * 86400.0
 DAY = 86400.0
 MOST_HISTORY = 4096  # strengths kept per entity (float32: 16 KiB), a week of cycles when they fit
 MIN_EPISODES = 10
-TAIL_SHARE = 0.05
+TAIL_SHARE = 0.05  # so a tail needs at least MIN_EPISODES / TAIL_SHARE = 200 cycles
 MAX_SHAPE = 0.45  # the method of moments needs a finite variance (shape < 0.5)
 REFIT = 12
 
@@ -124,22 +124,29 @@ class PageBudget:
 
     @property
     def history(self) -> int:
-        return int(min(WEEK / self.interval, MOST_HISTORY))
+        """A week of cycles, within what the tail needs and what memory allows."""
+        return int(np.clip(WEEK / self.interval, 2 * self.least_cycles, MOST_HISTORY))
 
     @property
     def min_cycles(self) -> int:
-        return int(min(DAY / self.interval, self.history))
+        """A day of cycles, and at least enough for MIN_EPISODES above the top TAIL_SHARE."""
+        return int(min(max(DAY / self.interval, self.least_cycles), self.history))
 
-    def risk(self, keys: tuple[tuple, ...], strengths: np.ndarray, warning: np.ndarray, now: float) -> np.ndarray:
-        """[E] warn^(λ(s)/budget), 0 while an entity learns; `warning` [E] marks entities whose decision is
-        warn or worse, whose strengths are not learned from."""
-        risk = np.zeros(len(keys))
+    @property
+    def least_cycles(self) -> int:
+        return int(np.ceil(MIN_EPISODES / TAIL_SHARE))
+
+    def rates(self, keys: tuple[tuple, ...], strengths: np.ndarray, warning: np.ndarray, now: float) -> np.ndarray:
+        """[E] λ(s): how many times a week each entity's normal behaviour is at least this strong (NaN while
+        it learns); `warning` [E] marks entities whose decision is warn or worse, whose strengths are not
+        learned from."""
+        rates = np.full(len(keys), np.nan)
         for i, key in enumerate(keys):
             entity = self.entities.get(key) or self.entities.setdefault(key, _Entity(self.history))
             entity.last_seen = now
             value = float(strengths[i])
             if entity.tail is not None:
-                risk[i] = self.warn ** (entity.tail.episodes_above(value) / self.per_week)
+                rates[i] = entity.tail.episodes_above(value)
             if not warning[i]:
                 entity.learn(value)
             if entity.since_fit >= REFIT and entity.count >= self.min_cycles:
@@ -147,7 +154,12 @@ class PageBudget:
                 entity.since_fit = 0
         for key in [k for k, e in self.entities.items() if now - e.last_seen > self.forget_after]:
             del self.entities[key]
-        return risk
+        return rates
+
+    def risk(self, rates: np.ndarray) -> np.ndarray:
+        """[E] warn^(λ/budget): warn at the budget, towards 1 for what normal behaviour never does, 0 while
+        an entity learns."""
+        return np.where(np.isnan(rates), 0.0, self.warn ** (np.nan_to_num(rates, nan=0.0) / self.per_week))
 
     def threshold(self, key: tuple) -> float:
         """The strength at which the entity pages (NaN while it learns)."""

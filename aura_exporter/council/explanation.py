@@ -93,6 +93,7 @@ class Explanation:
     topology: list[TopologicalFeature]
     breaches: list[Breach]
     actions: list[str]
+    usual_per_week: float | None = None  # page budget: how often a week normal behaviour is this unusual
 
 
 def explain(verdict: Verdict, critical: np.ndarray, limits: dict[str, float], horizon: float,
@@ -103,16 +104,18 @@ def explain(verdict: Verdict, critical: np.ndarray, limits: dict[str, float], ho
                 for f in describe_critical(critical)]
     decision = DECISIONS[int(verdict.decision[index])]
     risk = float(verdict.risk[index])
+    usual = _optional(verdict.usual_per_week[index])
     return Explanation(
         decision=decision,
         risk=risk,
-        summary=summarise(decision, risk, contributions),
+        summary=summarise(decision, risk, contributions, usual),
         agents=[AgentView(agent, _optional(verdict.scores[index, a]), _optional_vote(verdict.votes[index, a]))
                 for a, agent in enumerate(verdict.agents)],
         contributions=contributions,
         topology=topology,
         breaches=breaches(verdict, limits, index),
         actions=recommended_actions(contributions, topology) if decision != "monitor" else [],
+        usual_per_week=usual,
     )
 
 
@@ -185,11 +188,19 @@ def recommended_actions(contributions: list[Contribution], topology: list[Topolo
     return actions
 
 
-def summarise(decision: str, risk: float, contributions: list[Contribution]) -> str:
+def summarise(decision: str, risk: float, contributions: list[Contribution], usual_per_week: float | None) -> str:
+    rarity = "" if usual_per_week is None else f" (its normal behaviour is this unusual {_per_week(usual_per_week)})"
     if not contributions:
-        return f"{decision}: risk {risk:.0%}; nothing stands out"
+        return f"{decision}: risk {risk:.0%}{rarity}; nothing stands out"
     reasons = "; ".join(c.text for c in contributions[:2])
-    return f"{decision}: risk {risk:.0%}, mainly the {contributions[0].agent} agent: {reasons}"
+    return f"{decision}: risk {risk:.0%}{rarity}, mainly the {contributions[0].agent} agent: {reasons}"
+
+
+def _per_week(rate: float) -> str:
+    if rate >= 0.5:
+        return f"about {rate:.2g} times a week"
+    weeks = 1.0 / rate if rate > 0 else float("inf")
+    return "less than once a year" if weeks > 52 else f"about once in {weeks:.0f} weeks"
 
 
 def _optional(value: float) -> float | None:

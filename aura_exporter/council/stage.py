@@ -26,6 +26,7 @@ class Verdict:
     votes: np.ndarray  # [E, agents] 1 / 0, NaN where an agent abstains
     risk: np.ndarray  # [E] 0..1
     decision: np.ndarray  # [E] index into DECISIONS
+    usual_per_week: np.ndarray  # [E] how often a week normal behaviour is this unusual (page budget; else NaN)
 
     @property
     def agents(self) -> tuple[str, ...]:
@@ -55,10 +56,12 @@ class CouncilStage:
         risk = combined_risk(scores)
         if self.calibrator is not None:
             risk = self.calibrator.calibrate(windows.entities, risk, now)
+        usual = np.full(evidence.entities, np.nan)
         if self.budget is not None:
             strengths = strength(np.stack([a.strength(settings.sigmas) for a in assessments], axis=1)
                                  if assessments else np.zeros((evidence.entities, 0)))
-            risk = self.budget.risk(windows.entities, strengths, self.keeper.warning(windows.entities), now)
+            usual = self.budget.rates(windows.entities, strengths, self.keeper.warning(windows.entities), now)
+            risk = self.budget.risk(usual)
         return Verdict(
             evidence=evidence,
             assessments=assessments,
@@ -66,4 +69,5 @@ class CouncilStage:
             votes=votes(scores, self.analysis.council),
             risk=risk,
             decision=self.keeper.decide(windows.entities, risk, now),
+            usual_per_week=usual,
         )

@@ -49,6 +49,10 @@ HELP = {
     "aura_agent_vote": "1 when the council agent flags the entity (its score reaches the warn threshold), else 0.",
     "aura_risk_score": "Probability-like risk of a failure within the forecast horizon, 0..1 (the council's).",
     "aura_decision": "The council's decision as a state set: the series of the current decision is 1.",
+    "aura_usual_episodes_per_week": "How many times a week the entity's normal behaviour is at least as unusual "
+                                    "as now (page budget; it pages at aura_page_budget_per_week; absent while "
+                                    "it learns).",
+    "aura_page_budget_per_week": "Pages an entity may send a week on normal behaviour (council.false_pages_per_week).",
     **GRAPH_HELP,
 }
 
@@ -100,6 +104,7 @@ FAMILIES = (
     Family("aura_agent_vote", lambda r: r.verdict.votes, _agents),
     Family("aura_risk_score", lambda r: r.verdict.risk),
     Family("aura_decision", lambda r: _one_hot(r.verdict.decision), lambda r: (("decision", DECISIONS),)),
+    Family("aura_usual_episodes_per_week", lambda r: r.verdict.usual_per_week),
     Family("aura_forecast", _quantile(1), _horizons),
     Family("aura_forecast_lower", _quantile(0), _horizons),
     Family("aura_forecast_upper", _quantile(2), _horizons),
@@ -118,6 +123,8 @@ def analysis_samples(result: AnalysisResult) -> list[tuple[str, dict[str, str], 
     samples += [("aura_fleet_components", {"analysis": name}, float(result.topology.fleet.components)),
                 ("aura_fleet_cluster_threshold", {"analysis": name}, float(result.topology.fleet.threshold)),
                 ("aura_model_ready", {"analysis": name}, 1.0 if result.model_ready else 0.0)]
+    if result.analysis.council.false_pages_per_week:
+        samples.append(("aura_page_budget_per_week", {"analysis": name}, result.analysis.council.false_pages_per_week))
     return [s for s in samples if math.isfinite(s[2])]
 
 

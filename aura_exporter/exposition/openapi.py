@@ -47,6 +47,8 @@ SCHEMAS: dict[str, Any] = {
         "analysis": {"type": "string"},
         "labels": {"type": "object", "additionalProperties": {"type": "string"}},
         "risk": _number_or_null("The council's risk, 0..1."),
+        "usual_per_week": _number_or_null("With a page budget: how many times a week the entity's normal "
+                                          "behaviour is at least this unusual; null without one or while it learns."),
         "decision": {"type": "string", "enum": list(DECISIONS)},
         "agents": {"type": "object", "additionalProperties": {"type": "number", "nullable": True},
                    "description": "Each agent's score; null while it abstains. Agents: "
@@ -72,7 +74,8 @@ SCHEMAS: dict[str, Any] = {
         "breaches": {"type": "array", "items": {"type": "object", "properties": {
             "feature": {"type": "string"}, "limit": {"type": "number"}, "probability": {"type": "number"},
             "seconds": {"type": "number", "nullable": True}}}},
-        "actions": {"type": "array", "items": {"type": "string"}}}},
+        "actions": {"type": "array", "items": {"type": "string"}},
+        "usual_per_week": {"type": "number", "nullable": True}}},
     "EntityDetail": {"allOf": [_ref("EntitySummary"), {"type": "object", "properties": {
         "data_time": {"type": "number", "description": "Unix time of the window's end."},
         "model_ready": {"type": "boolean"},

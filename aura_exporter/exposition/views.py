@@ -45,6 +45,7 @@ def entity_summary(result: AnalysisResult, index: int) -> dict[str, Any]:
         "analysis": result.analysis.name,
         "labels": labels,
         "risk": finite(verdict.risk[index]),
+        "usual_per_week": finite(verdict.usual_per_week[index]),
         "decision": DECISIONS[int(verdict.decision[index])],
         "agents": {agent: finite(verdict.scores[index, a]) for a, agent in enumerate(verdict.agents)},
         "drift_zscore": finite(topology.drift_zscore[index]),
