@@ -11,6 +11,8 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import NoReturn
 
+import numpy as np
+
 from aura_exporter.config import Analysis
 from aura_exporter.council import CouncilStage
 from aura_exporter.exposition.selfmetrics import SelfMetrics
@@ -161,16 +163,22 @@ class AnalysisCycle(Cycle):
     def _load(self) -> float:
         assert self.state_path is not None
         baselines = self.topology.baselines
-        self.first_success = load_baselines(self.state_path, self.analysis, baselines)
+        extra: dict[str, np.ndarray] = {}
+        self.first_success = load_baselines(self.state_path, self.analysis, baselines, extra)
+        if self.council.budget is not None and not self.council.restore_budget(extra):
+            log.info("page budget not in the state file: learning it afresh", extra={"analysis": self.analysis.name})
         return max((e.last_seen for e in baselines.entities.values()), default=-math.inf)
 
     def _forget(self) -> None:
         self.topology.baselines.entities.clear()
+        if self.council.budget is not None:
+            self.council.budget.entities.clear()
         self.first_success = None
 
     def _write(self) -> None:
         assert self.state_path is not None
-        save_baselines(self.state_path, self.analysis, self.topology.baselines, self.first_success)
+        save_baselines(self.state_path, self.analysis, self.topology.baselines, self.first_success,
+                       self.council.budget_state())
         self.saved_at = time.monotonic()
 
     async def _run(self, now: float) -> AnalysisResult:

@@ -171,3 +171,17 @@ def test_the_budget_is_exported_explained_and_promtool_clean():
     assert check.returncode == 0, check.stdout + check.stderr
     assert "normal behaviour is this unusual" in entity_explanation(result, 0).summary
     assert entity_summary(result, 1)["usual_per_week"] == pytest.approx(verdict.usual_per_week[1])
+
+
+def test_a_restored_budget_pages_where_it_left_off():
+    rng = np.random.default_rng(4)
+    budget = PageBudget(1.0, 0.4, INTERVAL, 86400.0, 2)
+    keys = (("a",), ("b",))
+    for cycle in range(408):  # the last refit at the last cycle: a restore refits on the same strengths
+        budget.rates(keys, rng.exponential(1.0, 2), np.zeros(2, dtype=bool), cycle * INTERVAL)
+    copy = PageBudget(1.0, 0.4, INTERVAL, 86400.0, 2)
+    assert copy.restore(budget.state("same"), "same")
+    assert [copy.threshold(k) for k in keys] == pytest.approx([budget.threshold(k) for k in keys])
+    assert not PageBudget(1.0, 0.4, INTERVAL, 86400.0, 2).restore(budget.state("one"), "another")
+    assert not PageBudget(1.0, 0.4, 60.0, 86400.0, 2).restore(budget.state("same"), "same")  # other ring size
+    assert not PageBudget(1.0, 0.4, INTERVAL, 86400.0, 2).restore({}, "same")

@@ -162,3 +162,25 @@ def test_a_state_directory_that_is_not_writable_stops_the_start(tmp_path, capfd)
     assert main(["run", "--config.file=tests/fixtures/replay-forecast.yml", f"--storage.path={occupied}",
                  "--web.listen-address=127.0.0.1:0"]) == 1
     assert "is not a writable directory" in capfd.readouterr().err
+
+
+def test_the_page_budget_is_saved_with_the_baselines_and_refused_when_measured_otherwise(tmp_path):
+    budgeted = dataclasses.replace(ANALYSIS, council=dataclasses.replace(ANALYSIS.council, false_pages_per_week=1.0))
+    before = cycle_with_storage(tmp_path, budgeted)
+    before.restore(START)
+    run_cycles(before, 5)
+    before.save()
+    assert before.council.budget is not None and len(before.council.budget.entities) == 8
+    after = cycle_with_storage(tmp_path, budgeted)
+    after.restore(START + 5 * ANALYSIS.interval)
+    assert after.council.budget is not None
+    for key, entity in before.council.budget.entities.items():
+        restored = after.council.budget.entities[key]
+        assert restored.count == entity.count == 5
+        np.testing.assert_array_equal(restored.strengths(), entity.strengths())
+    # strengths measured with other sigmas mean something else: learned afresh, the baselines kept
+    louder = dataclasses.replace(budgeted, council=dataclasses.replace(budgeted.council, sigmas=7.0))
+    other = cycle_with_storage(tmp_path, louder)
+    other.restore(START + 5 * ANALYSIS.interval)
+    assert other.council.budget is not None and not other.council.budget.entities
+    assert set(other.topology.baselines.entities) == set(before.topology.baselines.entities)

@@ -26,6 +26,7 @@ How (peaks over threshold, as SPOT: Siffer et al., KDD 2017):
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,6 +38,8 @@ MIN_EPISODES = 10
 TAIL_SHARE = 0.05  # so a tail needs at least MIN_EPISODES / TAIL_SHARE = 200 cycles
 MAX_SHAPE = 0.45  # the method of moments needs a finite variance (shape < 0.5)
 REFIT = 12
+STATE_PREFIX = "council_budget_"  # its arrays in the analysis' state file (saved with the baselines)
+STATE_VERSION = 1
 
 
 def strength(per_agent: np.ndarray) -> np.ndarray:
@@ -160,6 +163,40 @@ class PageBudget:
         """[E] warn^(λ/budget): warn at the budget, towards 1 for what normal behaviour never does, 0 while
         an entity learns."""
         return np.where(np.isnan(rates), 0.0, self.warn ** (np.nan_to_num(rates, nan=0.0) / self.per_week))
+
+    def state(self, fingerprint: str) -> dict[str, np.ndarray]:
+        """Every entity's strengths as arrays for the state file; `fingerprint` says what they were measured by."""
+        entities = list(self.entities.items())
+        return {f"{STATE_PREFIX}{name}": value for name, value in {
+            "version": np.array(STATE_VERSION), "fingerprint": np.array(fingerprint),
+            "keys": np.array(json.dumps([list(key) for key, _ in entities])),
+            "strengths": (np.stack([e.ring for _, e in entities]) if entities
+                          else np.zeros((0, self.history), dtype=np.float32)),
+            "counts": np.array([e.count for _, e in entities], dtype=np.int64),
+            "last_seen": np.array([e.last_seen for _, e in entities], dtype=np.float64),
+        }.items()}
+
+    def restore(self, arrays: dict[str, np.ndarray], fingerprint: str) -> bool:
+        """Take back what `state` wrote (and refit each tail at once); False, leaving nothing, when the arrays
+        are missing, malformed or were measured another way (they are then learned afresh)."""
+        try:
+            get = {name.removeprefix(STATE_PREFIX): value for name, value in arrays.items()
+                   if name.startswith(STATE_PREFIX)}
+            if int(get["version"]) != STATE_VERSION or str(get["fingerprint"]) != fingerprint:
+                return False
+            keys = [tuple(str(part) for part in key) for key in json.loads(str(get["keys"]))]
+            rings, counts, seen = get["strengths"], get["counts"], get["last_seen"]
+            if rings.shape != (len(keys), self.history) or counts.shape != (len(keys),) or seen.shape != counts.shape:
+                return False
+        except (KeyError, ValueError, TypeError):
+            return False
+        for i, key in enumerate(keys):
+            entity = self.entities[key] = _Entity(self.history)
+            entity.ring[:] = rings[i]
+            entity.count, entity.last_seen = int(counts[i]), float(seen[i])
+            if entity.count >= self.min_cycles:
+                entity.tail = fit_tail(entity.strengths(), self.interval, self.confirm)
+        return True
 
     def threshold(self, key: tuple) -> float:
         """The strength at which the entity pages (NaN while it learns)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +47,21 @@ class CouncilStage:
         self.budget = (PageBudget(settings.false_pages_per_week, settings.warn, analysis.interval,
                                   analysis.baseline.forget_after, settings.confirm_cycles)
                        if settings.false_pages_per_week else None)
+
+    def budget_state(self) -> dict[str, np.ndarray]:
+        """The page budget's learning, for the analysis' state file (nothing without a budget)."""
+        return self.budget.state(self._strengths_fingerprint()) if self.budget is not None else {}
+
+    def restore_budget(self, arrays: dict[str, np.ndarray]) -> bool:
+        """Take back `budget_state`'s arrays; False when there are none this budget can use."""
+        return self.budget is not None and self.budget.restore(arrays, self._strengths_fingerprint())
+
+    def _strengths_fingerprint(self) -> str:
+        """What an entity's strengths mean: the council's settings but the budget itself, the interval
+        and the topology's (novelty); the features and windows are the state file's own fingerprint."""
+        council = dataclasses.replace(self.analysis.council, false_pages_per_week=0.0)
+        what = (council, self.analysis.interval, self.analysis.topology)
+        return hashlib.sha256(repr(what).encode()).hexdigest()[:16]
 
     def run(self, windows: Windows, topology: Topology, forecast: Forecast | None, now: float,
             graph: GraphOutcome | None = None) -> Verdict:

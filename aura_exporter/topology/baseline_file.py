@@ -23,6 +23,7 @@ from aura_exporter.topology.baseline import BaselineStore, EntityBaseline
 
 FORMAT = "aura-baselines"
 VERSION = 1
+EXTRA_PREFIX = "council_"  # arrays of the council's (the page budget's learning), saved alongside
 
 
 class BaselineFileError(StateFileError):
@@ -51,8 +52,10 @@ def fingerprint(analysis: Analysis) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def save_baselines(path: Path, analysis: Analysis, store: BaselineStore, first_success: float | None) -> None:
-    """Write the store; OSError (a full or vanished disk) is the caller's to count."""
+def save_baselines(path: Path, analysis: Analysis, store: BaselineStore, first_success: float | None,
+                   extra: dict[str, np.ndarray] | None = None) -> None:
+    """Write the store, and the `extra` arrays of later stages (names starting with EXTRA_PREFIX, read back
+    by load_baselines); OSError (a full or vanished disk) is the caller's to count."""
     entities = list(store.entities.items())
     arrays: dict[str, np.ndarray] = {
         "format": np.array(FORMAT), "version": np.array(VERSION), "fingerprint": np.array(fingerprint(analysis)),
@@ -70,15 +73,21 @@ def save_baselines(path: Path, analysis: Analysis, store: BaselineStore, first_s
     for dim in store.dims:
         pairs = [e.reference[dim] if e.reference is not None else np.empty((0, 2)) for _, e in entities]
         arrays[f"reference_{dim}"], arrays[f"reference_{dim}_lengths"] = _ragged(pairs, width=2)
+    assert all(name.startswith(EXTRA_PREFIX) for name in extra or {}), "extra arrays need EXTRA_PREFIX"
+    arrays.update(extra or {})
     write_atomically(path, lambda stream: np.savez(stream, **arrays))
 
 
-def load_baselines(path: Path, analysis: Analysis, store: BaselineStore) -> float | None:
-    """Fill `store` from the file and return the analysis' first successful data time (None when
-    unknown); BaselineFileError when the file cannot be used (the store is then left empty)."""
+def load_baselines(path: Path, analysis: Analysis, store: BaselineStore,
+                   extra: dict[str, np.ndarray] | None = None) -> float | None:
+    """Fill `store` (and `extra` with the later stages' arrays) from the file and return the analysis'
+    first successful data time (None when unknown); BaselineFileError when the file cannot be used (the
+    store is then left empty)."""
     try:
         with np.load(path, allow_pickle=False) as saved:
             arrays = {name: saved[name] for name in saved.files}
+            if extra is not None:
+                extra.update({name: value for name, value in arrays.items() if name.startswith(EXTRA_PREFIX)})
     except Exception as err:  # missing, truncated or not a zip, bad headers, pickled content: all "unusable"
         raise BaselineFileError("corrupt", f"cannot read baselines {path}: {err}") from err
     try:
