@@ -89,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--learn.until", dest="learn_until", default=None,
                           help="with --data: rows before this time (RFC 3339) are for learning (default: as a "
                                "`split` column says, else each file's first 15%%)")
+    backtest.add_argument("--record.evidence", dest="record_evidence", action="store_true",
+                          help="also write evidence.npz: what the agents saw each cycle, for --evidence")
+    backtest.add_argument("--evidence", dest="evidence", default=None,
+                          help="instead of replaying, run only the council (this configuration's settings) over "
+                               "a recorded evidence.npz: seconds instead of minutes")
     backtest.add_argument("--labels", dest="labels", default=None,
                           help="incidents (NAB windows JSON or YAML) to shade in the report and label NAB files")
     backtest.add_argument("--output.dir", dest="output", default="backtest", help="(default %(default)s)")

@@ -32,7 +32,8 @@ from aura_exporter.backtest.outputs import (
     write_nab_results,
     write_scores,
 )
-from aura_exporter.backtest.replay import Trace, alerts, replay
+from aura_exporter.backtest.recording import Recording, RecordingError, load_recordings, recorded_rows, save_recordings
+from aura_exporter.backtest.replay import Trace, alerts, replay, rerun
 from aura_exporter.config import Analysis, Config
 from aura_exporter.durations import parse_duration
 from aura_exporter.evaluation.labels import Incident
@@ -106,7 +107,7 @@ def train(analysis: Analysis, history: History) -> TrainedModel | None:
 
 
 async def backtest_files(analysis: Analysis, root: Path, learn_until: float | None = None,
-                         workers: int = 1) -> list[Outcome]:
+                         workers: int = 1, record: bool = False) -> list[Outcome]:
     """Every series file under `root`, replayed group by group of equal sampling interval; each entity
     learns (the forecaster trains) on its rows before `learn_until`, or as its files say (learning_rows)."""
     series = find_entities(root, analysis)
@@ -124,7 +125,8 @@ async def backtest_files(analysis: Analysis, root: Path, learn_until: float | No
                 for name, by_feature in members.items()}
         trained = train(grouped, learning_part(history, {key: r.learning_end for key, r in rows.items()}))
         trace = await replay(grouped, history, float(history.timestamps[0]) + grouped.window,
-                             float(history.timestamps[-1]), trained, bar(f"{analysis.name}: replaying"), workers)
+                             float(history.timestamps[-1]), trained, bar(f"{analysis.name}: replaying"), workers,
+                             record)
         scored = {key: score_rows(trace, key, r) for key, r in rows.items()}
         outcomes.append(Outcome(trace, scored, placed.shifts))
     return outcomes
@@ -138,7 +140,7 @@ def entity_rows(by_feature: dict[str, FileSeries], analysis: Analysis, shift: fl
 
 
 async def backtest_prometheus(config: Config, analysis: Analysis, start: float, end: float,
-                              workers: int = 1) -> list[Outcome]:
+                              workers: int = 1, record: bool = False) -> list[Outcome]:
     from aura_exporter.sources.history import prometheus_history
 
     warm_up = analysis.window + analysis.baseline.min_history * analysis.interval
@@ -148,7 +150,7 @@ async def backtest_prometheus(config: Config, analysis: Analysis, start: float, 
         before = prometheus_history(config.prometheus, analysis, start - analysis.forecast.history, start,
                                     bar("fetching training history"))
         trained = train(analysis, before)
-    trace = await replay(analysis, history, start, end, trained, bar(f"{analysis.name}: replaying"), workers)
+    trace = await replay(analysis, history, start, end, trained, bar(f"{analysis.name}: replaying"), workers, record)
     scored = {}
     for row, key in enumerate(history.entities):
         entity = trace.entities.get(key)
@@ -157,6 +159,37 @@ async def backtest_prometheus(config: Config, analysis: Analysis, start: float, 
         values = history.values[row, np.clip(at, 0, len(history.timestamps) - 1), 0] if times.size else times
         scored[key] = score_rows(trace, key, Rows(times, times, values, np.zeros(len(times), dtype=bool)))
     return [Outcome(trace, scored, {})]
+
+
+def rerun_outcomes(analysis: Analysis, path: Path) -> list[Outcome]:
+    """The decision layer of `analysis` over the evidence recorded in `path` (backtest/recording.py), group
+    by group, scored at the rows the recorded replay scored."""
+    outcomes = []
+    for factor, arrays in load_recordings(path, analysis):
+        grouped = rescaled(analysis, factor)
+        try:
+            recording = Recording.from_arrays(grouped, arrays)
+            rows = recorded_rows(arrays)
+        except (KeyError, ValueError, TypeError) as err:
+            raise RecordingError("corrupt", f"{path} has a malformed recording: {err}") from err
+        trace = rerun(recording, bar(f"{analysis.name}: deciding again"))
+        scored = {key: score_rows(trace, key, Rows(r["times"], r["timeline"], r["values"], r["learning"] > 0))
+                  for key, r in rows.items()}
+        outcomes.append(Outcome(trace, scored, {key: float(r["shift"][0]) if len(r["shift"]) else 0.0
+                                                for key, r in rows.items()}))
+    return outcomes
+
+
+def save_evidence(path: Path, analysis: Analysis, outcomes: list[Outcome]) -> None:
+    groups = []
+    for outcome in outcomes:
+        assert outcome.trace.recording is not None
+        rows = {key: {"times": s.rows.times, "timeline": s.rows.timeline, "values": s.rows.values,
+                      "learning": s.rows.learning.astype(np.float64),
+                      "shift": np.full(len(s.rows.times), outcome.shifts.get(key, 0.0))}
+                for key, s in outcome.scored.items()}
+        groups.append((outcome.trace.analysis.step / analysis.step, outcome.trace.recording, rows))
+    save_recordings(path, analysis, groups)
 
 
 def label_rows(scored: Scored, labels: dict[str, str], incidents: list[Incident]) -> np.ndarray:
@@ -193,6 +226,8 @@ def write_outputs(output: Path, analysis: Analysis, outcomes: list[Outcome], inc
     if nab_layout:
         write_nab_results(output / "results", DETECTOR, scored, labelled, pages)
     write_report(output / "report.html", analysis, scored, found, incidents, shifts)
+    if outcomes and all(o.trace.recording is not None for o in outcomes):
+        save_evidence(output / "evidence.npz", analysis, outcomes)
     (output / "run.json").write_text(json.dumps({
         **meta, "analysis": analysis.name, "entity_labels": list(names), "entities": len(scored),
         "cycles": merged.cycles, "failed_cycles": merged.failed_cycles, "alerts": len(found),
@@ -222,29 +257,34 @@ def main(args) -> int:
             raise InputError(f"no analysis named {args.analysis!r} in {args.config_file} "
                              "(graph analyses are not backtested)")
         incidents = load_labels(Path(args.labels), analysis.entity_labels[0]) if args.labels else []
-        if args.data is None and args.start is None:
-            raise InputError("--from is needed to backtest on Prometheus history (or --data for files)")
+        if args.data is None and args.start is None and args.evidence is None:
+            raise InputError("--from is needed to backtest on Prometheus history (or --data for files, or "
+                             "--evidence for a recording)")
         if args.data is not None and len(analysis.entity_labels) != 1:
             raise InputError(f"analysis {analysis.name!r}: backtests on files need exactly one entity label")
         quiet_cycles()
         if args.learn_until is not None and args.data is None:
             raise InputError("--learn.until is for --data (on Prometheus, learning ends at --from)")
-        if args.data is not None:
+        if args.evidence is not None:
+            outcomes = rerun_outcomes(analysis, Path(args.evidence))
+        elif args.data is not None:
             until = parse_time(args.learn_until) if args.learn_until is not None else None
-            outcomes = asyncio.run(backtest_files(analysis, Path(args.data), until))
+            outcomes = asyncio.run(backtest_files(analysis, Path(args.data), until, record=args.record_evidence))
         else:
             end = parse_time(args.end) if args.end else time.time()
-            outcomes = asyncio.run(backtest_prometheus(config, analysis, parse_time(args.start), end))
+            outcomes = asyncio.run(backtest_prometheus(config, analysis, parse_time(args.start), end,
+                                                       record=args.record_evidence))
     except ConfigError as err:
         for problem in err.problems:
             print(f"{err.source}: {problem}", file=sys.stderr)
         return 1
-    except (InputError, LabelError, ValueError) as err:
+    except (InputError, LabelError, RecordingError, ValueError) as err:
         print(err, file=sys.stderr)
         return 1
     meta = {"config": args.config_file, "data": args.data, "from": args.start, "to": args.end,
-            "learn_until": args.learn_until}
-    found = write_outputs(Path(args.output), analysis, outcomes, incidents, args.data is not None, meta)
+            "learn_until": args.learn_until, "evidence": args.evidence}
+    found = write_outputs(Path(args.output), analysis, outcomes, incidents,
+                          args.data is not None or args.evidence is not None, meta)
     print(f"wrote {args.output}/scores.csv, alerts.json ({len(found)} alerts), report.html"
           + (", results/ (NAB format)" if args.data is not None else ""), file=sys.stderr)
     return 0

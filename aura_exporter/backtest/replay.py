@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from aura_exporter.backtest.recording import Recording
 from aura_exporter.backtest.source import HistorySource
 from aura_exporter.config import Analysis
+from aura_exporter.council import CouncilStage, Verdict
+from aura_exporter.council.explanation import explain
 from aura_exporter.cycle import AnalysisCycle, CycleFailed
 from aura_exporter.exposition.selfmetrics import SelfMetrics
 from aura_exporter.exposition.views import entity_explanation
@@ -49,6 +52,7 @@ class Trace:
     entities: dict[EntityKey, EntityTrace] = field(default_factory=dict)
     cycles: int = 0
     failed_cycles: int = 0
+    recording: Recording | None = None  # the evidence of every cycle, when asked for (backtest/recording.py)
 
 
 @dataclass(frozen=True)
@@ -67,15 +71,16 @@ def cycle_times(analysis: Analysis, start: float, end: float) -> np.ndarray:
 
 
 async def replay(analysis: Analysis, history: History, start: float, end: float,
-                 trained: TrainedModel | None = None, progress: Progress | None = None, workers: int = 1) -> Trace:
+                 trained: TrainedModel | None = None, progress: Progress | None = None, workers: int = 1,
+                 record_evidence: bool = False) -> Trace:
     """Cycles at every interval in [start, end] over `history` (which should begin a window and
-    the baselines' warm-up before `start`)."""
+    the baselines' warm-up before `start`); with `record_evidence`, what the agents saw is kept too."""
     source = HistorySource(history, analysis)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aura-backtest")
     cycle = AnalysisCycle(analysis, source, SelfMetrics([analysis.name]), executor, workers)
     if trained is not None:
         cycle.forecast.install(trained)
-    trace = Trace(analysis)
+    trace = Trace(analysis, recording=Recording(analysis) if record_evidence else None)
     times = cycle_times(analysis, start, end)
     try:
         for number, now in enumerate(times, 1):
@@ -91,23 +96,52 @@ async def replay(analysis: Analysis, history: History, start: float, end: float,
 
 
 def record(trace: Trace, result: AnalysisResult) -> None:
-    verdict, topology = result.verdict, result.topology
+    residual = (np.fmax.reduce(np.abs(result.forecast.residual_zscore), axis=1)  # NaN where all are NaN, quietly
+                if result.forecast is not None else np.full(len(result.verdict.risk), np.nan))
+    record_verdict(trace, result.windows.entities, result.data_time, result.verdict, result.topology.drift_zscore,
+                   residual, result.model_ready, lambda i: entity_explanation(result, i).summary)
+    if trace.recording is not None:
+        trace.recording.add(result, residual)
+
+
+def record_verdict(trace: Trace, keys: tuple[EntityKey, ...], data_time: float, verdict: Verdict,
+                   drift_zscore: np.ndarray, residual: np.ndarray, ready: bool, summary: Callable[[int], str]) -> None:
+    """One cycle's verdict on each entity into its trace; `summary(i)` explains entity i where its decision rose."""
     trace.cycles += 1
     trace.agents = verdict.agents
-    residual = (np.fmax.reduce(np.abs(result.forecast.residual_zscore), axis=1)  # NaN where all are NaN, quietly
-                if result.forecast is not None else np.full(len(verdict.risk), np.nan))
-    for i, key in enumerate(result.windows.entities):
+    for i, key in enumerate(keys):
         entity = trace.entities.setdefault(key, EntityTrace())
         decision = int(verdict.decision[i])
         if decision > 0 and (not entity.decision or entity.decision[-1] < decision):
-            entity.summaries[result.data_time] = entity_explanation(result, i).summary
-        entity.times.append(result.data_time)
+            entity.summaries[data_time] = summary(i)
+        entity.times.append(data_time)
         entity.risk.append(float(verdict.risk[i]))
         entity.decision.append(decision)
         entity.agent_scores.append(verdict.scores[i].copy())
-        entity.drift_zscore.append(float(topology.drift_zscore[i]))
+        entity.drift_zscore.append(float(drift_zscore[i]))
         entity.residual_zscore.append(float(residual[i]))
-        entity.ready.append(result.model_ready)
+        entity.ready.append(ready)
+
+
+def rerun(recording: Recording, progress: Progress | None = None) -> Trace:
+    """The decision layer alone (the council of the recording's analysis) over recorded evidence: the trace
+    a full replay with these council settings would have left."""
+    analysis = recording.analysis
+    council = CouncilStage(analysis)
+    trace = Trace(analysis)
+    limits = {f.name: f.limit for f in analysis.features if f.limit is not None}
+    horizon = max(analysis.forecast.horizons, default=0.0)
+    no_critical = np.empty((0, 3))
+    for number, (moment, ready, keys, evidence, residual) in enumerate(recording.cycles(), 1):
+        verdict = council.weigh(evidence, keys, moment)
+
+        def summary(i: int, verdict: Verdict = verdict) -> str:
+            return explain(verdict, no_critical, limits, horizon, i).summary
+
+        record_verdict(trace, keys, moment, verdict, evidence.drift, residual, ready, summary)
+        if progress is not None:
+            progress(number, len(recording.times))
+    return trace
 
 
 def alerts(trace: Trace, hold: float, require_ready: bool = True) -> list[Alert]:

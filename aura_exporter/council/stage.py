@@ -65,19 +65,23 @@ class CouncilStage:
 
     def run(self, windows: Windows, topology: Topology, forecast: Forecast | None, now: float,
             graph: GraphOutcome | None = None) -> Verdict:
-        evidence = gather_evidence(self.analysis, windows, topology, forecast, graph)
+        return self.weigh(gather_evidence(self.analysis, windows, topology, forecast, graph), windows.entities, now)
+
+    def weigh(self, evidence: Evidence, keys: tuple[tuple, ...], now: float) -> Verdict:
+        """The verdict on the entities `keys` from their evidence: the decision layer alone, which a
+        recording of evidence (backtest/recording.py) replays under other settings."""
         settings = self.analysis.council
         assessments = tuple(weighing_only(agent.assess(evidence, settings.sigmas), settings.evidence)
                             for agent in self.agents)
         scores = np.stack([a.score for a in assessments], axis=1) if assessments else np.zeros((evidence.entities, 0))
         risk = combined_risk(scores)
         if self.calibrator is not None:
-            risk = self.calibrator.calibrate(windows.entities, risk, now)
+            risk = self.calibrator.calibrate(keys, risk, now)
         usual = np.full(evidence.entities, np.nan)
         if self.budget is not None:
             strengths = strength(np.stack([a.strength(settings.sigmas) for a in assessments], axis=1)
                                  if assessments else np.zeros((evidence.entities, 0)))
-            usual = self.budget.rates(windows.entities, strengths, self.keeper.warning(windows.entities), now)
+            usual = self.budget.rates(keys, strengths, self.keeper.warning(keys), now)
             risk = self.budget.risk(usual)
         return Verdict(
             evidence=evidence,
@@ -85,6 +89,6 @@ class CouncilStage:
             scores=scores,
             votes=votes(scores, self.analysis.council),
             risk=risk,
-            decision=self.keeper.decide(windows.entities, risk, now),
+            decision=self.keeper.decide(keys, risk, now),
             usual_per_week=usual,
         )
