@@ -116,7 +116,7 @@ def main() -> None:
     args = parser.parse_args()
     started = time.monotonic()
     backtest = args.output / "backtest"
-    if not args.reuse_backtest and cli(["backtest", f"--config.file={CONFIG}", f"--data={SMD}",
+    if not args.reuse_backtest and cli(["backtest", f"--config.file={CONFIG}", f"--data={SMD}", "--record.evidence",
                                         f"--labels={SMD / 'labels.json'}", f"--output.dir={backtest}"]) != 0:
         sys.exit("the backtest failed")
     results = {"aura": event_document(backtest, load_labels(SMD / "labels.json", "machine"), EARLY)}
