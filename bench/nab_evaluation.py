@@ -174,7 +174,9 @@ def markdown(results: dict, seconds: float, command: str) -> str:
     lines += ["", "![NAB scores](img/evaluation-scores.png)", "",
               "The backtest's own report (every series, its risk, the alerts and the labeled windows) is "
               "written to results/nab/backtest/report.html; NAB-format per-file results, which NAB's own "
-              "scorer reads, to results/nab/backtest/results/aura/.", ""]
+              "scorer reads, to results/nab/backtest/results/aura/.", "",
+              "The second corpus of `make evaluate`, a fleet of real servers judged event-wise (pages per "
+              "entity-day, recall at a page budget): [evaluation-smd.md](evaluation-smd.md).", ""]
     return "\n".join(lines)
 
 
