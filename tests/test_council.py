@@ -49,7 +49,7 @@ ANALYSIS = parse_config(config_yaml()).analyses[0]
 
 
 def evidence(level, *, surprise=None, breach=None, time_to_breach=None, drift=None, isolation=None,
-             novelty=None, record=None, features=FEATURES, roles=ROLES_OF) -> Evidence:
+             novelty=None, record=None, state=None, features=FEATURES, roles=ROLES_OF) -> Evidence:
     level = np.asarray(level, dtype=float)
     entities = level.shape[0]
     nothing = np.full(level.shape, np.nan)
@@ -57,6 +57,7 @@ def evidence(level, *, surprise=None, breach=None, time_to_breach=None, drift=No
         features=features,
         roles=roles,
         level=level,
+        state=np.zeros(level.shape) if state is None else np.asarray(state, dtype=float),
         surprise=nothing if surprise is None else np.asarray(surprise, dtype=float),
         breach=nothing if breach is None else np.asarray(breach, dtype=float),
         time_to_breach=nothing if time_to_breach is None else np.asarray(time_to_breach, dtype=float),

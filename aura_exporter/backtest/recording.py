@@ -31,8 +31,8 @@ from aura_exporter.storage import StateFileError, write_atomically
 from aura_exporter.windows import EntityKey
 
 FORMAT = "aura-evidence"
-VERSION = 1
-PER_FEATURE = ("level", "surprise", "breach", "time_to_breach", "novelty", "record", "level_units")
+VERSION = 2  # 2: the state evidence
+PER_FEATURE = ("level", "state", "surprise", "breach", "time_to_breach", "novelty", "record", "level_units")
 GRAPH_PREFIX = "graph_"
 ROW_PARTS = ("times", "timeline", "values", "learning", "shift")
 
@@ -87,7 +87,7 @@ class Recording:
             features = self.analysis.features
             evidence = Evidence(
                 features=tuple(f.name for f in features), roles=tuple(f.role for f in features),
-                level=get["level"], surprise=get["surprise"], breach=get["breach"],
+                level=get["level"], state=get["state"], surprise=get["surprise"], breach=get["breach"],
                 time_to_breach=get["time_to_breach"], novelty=get["novelty"], record=get["record"],
                 drift=get["drift"], isolation=get["isolation"], level_units=get["level_units"], graph=graph)
             yield moment, self.ready[cycle], tuple(keys[e] for e in entities[part]), evidence, get["residual"]

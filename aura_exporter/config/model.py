@@ -114,7 +114,7 @@ class ForecastConfig:
 
 
 # The kinds of evidence the built-in agents weigh (council/evidence.py); `council.evidence` picks among them.
-EVIDENCE_KINDS = ("level", "surprise", "novelty", "record", "breach", "drift", "isolation", "dependency_loop",
+EVIDENCE_KINDS = ("level", "state", "surprise", "novelty", "record", "breach", "drift", "isolation", "dependency_loop",
                   "partition", "new_caller")
 
 

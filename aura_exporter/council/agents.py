@@ -30,6 +30,10 @@ SCORE_WIDTH = 0.5
 # `sigmas`: a score of 0.73, a warning alone, critical with any other agent's warning.
 RECORD_SIGMAS = 0.5
 
+# Each feature's state deviation counts at most this many sigmas in its role's joint deviation: one
+# feature far off still makes the joint deviation large, but cannot alone stand for the whole role.
+STATE_CLIP = 10.0
+
 # An entity `isolation` noise thresholds away from the fleet's majority counts as that many sigmas
 # times this (twice the threshold is a clear split: 2 x 2 = 4 sigmas, a score of 0.5 by default).
 ISOLATION_SIGMAS = 2.0
@@ -39,8 +43,8 @@ MOST_SCORE = 1.0 - 1e-12  # a probability of 1 is certainty: its strength is lar
 
 @dataclass(frozen=True)
 class Column:
-    kind: str  # level | surprise | novelty | record | breach | drift | isolation
-    feature: str | None  # None for evidence about the whole entity
+    kind: str  # level | state | surprise | novelty | record | breach | drift | isolation | ...
+    feature: str | None  # None for evidence about the whole entity (or all the agent's features: state)
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,8 @@ def column_strength(kind: str, values: np.ndarray, scores: np.ndarray, sigmas: f
 
 
 class RoleAgent:
-    """Weighs the level, surprise, novelty, records and breach odds of the features whose role is its name."""
+    """Weighs the level, surprise, novelty, records and breach odds of the features whose role is its name,
+    and the state deviations of those features together."""
 
     def __init__(self, name: str):
         self.name = name
@@ -133,6 +138,11 @@ class RoleAgent:
                 columns.append(Column("breach", feature))
                 values.append(evidence.breach[:, index])
                 scores.append(evidence.breach[:, index])
+        own = [index for index, role in enumerate(evidence.roles) if role == self.name]
+        if own:
+            columns.append(Column("state", None))
+            values.append(joint_deviation(evidence.state[:, own]))
+            scores.append(sigma_score(values[-1], sigmas))
         for kind, value in self.entity_evidence(evidence):
             columns.append(Column(kind, None))
             values.append(value)
@@ -148,6 +158,17 @@ class RoleAgent:
     def entity_evidence(self, evidence: Evidence) -> list[tuple[str, np.ndarray]]:
         """Evidence about the whole entity this agent also weighs, in sigmas."""
         return []
+
+
+def joint_deviation(zscores: np.ndarray) -> np.ndarray:
+    """[E] how far [E, F] z-scores are from 0 together, in sigmas of one normal deviation: the sum of their
+    squares (each at most STATE_CLIP) is chi-squared with F degrees of freedom when nothing is wrong, and
+    Wilson and Hilferty's cube root makes it normal. So twenty features are not twenty chances to page,
+    and two features 4σ off together count more than one alone. 0 when they are closer than usual."""
+    squares = np.minimum(zscores * zscores, STATE_CLIP * STATE_CLIP).sum(axis=1)
+    dof = zscores.shape[1]
+    spread = np.sqrt(2.0 / (9.0 * dof))
+    return np.maximum(((squares / dof) ** (1.0 / 3.0) - (1.0 - spread * spread)) / spread, 0.0)
 
 
 class NetworkAgent(RoleAgent):

@@ -4,8 +4,13 @@ Every deviation is measured in robust standard deviations ("sigmas") of the enti
 so a number means the same in every analysis whatever the feature's units:
 - level: the entity's recent state (the fleet topology's point) against its peers' recent states.
   Comparing with the peers' median removes what moves the whole fleet at once (the daily cycle
-  that a 30-minute baseline cannot know); a fleet smaller than MIN_PEERS is compared with its own
-  baseline instead;
+  that a 30-minute baseline cannot know). A fleet smaller than MIN_PEERS, or with `council.peers`
+  off, is compared with its own baseline window instead, but only until the state evidence has
+  learned the entity's usual state: a window's spread is no measure of how far a feature usually
+  wanders (a feature flat for an hour makes its first wobble a thousand sigmas), and one such
+  comparison per feature is as many chances to page;
+- state: the entity's recent state against its own usual state, learned over weeks (topology/state.py),
+  per feature in spreads of that state's own history; each role agent weighs its features together;
 - surprise: the newest value against the forecaster's nowcast (seasonality-aware, from the forecast);
 - breach: the forecast's probability of reaching the feature's limit within the horizons;
 - drift: the z-score of the window's diagram drift from its baseline (topology);
@@ -13,7 +18,8 @@ so a number means the same in every analysis whatever the feature's units:
   history, as a z-score of its own past novelty (topology/novelty.py); only more than usual counts;
 - record (with novelty): a value beyond the lowest or highest the entity has had since it was first
   seen, by more than 5% of that span (topology/novelty.py), as a signed share of the span;
-- isolation: how far apart from the fleet's majority the entity stands, in noise thresholds;
+- isolation: how far apart from the fleet's majority the entity stands, in noise thresholds (0 with
+  `council.peers` off: unrelated entities are no fleet to stand apart from);
 - graph (an analysis linked to a graph analysis by `council.graph`): the service the entity is, in a
   new request loop, cut off from the main part of the service graph, or called by new callers. A
   finding is no deviation: it is given the weight of one, in sigmas (GRAPH_SIGMAS).
@@ -56,6 +62,7 @@ class Evidence:
     features: tuple[str, ...]
     roles: tuple[str, ...]  # per feature
     level: np.ndarray  # [E, F] signed sigmas from the peers (or own baseline); 0 when it does not count
+    state: np.ndarray  # [E, F] signed z-score from the entity's usual state; 0 when it does not count
     surprise: np.ndarray  # [E, F] signed residual z-score; NaN without a forecast; 0 when it does not count
     breach: np.ndarray  # [E, F] probability of reaching the limit; NaN without a limit or a forecast
     time_to_breach: np.ndarray  # [E, F] seconds; NaN when no breach is in sight
@@ -79,7 +86,9 @@ def gather_evidence(analysis: Analysis, windows: Windows, topology: Topology, fo
     level = offset / spread
     level_units = offset * topology.units  # the same deviation in the feature's own units
     minimum = np.array([f.min_deviation for f in analysis.features])
-    level = np.where(np.abs(level_units) >= minimum, level, 0.0)
+    level = np.where((np.abs(level_units) >= minimum) & (compared_with_peers(entities, analysis.council.peers)
+                                                         | ~topology.state_warm), level, 0.0)
+    state = np.where(np.abs(topology.state_units) >= minimum, topology.state, 0.0)
     nothing = np.full((entities, features), np.nan)
     surprise = nothing if forecast is None else forecast.residual_zscore
     directions = [f.direction for f in analysis.features]
@@ -87,13 +96,15 @@ def gather_evidence(analysis: Analysis, windows: Windows, topology: Topology, fo
         features=tuple(f.name for f in analysis.features),
         roles=tuple(f.role for f in analysis.features),
         level=along_direction(level, directions),
+        state=along_direction(state, directions),
         surprise=along_direction(surprise, directions),
         breach=nothing if forecast is None else forecast.breach_probability,
         time_to_breach=nothing if forecast is None else forecast.time_to_breach,
         novelty=np.maximum(topology.novelty, 0.0),  # a state less new than usual is no news
         record=along_direction(topology.record, directions),
         drift=topology.drift_zscore,
-        isolation=topology.fleet.isolation / topology.fleet.threshold,
+        isolation=(topology.fleet.isolation / topology.fleet.threshold if analysis.council.peers
+                   else np.zeros(entities)),  # entities that are no peers of each other are no fleet to leave
         level_units=level_units,
         graph=graph_evidence(analysis, windows, graph) if analysis.graph_link is not None else None,
     )
@@ -133,11 +144,15 @@ def graph_evidence(analysis: Analysis, windows: Windows, graph: GraphOutcome | N
     return GraphEvidence(link.analysis, values, texts)
 
 
+def compared_with_peers(entities: int, peers: bool) -> bool:
+    return peers and entities >= MIN_PEERS
+
+
 def peer_offset(state: np.ndarray, peers: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """[E, F] each entity's recent state minus the fleet's median, and [F] the fleet's spread (at least
     one baseline unit); fewer than MIN_PEERS entities, or entities that are no peers of each other
     (`council.peers: false`), are compared with their own baseline."""
-    if state.shape[0] < MIN_PEERS or not peers:
+    if not compared_with_peers(state.shape[0], peers):
         return state, np.ones(state.shape[1])
     median = np.median(state, axis=0)
     spread = MAD_TO_SIGMA * np.median(np.abs(state - median), axis=0)

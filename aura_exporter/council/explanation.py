@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aura_exporter.council.decision import DECISIONS
-from aura_exporter.council.evidence import MIN_PEERS
+from aura_exporter.council.evidence import MIN_PEERS, Evidence
 from aura_exporter.council.stage import Verdict
 from aura_exporter.durations import format_duration
 from aura_exporter.topology.summaries import describe_critical
@@ -33,6 +33,8 @@ ACTIONS = {
                 "with recent changes.",
     "novelty": "{feature} behaves as it has not lately: compare with recent deploys, configuration changes, "
                "traffic and failures of what it depends on.",
+    "state": "Several of its {agent} metrics are away from their usual values together (the strongest are named): "
+             "check what changed (traffic, a deploy, a failing dependency, a batch job).",
     "record": "{feature} is beyond anything seen on this entity: check whether a limit is near (disk, memory, "
               "connections) and what changed (traffic, a deploy, a failing dependency).",
     "drift": "Investigate the topology change: compare with recent deploys, configuration changes and failovers.",
@@ -126,15 +128,19 @@ def top_contributions(verdict: Verdict, index: int, horizon: float) -> list[Cont
             score = assessment.scores[index, k]
             if np.isfinite(score) and score >= MIN_CONTRIBUTION:
                 value = float(assessment.values[index, k])
-                text = describe(column.kind, column.feature, value, verdict, index, horizon)
+                text = describe(assessment.agent, column.kind, column.feature, value, verdict, index, horizon)
                 found.append(Contribution(assessment.agent, column.kind, column.feature, value, float(score), text))
     found.sort(key=lambda c: -c.score)
     return found[:TOP_CONTRIBUTIONS]
 
 
-def describe(kind: str, feature: str | None, value: float, verdict: Verdict, index: int, horizon: float) -> str:
+def describe(agent: str, kind: str, feature: str | None, value: float, verdict: Verdict, index: int,
+             horizon: float) -> str:
     evidence = verdict.evidence
     side = "above" if value > 0 else "below"
+    if kind == "state":
+        strongest = strongest_states(evidence, agent, index)
+        return f"its {agent} metrics together are {value:.1f}σ from their usual state ({strongest})"
     if kind == "level":
         column = evidence.features.index(str(feature))
         peers = "its peers" if evidence.entities >= MIN_PEERS else "its baseline"
@@ -161,6 +167,14 @@ def describe(kind: str, feature: str | None, value: float, verdict: Verdict, ind
         return evidence.graph.texts[kind][index]
     subject = f"{feature} " if feature else ""
     return f"{subject}{kind} evidence of {value:.3g}"  # an added agent's own kind of evidence
+
+
+def strongest_states(evidence: Evidence, role: str, index: int, shown: int = 3) -> str:
+    """The features of a role furthest from their usual state, with their z-scores."""
+    own = [(evidence.state[index, k], name) for k, (name, r) in enumerate(zip(evidence.features, evidence.roles,
+                                                                               strict=True)) if r == role]
+    own.sort(key=lambda pair: -abs(pair[0]))
+    return ", ".join(f"{name} {z:+.1f}σ" for z, name in own[:shown] if z != 0) or "none alone"
 
 
 def breaches(verdict: Verdict, limits: dict[str, float], index: int) -> list[Breach]:

@@ -11,6 +11,7 @@ from aura_exporter.topology.baseline import BaselineStore
 from aura_exporter.topology.fleet import FleetTopology, fleet_topology
 from aura_exporter.topology.novelty import Novelty, NoveltyTracker
 from aura_exporter.topology.persistence import Diagrams, PersistenceEngine
+from aura_exporter.topology.state import StateTracker
 from aura_exporter.topology.summaries import (
     betti_numbers,
     critical_features,
@@ -36,6 +37,9 @@ class Topology:
     novelty: np.ndarray  # [E, F] z-score of the newest steps' novelty (topology/novelty.py); NaN when off
     record: np.ndarray  # [E, F] the newest steps' excess beyond every value before, as a share of their span
     #                     (+ above, − below, 0 none); NaN when novelty is off
+    state: np.ndarray  # [E, F] z-score of the recent state against the entity's usual one (topology/state.py)
+    state_units: np.ndarray  # [E, F] the same deviation in the feature's own units
+    state_warm: np.ndarray  # [E, F] bool: the usual state is learned
 
 
 def delay_embed(windows: np.ndarray, dimension: int, delay: int) -> np.ndarray:
@@ -73,6 +77,7 @@ class TopologyStage:
         self.novelty = (NoveltyTracker(settings.novelty_history, settings.embedding_dimension, settings.embedding_delay,
                                        analysis.baseline.forget_after, settings.novelty_scales)
                         if settings.novelty_history else None)
+        self.state = StateTracker(analysis.baseline.forget_after)
 
     def run(self, windows: Windows, now: float) -> Topology:
         scaled = self.baselines.scale(windows.entities, windows.values, now)
@@ -82,6 +87,7 @@ class TopologyStage:
         drift = self.baselines.drift(windows.entities, diagrams, now)
         off = np.full((len(windows.entities), windows.values.shape[2]), np.nan)
         novelty = self.novelty.update(windows) if self.novelty is not None else Novelty(off, off)
+        state = self.state.update(windows)
         return Topology(
             dims=diagrams.dims,
             scaled=scaled,
@@ -96,4 +102,7 @@ class TopologyStage:
             fleet=fleet_topology(scaled, self.settings.noise_factor),
             novelty=novelty.zscore,
             record=novelty.record,
+            state=state.zscore,
+            state_units=state.units,
+            state_warm=state.warm,
         )
