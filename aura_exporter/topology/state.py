@@ -3,9 +3,10 @@
 The `level` evidence compares a window with the entity's baseline window, in that window's robust
 spread: a feature flat for an hour has a spread near 0, and its first wobble is a thousand sigmas.
 This tracker instead learns, per entity and feature, the usual value of its recent state (the mean of
-the newest eighth of each window, as the fleet's recent_state) and how far that wanders: an
-exponentially weighted mean and spread with a memory halving every HALF_LIFE, updated once a cycle.
-Each cycle's recent state is judged against them before it joins them, as a z-score.
+the steps new since the entity's last cycle, so each step is judged once; the newest eighth of the
+window the first time) and how far that wanders: an exponentially weighted mean and spread with a
+memory halving every HALF_LIFE, updated once a cycle. Each cycle's recent state is judged against
+them before it joins them, as a z-score.
 
 - Nothing is said before WARM_UP cycles (about 17 hours of 5-minute cycles): until then the mean and
   spread are those of every state so far.
@@ -58,29 +59,29 @@ class StateTracker:
 
     def update(self, windows: Windows) -> StateDeviation:
         now = float(windows.timestamps[-1]) if len(windows.timestamps) else 0.0
-        states = _recent_states(windows.values)
-        zscore = np.zeros_like(states)
-        units = np.zeros_like(states)
-        warm = np.zeros(states.shape, dtype=bool)
+        shape = (len(windows.entities), windows.values.shape[2])
+        zscore = np.zeros(shape)
+        units = np.zeros(shape)
+        warm = np.zeros(shape, dtype=bool)
         for i, key in enumerate(windows.entities):
-            usual = self.entities.get(key) or self.entities.setdefault(key, _new_usual(states.shape[1], now))
+            usual = self.entities.get(key) or self.entities.setdefault(key, _new_usual(shape[1], now))
             usual.last_seen = now
-            if now > usual.last_time:
-                zscore[i], units[i] = _judge_and_learn(usual, states[i], now)
+            new = windows.timestamps > usual.last_time
+            if new.any():
+                if not np.isfinite(usual.last_time):  # first sight: the window's recent eighth
+                    new = np.arange(len(new)) >= len(new) - max(4, len(new) // 8)
+                zscore[i], units[i] = _judge_and_learn(usual, _mean_state(windows.values[i, new]), now)
             warm[i] = usual.cycles >= WARM_UP
         for gone in [key for key, usual in self.entities.items() if now - usual.last_seen > self.forget_after]:
             del self.entities[gone]
         return StateDeviation(zscore, units, warm)
 
 
-def _recent_states(values: np.ndarray) -> np.ndarray:
-    """[E, F] each window's recent state, NaN where a feature has no sample in it."""
-    if values.shape[1] == 0:
-        return np.full((values.shape[0], values.shape[2]), np.nan)
-    tail = values[:, -max(4, values.shape[1] // 8):, :]
-    present = np.isfinite(tail)
-    counts = present.sum(axis=1)
-    return np.where(counts > 0, np.where(present, tail, 0.0).sum(axis=1) / np.maximum(counts, 1), np.nan)
+def _mean_state(steps: np.ndarray) -> np.ndarray:
+    """[F] the mean of [n, F] steps, NaN where a feature has no sample among them."""
+    present = np.isfinite(steps)
+    counts = present.sum(axis=0)
+    return np.where(counts > 0, np.where(present, steps, 0.0).sum(axis=0) / np.maximum(counts, 1), np.nan)
 
 
 def _new_usual(features: int, now: float) -> _Usual:
