@@ -167,10 +167,13 @@ class AnalysisCycle(Cycle):
         self.first_success = load_baselines(self.state_path, self.analysis, baselines, extra)
         if self.council.budget is not None and not self.council.restore_budget(extra):
             log.info("page budget not in the state file: learning it afresh", extra={"analysis": self.analysis.name})
+        if not self.topology.state.restore(extra, len(self.analysis.features)):
+            log.info("usual states not in the state file: learning them afresh", extra={"analysis": self.analysis.name})
         return max((e.last_seen for e in baselines.entities.values()), default=-math.inf)
 
     def _forget(self) -> None:
         self.topology.baselines.entities.clear()
+        self.topology.state.entities.clear()
         if self.council.budget is not None:
             self.council.budget.entities.clear()
         self.first_success = None
@@ -178,7 +181,7 @@ class AnalysisCycle(Cycle):
     def _write(self) -> None:
         assert self.state_path is not None
         save_baselines(self.state_path, self.analysis, self.topology.baselines, self.first_success,
-                       self.council.budget_state())
+                       self.council.budget_state() | self.topology.state.state())
         self.saved_at = time.monotonic()
 
     async def _run(self, now: float) -> AnalysisResult:

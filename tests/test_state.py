@@ -57,6 +57,10 @@ def test_a_restart_carries_on_with_the_same_baselines(tmp_path):
     after.restore(START + 14 * ANALYSIS.interval)
     assert after.first_success == before.first_success == START
     assert set(after.topology.baselines.entities) == set(before.topology.baselines.entities)
+    assert set(after.topology.state.entities) == set(before.topology.state.entities)
+    for key, usual in before.topology.state.entities.items():
+        np.testing.assert_array_equal(after.topology.state.entities[key].mean, usual.mean)
+        assert after.topology.state.entities[key].cycles.tolist() == usual.cycles.tolist()
     # the next cycle gives the same drift and z-scores as if the process had never stopped
     later = START + 14 * ANALYSIS.interval
     same, restored = run_cycles(before, 1, later)[0], run_cycles(after, 1, later)[0]

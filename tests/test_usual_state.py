@@ -138,3 +138,33 @@ def test_entities_that_are_no_peers_are_never_isolated_from_each_other():
     assert gather_evidence(ANALYSIS, windows, topology, None).isolation[0] == pytest.approx(6.0)
     unrelated = parse_config(config_yaml(council="{peers: false}")).analyses[0]
     assert not gather_evidence(unrelated, windows, topology, None).isolation.any()
+
+
+def test_a_restored_tracker_carries_on_as_if_it_had_never_stopped():
+    rng = np.random.default_rng(5)
+    series = rng.normal(size=(WARM_UP + 60, 3))
+    before = StateTracker(forget_after=86400.0 * 30)
+    replay(before, series[:WARM_UP + 30])
+    after = StateTracker(forget_after=86400.0 * 30)
+    assert after.restore(before.state(), features=3)
+    later = series[WARM_UP + 30:]
+
+    def carry_on(tracker: StateTracker) -> np.ndarray:
+        return np.stack([tracker.update(window(WARM_UP + 30 + c, np.broadcast_to(row, (1, STEPS, 3)).copy())).zscore[0]
+                         for c, row in enumerate(later)])
+
+    expected, restored = carry_on(before), carry_on(after)
+    np.testing.assert_array_equal(restored, expected)
+    assert np.abs(restored).max() > 0  # warm at once, not after another warm-up
+
+
+def test_unusable_saved_states_are_refused_and_leave_nothing():
+    tracker = StateTracker(forget_after=3600.0)
+    tracker.update(window(1, np.ones((1, STEPS, 2))))
+    saved = tracker.state()
+    fresh = StateTracker(forget_after=3600.0)
+    assert not fresh.restore(saved, features=3)  # other features
+    assert not fresh.restore({k: v for k, v in saved.items() if not k.endswith("mean")}, features=2)
+    assert not fresh.restore({**saved, "state_version": np.array(99)}, features=2)
+    assert not fresh.entities
+    assert fresh.restore(saved, features=2) and list(fresh.entities) == [("a",)]

@@ -23,7 +23,8 @@ from aura_exporter.topology.baseline import BaselineStore, EntityBaseline
 
 FORMAT = "aura-baselines"
 VERSION = 1
-EXTRA_PREFIX = "council_"  # arrays of the council's (the page budget's learning), saved alongside
+# arrays of other learners saved alongside: the council's page budget, the usual states (topology/state.py)
+EXTRA_PREFIXES = ("council_", "state_")
 
 
 class BaselineFileError(StateFileError):
@@ -54,7 +55,7 @@ def fingerprint(analysis: Analysis) -> str:
 
 def save_baselines(path: Path, analysis: Analysis, store: BaselineStore, first_success: float | None,
                    extra: dict[str, np.ndarray] | None = None) -> None:
-    """Write the store, and the `extra` arrays of later stages (names starting with EXTRA_PREFIX, read back
+    """Write the store, and the `extra` arrays of later stages (names starting with one of EXTRA_PREFIXES, read back
     by load_baselines); OSError (a full or vanished disk) is the caller's to count."""
     entities = list(store.entities.items())
     arrays: dict[str, np.ndarray] = {
@@ -73,7 +74,7 @@ def save_baselines(path: Path, analysis: Analysis, store: BaselineStore, first_s
     for dim in store.dims:
         pairs = [e.reference[dim] if e.reference is not None else np.empty((0, 2)) for _, e in entities]
         arrays[f"reference_{dim}"], arrays[f"reference_{dim}_lengths"] = _ragged(pairs, width=2)
-    assert all(name.startswith(EXTRA_PREFIX) for name in extra or {}), "extra arrays need EXTRA_PREFIX"
+    assert all(name.startswith(EXTRA_PREFIXES) for name in extra or {}), "extra arrays need EXTRA_PREFIXES"
     arrays.update(extra or {})
     write_atomically(path, lambda stream: np.savez(stream, **arrays))
 
@@ -87,7 +88,7 @@ def load_baselines(path: Path, analysis: Analysis, store: BaselineStore,
         with np.load(path, allow_pickle=False) as saved:
             arrays = {name: saved[name] for name in saved.files}
             if extra is not None:
-                extra.update({name: value for name, value in arrays.items() if name.startswith(EXTRA_PREFIX)})
+                extra.update({name: value for name, value in arrays.items() if name.startswith(EXTRA_PREFIXES)})
     except Exception as err:  # missing, truncated or not a zip, bad headers, pickled content: all "unusable"
         raise BaselineFileError("corrupt", f"cannot read baselines {path}: {err}") from err
     try:

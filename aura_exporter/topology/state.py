@@ -17,11 +17,13 @@ them before it joins them, as a z-score.
 
 The council's role agents weigh the z-scores of their features together (council/agents.py), so many
 features are not many chances to page. Causal by construction; an entity unseen for `forget_after`
-starts afresh.
+starts afresh. What it learned is saved with the baselines (`state`, `restore`): a restart does not
+silence it for another WARM_UP cycles.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,6 +34,9 @@ HALF_LIFE = 7 * 86400.0  # seconds: a week, so a weekly rhythm is part of the us
 WARM_UP = 200  # cycles before the spread means anything
 SPAN_FLOOR = 0.03  # of the range of recent states so far: a smaller spread is idleness, not precision
 BOUND = 20.0  # spreads a state may move the mean and spread by, once warm
+STATE_PREFIX = "state_"  # its arrays in the analysis' state file (saved with the baselines)
+STATE_VERSION = 1
+PER_FEATURE = ("mean", "variance", "low", "high", "cycles")
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,36 @@ class StateTracker:
         for gone in [key for key, usual in self.entities.items() if now - usual.last_seen > self.forget_after]:
             del self.entities[gone]
         return StateDeviation(zscore, units, warm)
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Every entity's usual state as arrays for the state file."""
+        entities = list(self.entities.items())
+        arrays = {"version": np.array(STATE_VERSION), "keys": np.array(json.dumps([list(key) for key, _ in entities])),
+                  "last_time": np.array([u.last_time for _, u in entities], dtype=np.float64),
+                  "last_seen": np.array([u.last_seen for _, u in entities], dtype=np.float64)}
+        for name in PER_FEATURE:
+            arrays[name] = np.array([getattr(u, name) for _, u in entities]).reshape(len(entities), -1)
+        return {STATE_PREFIX + name: value for name, value in arrays.items()}
+
+    def restore(self, arrays: dict[str, np.ndarray], features: int) -> bool:
+        """Take back what `state` wrote; False, leaving nothing, when the arrays are missing or malformed."""
+        try:
+            get = {name.removeprefix(STATE_PREFIX): value for name, value in arrays.items()
+                   if name.startswith(STATE_PREFIX)}
+            if int(get["version"]) != STATE_VERSION:
+                return False
+            keys = [tuple(str(part) for part in key) for key in json.loads(str(get["keys"]))]
+            shapes = {get[name].shape for name in PER_FEATURE} | {get["last_time"].shape + (features,),
+                                                                   get["last_seen"].shape + (features,)}
+            if shapes != {(len(keys), features)}:
+                return False
+        except (KeyError, ValueError, TypeError):
+            return False
+        self.entities = {key: _Usual(**{name: get[name][i].astype(np.int64 if name == "cycles" else np.float64)
+                                        for name in PER_FEATURE},
+                                     last_time=float(get["last_time"][i]), last_seen=float(get["last_seen"][i]))
+                         for i, key in enumerate(keys)}
+        return True
 
 
 def _mean_state(steps: np.ndarray) -> np.ndarray:
