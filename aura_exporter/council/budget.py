@@ -20,9 +20,8 @@ How (peaks over threshold, as SPOT: Siffer et al., KDD 2017):
   the tail; the risk is warn^(λ(s) / budget): the warn threshold at exactly the budget, critical where
   normal behaviour gets there about three times more rarely (with warn 0.4, quorum 0.75), and near 0
   for what happens every day.
-- Until an entity has a day of strengths and MIN_EPISODES episodes above u it is learning
-  (`threshold` and λ are NaN), and the council keeps the fixed thresholds for it (CouncilStage.weigh):
-  a new entity is not blind for a day, it is only as noisy as without a budget.
+- Until an entity has a day of strengths and MIN_EPISODES episodes above u its risk is 0: it is
+  learning, and pages nothing (`threshold` is NaN).
 """
 
 from __future__ import annotations
@@ -162,7 +161,7 @@ class PageBudget:
 
     def risk(self, rates: np.ndarray) -> np.ndarray:
         """[E] warn^(λ/budget): warn at the budget, towards 1 for what normal behaviour never does, 0 while
-        an entity learns (NaN λ; the council then keeps its fixed thresholds)."""
+        an entity learns."""
         return np.where(np.isnan(rates), 0.0, self.warn ** (np.nan_to_num(rates, nan=0.0) / self.per_week))
 
     def state(self, fingerprint: str) -> dict[str, np.ndarray]:
