@@ -185,3 +185,17 @@ def test_a_restored_budget_pages_where_it_left_off():
     assert not PageBudget(1.0, 0.4, INTERVAL, 86400.0, 2).restore(budget.state("one"), "another")
     assert not PageBudget(1.0, 0.4, 60.0, 86400.0, 2).restore(budget.state("same"), "same")  # other ring size
     assert not PageBudget(1.0, 0.4, INTERVAL, 86400.0, 2).restore({}, "same")
+
+
+def test_a_week_too_quiet_for_a_tail_keeps_the_last_one():
+    budget = PageBudget(1.0, 0.4, INTERVAL, 86400.0)
+    rng = np.random.default_rng(3)
+    key = ("a",)
+    learning = budget.min_cycles + 12
+    for cycle in range(learning):
+        budget.rates((key,), rng.exponential(1.0, 1), np.array([False]), cycle * INTERVAL)
+    assert np.isfinite(budget.threshold(key))
+    for cycle in range(learning, learning + budget.history + 24):  # a week of one flat strength: no episodes
+        rate = budget.rates((key,), np.array([0.5]), np.array([False]), cycle * INTERVAL)[0]
+    assert fit_tail(budget.entities[key].strengths(), INTERVAL) is None
+    assert np.isfinite(budget.threshold(key)) and np.isfinite(rate)  # the last tail that could be fitted

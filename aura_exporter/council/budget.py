@@ -153,7 +153,9 @@ class PageBudget:
             if not warning[i]:
                 entity.learn(value)
             if entity.since_fit >= REFIT and entity.count >= self.min_cycles:
-                entity.tail = fit_tail(entity.strengths(), self.interval, self.confirm)
+                # a week too quiet for a tail (too few episodes above u) keeps the last one: once learned,
+                # an entity does not fall back to learning
+                entity.tail = fit_tail(entity.strengths(), self.interval, self.confirm) or entity.tail
                 entity.since_fit = 0
         for key in [k for k, e in self.entities.items() if now - e.last_seen > self.forget_after]:
             del self.entities[key]
