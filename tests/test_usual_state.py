@@ -168,3 +168,15 @@ def test_unusable_saved_states_are_refused_and_leave_nothing():
     assert not fresh.restore({**saved, "state_version": np.array(99)}, features=2)
     assert not fresh.entities
     assert fresh.restore(saved, features=2) and list(fresh.entities) == [("a",)]
+
+
+def test_the_explanation_says_what_a_level_was_compared_with():
+    fleet = np.zeros((MIN_PEERS + 1, 4))
+    fleet[0, 0] = 9.0
+    windows, topology = council_inputs(fleet)
+    unrelated = parse_config(config_yaml(council="{peers: false}")).analyses[0]
+    for analysis, words in ((ANALYSIS, "above its peers"), (unrelated, "above its baseline")):
+        verdict = settled(CouncilStage(analysis), windows, topology)
+        assert verdict.evidence.peers == (analysis is ANALYSIS)
+        explained = explain(verdict, topology.critical[0], {}, max(HORIZONS), 0)
+        assert f"cpu is 9.0σ {words}" in explained.summary

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from aura_exporter.config import Analysis
-from aura_exporter.council.evidence import GRAPH_SIGMAS, Evidence, GraphEvidence
+from aura_exporter.council.evidence import GRAPH_SIGMAS, Evidence, GraphEvidence, compared_with_peers
 from aura_exporter.snapshot import AnalysisResult
 from aura_exporter.storage import StateFileError, write_atomically
 from aura_exporter.windows import EntityKey
@@ -89,7 +89,8 @@ class Recording:
                 features=tuple(f.name for f in features), roles=tuple(f.role for f in features),
                 level=get["level"], state=get["state"], surprise=get["surprise"], breach=get["breach"],
                 time_to_breach=get["time_to_breach"], novelty=get["novelty"], record=get["record"],
-                drift=get["drift"], isolation=get["isolation"], level_units=get["level_units"], graph=graph)
+                drift=get["drift"], isolation=get["isolation"], level_units=get["level_units"], graph=graph,
+                peers=compared_with_peers(int(part.stop - part.start), self.analysis.council.peers))
             yield moment, self.ready[cycle], tuple(keys[e] for e in entities[part]), evidence, get["residual"]
 
     def arrays_to_save(self, prefix: str) -> dict[str, np.ndarray]:

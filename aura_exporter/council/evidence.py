@@ -72,6 +72,7 @@ class Evidence:
     isolation: np.ndarray  # [E] distance from the fleet's majority, in units of its noise threshold
     level_units: np.ndarray  # [E, F] the level deviation in the feature's own units
     graph: GraphEvidence | None = None
+    peers: bool = False  # levels are against the peers (else against each entity's own baseline)
 
     @property
     def entities(self) -> int:
@@ -107,6 +108,7 @@ def gather_evidence(analysis: Analysis, windows: Windows, topology: Topology, fo
                    else np.zeros(entities)),  # entities that are no peers of each other are no fleet to leave
         level_units=level_units,
         graph=graph_evidence(analysis, windows, graph) if analysis.graph_link is not None else None,
+        peers=compared_with_peers(entities, analysis.council.peers),
     )
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aura_exporter.council.decision import DECISIONS
-from aura_exporter.council.evidence import MIN_PEERS, Evidence
+from aura_exporter.council.evidence import Evidence
 from aura_exporter.council.stage import Verdict
 from aura_exporter.durations import format_duration
 from aura_exporter.topology.summaries import describe_critical
@@ -143,7 +143,7 @@ def describe(agent: str, kind: str, feature: str | None, value: float, verdict: 
         return f"its {agent} metrics together are {value:.1f}σ from their usual state ({strongest})"
     if kind == "level":
         column = evidence.features.index(str(feature))
-        peers = "its peers" if evidence.entities >= MIN_PEERS else "its baseline"
+        peers = "its peers" if evidence.peers else "its baseline"
         units = evidence.level_units[index, column]
         return f"{feature} is {abs(value):.1f}σ {side} {peers} ({units:+.4g} in its own units)"
     if kind == "surprise":
