@@ -7,11 +7,14 @@ crash or SIGKILL at any moment leaves either the old file or the new one, never 
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
+
+import numpy as np
 
 
 class StorageError(Exception):
@@ -76,3 +79,13 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def keys_array(keys: Iterable[tuple[str, ...]]) -> np.ndarray:
+    """Entity keys (tuples of label values) as one JSON string array: no pickling in state files."""
+    return np.array(json.dumps([list(key) for key in keys]))
+
+
+def read_keys(array: np.ndarray) -> list[tuple[str, ...]]:
+    """The keys `keys_array` wrote (ValueError, TypeError when malformed)."""
+    return [tuple(str(part) for part in key) for key in json.loads(str(array))]

@@ -27,7 +27,7 @@ import numpy as np
 from aura_exporter.config import Analysis
 from aura_exporter.council.evidence import GRAPH_SIGMAS, Evidence, GraphEvidence, compared_with_peers
 from aura_exporter.snapshot import AnalysisResult
-from aura_exporter.storage import StateFileError, write_atomically
+from aura_exporter.storage import StateFileError, keys_array, read_keys, write_atomically
 from aura_exporter.windows import EntityKey
 
 FORMAT = "aura-evidence"
@@ -96,7 +96,7 @@ class Recording:
     def arrays_to_save(self, prefix: str) -> dict[str, np.ndarray]:
         """The recording as arrays, named with `prefix` (its group's)."""
         saved = {"times": np.array(self.times, dtype=np.float64), "ready": np.array(self.ready, dtype=bool),
-                 "keys": np.array(json.dumps([list(k) for k in self.keys])),
+                 "keys": keys_array(self.keys),
                  "cycle_of_row": np.array(self.cycle_of_row, dtype=np.int64),
                  "entity_of_row": np.array(self.entity_of_row, dtype=np.int64),
                  "graph_analysis": np.array(self.graph_analysis or "")}
@@ -109,7 +109,7 @@ class Recording:
         rows = get["cycle_of_row"].tolist()
         starts = np.searchsorted(get["cycle_of_row"], np.arange(len(get["times"]) + 1))
         recording = cls(analysis, get["times"].tolist(), get["ready"].astype(bool).tolist(),
-                        {tuple(str(p) for p in key): i for i, key in enumerate(json.loads(str(get["keys"])))},
+                        {key: i for i, key in enumerate(read_keys(get["keys"]))},
                         rows, get["entity_of_row"].tolist(), graph_analysis=str(get["graph_analysis"]) or None)
         for name, values in get.items():
             if name.startswith("evidence_"):
@@ -130,7 +130,7 @@ def save_recordings(path: Path, analysis: Analysis, groups: list[tuple[float, Re
         prefix = f"g{g}_"
         arrays[prefix + "factor"] = np.array(factor)
         arrays |= recording.arrays_to_save(prefix)
-        arrays[prefix + "row_keys"] = np.array(json.dumps([list(k) for k in rows]))
+        arrays[prefix + "row_keys"] = keys_array(rows)
         for part in ROW_PARTS:
             arrays[f"{prefix}rows_{part}"] = (np.concatenate([r[part] for r in rows.values()]) if rows
                                               else np.empty(0))
@@ -165,7 +165,7 @@ def load_recordings(path: Path, analysis: Analysis) -> list[tuple[float, dict[st
 
 def recorded_rows(arrays: dict[str, np.ndarray]) -> dict[EntityKey, dict[str, np.ndarray]]:
     """Each entity's scored rows of a group, as save_recordings was given them."""
-    keys = [tuple(str(p) for p in key) for key in json.loads(str(arrays["row_keys"]))]
+    keys = read_keys(arrays["row_keys"])
     cuts = np.cumsum(arrays["rows_lengths"])[:-1]
     parts = {part: np.split(arrays[f"rows_{part}"], cuts) if keys else [] for part in ROW_PARTS}
     return {key: {part: parts[part][i] for part in ROW_PARTS} for i, key in enumerate(keys)}

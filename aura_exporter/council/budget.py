@@ -26,10 +26,11 @@ How (peaks over threshold, as SPOT: Siffer et al., KDD 2017):
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from aura_exporter.storage import keys_array, read_keys
 
 WEEK = 7 * 86400.0
 DAY = 86400.0
@@ -171,7 +172,7 @@ class PageBudget:
         entities = list(self.entities.items())
         return {f"{STATE_PREFIX}{name}": value for name, value in {
             "version": np.array(STATE_VERSION), "fingerprint": np.array(fingerprint),
-            "keys": np.array(json.dumps([list(key) for key, _ in entities])),
+            "keys": keys_array(key for key, _ in entities),
             "strengths": (np.stack([e.ring for _, e in entities]) if entities
                           else np.zeros((0, self.history), dtype=np.float32)),
             "counts": np.array([e.count for _, e in entities], dtype=np.int64),
@@ -186,7 +187,7 @@ class PageBudget:
                    if name.startswith(STATE_PREFIX)}
             if int(get["version"]) != STATE_VERSION or str(get["fingerprint"]) != fingerprint:
                 return False
-            keys = [tuple(str(part) for part in key) for key in json.loads(str(get["keys"]))]
+            keys = read_keys(get["keys"])
             rings, counts, seen = get["strengths"], get["counts"], get["last_seen"]
             if rings.shape != (len(keys), self.history) or counts.shape != (len(keys),) or seen.shape != counts.shape:
                 return False

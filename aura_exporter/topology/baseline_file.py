@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from aura_exporter.config import Analysis
-from aura_exporter.storage import StateFileError, check_header, write_atomically
+from aura_exporter.storage import StateFileError, check_header, keys_array, read_keys, write_atomically
 from aura_exporter.topology.baseline import BaselineStore, EntityBaseline
 
 FORMAT = "aura-baselines"
@@ -61,7 +61,7 @@ def save_baselines(path: Path, analysis: Analysis, store: BaselineStore, first_s
     arrays: dict[str, np.ndarray] = {
         "format": np.array(FORMAT), "version": np.array(VERSION), "fingerprint": np.array(fingerprint(analysis)),
         "first_success": np.array(np.nan if first_success is None else first_success),
-        "keys": np.array(json.dumps([list(key) for key, _ in entities])),
+        "keys": keys_array(key for key, _ in entities),
         "center": _stack([e.center for _, e in entities], len(analysis.features)),
         "scale": _stack([e.scale for _, e in entities], len(analysis.features)),
         "learned_at": np.array([e.learned_at for _, e in entities], dtype=np.float64),
@@ -101,7 +101,7 @@ def load_baselines(path: Path, analysis: Analysis, store: BaselineStore,
 def _restore(path: Path, analysis: Analysis, store: BaselineStore, arrays: dict[str, np.ndarray]) -> float | None:
     check_header(BaselineFileError, path, "an AURA baselines file", (FORMAT, VERSION, fingerprint(analysis)),
                  (str(arrays["format"]), int(arrays["version"]), str(arrays["fingerprint"])))
-    keys = [tuple(str(part) for part in key) for key in json.loads(str(arrays["keys"]))]
+    keys = read_keys(arrays["keys"])
     features = len(analysis.features)
     if arrays["center"].shape != (len(keys), features) or arrays["scale"].shape != (len(keys), features):
         raise ValueError("scales do not match the entities and features")

@@ -23,11 +23,11 @@ silence it for another WARM_UP cycles.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from aura_exporter.storage import keys_array, read_keys
 from aura_exporter.windows import ABSOLUTE_SCALE_FLOOR, EntityKey, Windows
 
 HALF_LIFE = 7 * 86400.0  # seconds: a week, so a weekly rhythm is part of the usual state
@@ -84,7 +84,7 @@ class StateTracker:
     def state(self) -> dict[str, np.ndarray]:
         """Every entity's usual state as arrays for the state file."""
         entities = list(self.entities.items())
-        arrays = {"version": np.array(STATE_VERSION), "keys": np.array(json.dumps([list(key) for key, _ in entities])),
+        arrays = {"version": np.array(STATE_VERSION), "keys": keys_array(key for key, _ in entities),
                   "last_time": np.array([u.last_time for _, u in entities], dtype=np.float64),
                   "last_seen": np.array([u.last_seen for _, u in entities], dtype=np.float64)}
         for name in PER_FEATURE:
@@ -98,7 +98,7 @@ class StateTracker:
                    if name.startswith(STATE_PREFIX)}
             if int(get["version"]) != STATE_VERSION:
                 return False
-            keys = [tuple(str(part) for part in key) for key in json.loads(str(get["keys"]))]
+            keys = read_keys(get["keys"])
             shapes = {get[name].shape for name in PER_FEATURE} | {get["last_time"].shape + (features,),
                                                                    get["last_seen"].shape + (features,)}
             if shapes != {(len(keys), features)}:
