@@ -50,7 +50,7 @@ def markdown(results: dict, seconds: float, command: str) -> str:
         "Server Machine Dataset, 38 metrics each at 1-minute rows, 122 incidents labeled by their operators;",
         "about 16.5 days to learn from, then 16.5 days judged (../shared/data/smd/README.md). AURA runs as a user",
         "would run it (`aura-exporter backtest --data` with aura_exporter/examples/smd.yml: every metric a",
-        "feature with a role, peers off, a page budget of one a week, decisions confirmed after one 5-minute",
+        "feature with a role, peers off, the default page budget of one a week, decisions confirmed after one 5-minute",
         "cycle, no forecaster, defaults otherwise).",
         "Event-wise: an alert is a run of alerting rows; an incident is caught by an alert overlapping",
         "[first − 1 h, last]; an alert overlapping none is false.", "",

@@ -263,6 +263,8 @@ def test_backtest_of_wide_files_learns_until_the_given_time_and_evaluates_event_
         rows = list(csv.DictReader(handle))
     assert [r["time"] for r in rows if r["series"] == "broken"] == iso  # the files' own times
     assert sum(r["learning"] == "1" for r in rows) == 2 * 300
+    usual = [r["usual_per_week"] for r in rows if r["series"] == "broken"]  # the default page budget's λ
+    assert usual[0] == ""  # it learns at first (and these smooth series stay on the fixed thresholds)
     capsys.readouterr()
     assert main(["evaluate", f"--backtest={out}", f"--labels={labels}"]) == 0
     assert "event-wise" in capsys.readouterr().out

@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 from conftest import sample_value
+from test_council import ANALYSIS, evidence
 
 from aura_exporter.config import CouncilConfig, parse_config
 from aura_exporter.config.model import ConfigError
@@ -93,12 +94,23 @@ def test_a_step_change_still_pages_at_once():
     assert all(d[1:].max() == 0 for d in decisions)
 
 
-def test_an_entity_pages_nothing_while_it_learns():
+def test_an_entity_learns_for_a_day_before_it_has_a_rate_or_a_threshold():
     budget = PageBudget(1.0, 0.4, INTERVAL, 3600.0)
     keys = (("new",),)
-    risks = [budget.risk(budget.rates(keys, np.array([100.0 if c % 50 == 0 else 1.0]), np.array([False]),
-                                      c * INTERVAL))[0] for c in range(200)]
-    assert max(risks) == 0.0 and np.isnan(budget.threshold(keys[0]))
+    rates = [budget.rates(keys, np.array([100.0 if c % 50 == 0 else 1.0]), np.array([False]), c * INTERVAL)[0]
+             for c in range(200)]
+    assert np.isnan(rates).all() and np.isnan(budget.threshold(keys[0]))
+
+
+def test_while_an_entity_learns_the_council_keeps_its_fixed_thresholds():
+    stage = CouncilStage(ANALYSIS)
+    assert stage.budget is not None  # the budget is on by default
+    level = np.zeros((2, 4))
+    level[0, 0] = 9.0
+    verdict = stage.weigh(evidence(level), (("sick",), ("well",)), 0.0)
+    assert np.isnan(verdict.usual_per_week).all()
+    np.testing.assert_allclose(verdict.risk, combined_risk(verdict.scores))
+    assert verdict.risk[0] > 0.9 and verdict.risk[1] < 0.05
 
 
 def test_strength_keeps_the_order_of_the_risk_without_saturating():
@@ -131,6 +143,9 @@ analyses:
     council: %s
 """
     assert parse_config(base % "{false_pages_per_week: 0.5}").analyses[0].council.false_pages_per_week == 0.5
+    assert parse_config(base % "{}").analyses[0].council.false_pages_per_week == 1.0
+    calibrated = parse_config(base % "{calibrate: true}").analyses[0].council
+    assert calibrated.calibrate and calibrated.false_pages_per_week == 0.0  # calibrate replaces the default budget
     with pytest.raises(ConfigError, match="false_pages_per_week"):
         parse_config(base % "{false_pages_per_week: -1}")
     with pytest.raises(ConfigError, match="choose one"):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from aura_exporter.evaluation.baselines import MIN_SAMPLES, SERVER_DETECTORS, band_max, band_z, max_abs_z
+from aura_exporter.evaluation.command import BacktestRows
 from aura_exporter.evaluation.events import (
     CurvePoint,
     EntityScores,
@@ -99,6 +100,16 @@ def test_thresholds_come_from_the_learning_rows_only():
     with_gaps[:10] = np.nan  # NaN rows neither learn nor alert
     np.testing.assert_allclose(learned_thresholds(entity(with_gaps, 100), [0.5]), np.quantile(scores[10:100], [0.5]))
     assert learned_thresholds(entity(np.full(4, np.nan), 2), [0.5]).tolist() == [np.inf]
+
+
+def test_with_a_page_budget_thresholds_come_from_the_rows_where_it_had_learned():
+    times = MINUTE * np.arange(6)
+    learning = np.array([1, 1, 1, 1, 0, 0], dtype=bool)
+    usual = np.array([np.nan, np.nan, 3.0, 0.5, 0.2, 0.1])  # its first rows ran on the fixed thresholds
+    rows = BacktestRows({"host": "a"}, times, np.zeros(6), np.zeros(6), learning, usual)
+    np.testing.assert_array_equal(rows.threshold_rows(), [0, 0, 1, 1, 0, 0])
+    without = BacktestRows({"host": "a"}, times, np.zeros(6), np.zeros(6), learning, np.full(6, np.nan))
+    np.testing.assert_array_equal(without.threshold_rows(), learning)
 
 
 def test_each_entity_alerts_above_its_own_thresholds_on_scored_rows():

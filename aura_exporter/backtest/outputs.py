@@ -50,6 +50,7 @@ class Scored:
     drift_zscore: np.ndarray
     residual_zscore: np.ndarray
     ready: np.ndarray
+    usual_per_week: np.ndarray
 
 
 def iso(seconds: float) -> str:
@@ -62,7 +63,8 @@ def score_rows(trace: Trace, key: EntityKey, rows: Rows) -> Scored:
     if entity is None or not entity.times:
         nothing = np.full(len(rows.times), np.nan)
         return Scored(rows, np.zeros(len(rows.times)), np.zeros(len(rows.times), dtype=int),
-                      np.full((len(rows.times), agents), np.nan), nothing, nothing, np.zeros(len(rows.times), bool))
+                      np.full((len(rows.times), agents), np.nan), nothing, nothing, np.zeros(len(rows.times), bool),
+                      nothing)
     latest = np.searchsorted(np.array(entity.times), rows.timeline + 1e-6, side="right") - 1
     known = latest >= 0
     at = np.clip(latest, 0, None)
@@ -73,7 +75,8 @@ def score_rows(trace: Trace, key: EntityKey, rows: Rows) -> Scored:
 
     return Scored(rows, pick(entity.risk, 0.0), pick(entity.decision, 0).astype(int),
                   pick(np.stack(entity.agent_scores), np.nan), pick(entity.drift_zscore, np.nan),
-                  pick(entity.residual_zscore, np.nan), pick(entity.ready, False).astype(bool))
+                  pick(entity.residual_zscore, np.nan), pick(entity.ready, False).astype(bool),
+                  pick(entity.usual_per_week, np.nan))
 
 
 def page_scores(scored: Scored, warnings: list[tuple[float, float]]) -> np.ndarray:
@@ -111,13 +114,13 @@ def write_scores(path: Path, trace: Trace, scored: dict[EntityKey, Scored], page
         out = csv.writer(handle)
         out.writerow(["time", *labels, "value", "risk", "alert_score", "decision",
                       *(f"{a}_score" for a in trace.agents), "drift_zscore", "residual_zscore", "model_ready",
-                      "learning"])
+                      "learning", "usual_per_week"])
         for key, s in scored.items():
             for i, moment in enumerate(s.rows.times):
                 out.writerow([iso(moment), *key, _number(s.rows.values[i]), f"{s.risk[i]:.6f}",
                               f"{pages[key][i]:.6f}", int(s.decision[i]), *(_number(v) for v in s.agent_scores[i]),
                               _number(s.drift_zscore[i]), _number(s.residual_zscore[i]), int(s.ready[i]),
-                              int(s.rows.learning[i])])
+                              int(s.rows.learning[i]), _number(s.usual_per_week[i])])
 
 
 def _number(value: float) -> str:

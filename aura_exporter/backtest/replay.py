@@ -42,6 +42,7 @@ class EntityTrace:
     drift_zscore: list[float] = field(default_factory=list)
     residual_zscore: list[float] = field(default_factory=list)  # the largest |z| over features, NaN before forecasts
     ready: list[bool] = field(default_factory=list)
+    usual_per_week: list[float] = field(default_factory=list)  # the page budget's λ; NaN while it learns, or off
     summaries: dict[float, str] = field(default_factory=dict)  # time → explanation, where the decision rose
 
 
@@ -121,6 +122,7 @@ def record_verdict(trace: Trace, keys: tuple[EntityKey, ...], data_time: float, 
         entity.drift_zscore.append(float(drift_zscore[i]))
         entity.residual_zscore.append(float(residual[i]))
         entity.ready.append(ready)
+        entity.usual_per_week.append(float(verdict.usual_per_week[i]))
 
 
 def rerun(recording: Recording, progress: Progress | None = None) -> Trace:

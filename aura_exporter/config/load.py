@@ -418,6 +418,7 @@ def _read_council(reader: Reader, value: Any, path: str) -> CouncilConfig:
                                         "clear_cycles", "peers", "calibrate", "graph", "evidence",
                                         "false_pages_per_week"})
     defaults = CouncilConfig()
+    calibrate = reader.boolean(node.get("calibrate"), f"{path}.calibrate", defaults.calibrate)
     council = CouncilConfig(
         quorum=reader.number(node.get("quorum"), f"{path}.quorum", defaults.quorum, 0.0),
         warn=reader.number(node.get("warn"), f"{path}.warn", defaults.warn, 0.0),
@@ -426,11 +427,11 @@ def _read_council(reader: Reader, value: Any, path: str) -> CouncilConfig:
         hysteresis=reader.number(node.get("hysteresis"), f"{path}.hysteresis", defaults.hysteresis, 0.0),
         clear_cycles=reader.integer(node.get("clear_cycles"), f"{path}.clear_cycles", defaults.clear_cycles),
         peers=reader.boolean(node.get("peers"), f"{path}.peers", defaults.peers),
-        calibrate=reader.boolean(node.get("calibrate"), f"{path}.calibrate", defaults.calibrate),
+        calibrate=calibrate,
         evidence=_read_evidence(reader, node.get("evidence"), f"{path}.evidence"),
         false_pages_per_week=reader.number(node.get("false_pages_per_week"), f"{path}.false_pages_per_week",
-                                           defaults.false_pages_per_week, 0.0),
-    )
+                                           0.0 if calibrate else defaults.false_pages_per_week, 0.0),
+    )  # calibrate replaces the default budget; only asking for both is an error
     if council.calibrate and council.false_pages_per_week:
         reader.fail(path, "calibrate and false_pages_per_week both recalibrate the risk: choose one")
     if not 0 < council.warn < council.quorum <= 1:

@@ -131,7 +131,7 @@ class CouncilConfig:
     peers: bool = True  # entities are alike (a fleet): compare each with the fleet, not only itself
     calibrate: bool = False  # risk as the tail probability of the entity's own recent risks (council/calibration.py)
     evidence: tuple[str, ...] = EVIDENCE_KINDS  # the kinds the agents weigh; the others are left out
-    false_pages_per_week: float = 0.0  # >0: each entity's thresholds learned to page this often on normal behaviour
+    false_pages_per_week: float = 1.0  # thresholds learned per entity to page this often on normal behaviour; 0: off
 
 
 @dataclass(frozen=True)

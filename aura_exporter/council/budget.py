@@ -9,9 +9,10 @@ How (peaks over threshold, as SPOT: Siffer et al., KDD 2017):
 - The council's combined risk r is read as a strength, −ln(1 − r) (the sum over agents of
   −ln(1 − score), computed from the sigmas): the same order as the risk, without its saturation at 1.
 - Each entity keeps its last week of strengths (at most MOST_HISTORY), leaving out the cycles it
-  spent warning or worse (an incident does not teach that incidents are normal). Every REFIT
-  cycles it takes u, the strength exceeded by the top TAIL_SHARE of them, finds the episodes
-  above u (consecutive cycles are one episode: one page), and fits a generalised Pareto tail to
+  spent warning or worse once it has a tail (an incident does not teach that incidents are normal). Every REFIT
+  cycles it takes u, the strength exceeded by the top 5% of them, finds the episodes above u
+  (consecutive cycles are one episode: one page), lowering u to the top 10% or 20% where the
+  strengths move too slowly for MIN_EPISODES episodes above it, and fits a generalised Pareto tail to
   their peaks' excesses (method of moments, shape clipped to [0, MAX_SHAPE]: never lighter than
   exponential, so it errs towards fewer pages).
 - The tail is that of the strengths held for `confirm_cycles` (the lowest of each run of that many),
@@ -20,8 +21,9 @@ How (peaks over threshold, as SPOT: Siffer et al., KDD 2017):
   the tail; the risk is warn^(λ(s) / budget): the warn threshold at exactly the budget, critical where
   normal behaviour gets there about three times more rarely (with warn 0.4, quorum 0.75), and near 0
   for what happens every day.
-- Until an entity has a day of strengths and MIN_EPISODES episodes above u its risk is 0: it is
-  learning, and pages nothing (`threshold` is NaN).
+- Until an entity has a day of strengths and MIN_EPISODES episodes above u it is learning
+  (`threshold` and λ are NaN), and the council keeps the fixed thresholds for it (CouncilStage.weigh):
+  a new entity is not blind for a day, it is only as noisy as without a budget.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ WEEK = 7 * 86400.0
 DAY = 86400.0
 MOST_HISTORY = 4096  # strengths kept per entity (float32: 16 KiB), a week of cycles when they fit
 MIN_EPISODES = 10
-TAIL_SHARE = 0.05  # so a tail needs at least MIN_EPISODES / TAIL_SHARE = 200 cycles
+TAIL_SHARES = (0.05, 0.1, 0.2)  # u: the strength exceeded by the first of these shares with MIN_EPISODES episodes
+TAIL_SHARE = TAIL_SHARES[0]  # so a tail needs at least MIN_EPISODES / TAIL_SHARE = 200 cycles
 MAX_SHAPE = 0.45  # the method of moments needs a finite variance (shape < 0.5)
 REFIT = 12
 STATE_PREFIX = "council_budget_"  # its arrays in the analysis' state file (saved with the baselines)
@@ -78,19 +81,29 @@ def fit_tail(strengths: np.ndarray, interval: float, confirm: int = 1) -> Tail |
     `confirm` cycles (a page needs the risk at warn that long); None with too few episodes above u."""
     if confirm > 1:
         strengths = np.lib.stride_tricks.sliding_window_view(strengths, confirm).min(axis=1)
-    u = float(np.quantile(strengths, 1.0 - TAIL_SHARE))
-    above = strengths > u
-    starts = np.flatnonzero(above & ~np.concatenate([[False], above[:-1]]))
-    if len(starts) < MIN_EPISODES:
+    for share in TAIL_SHARES:  # slow strengths come in long episodes: a lower u finds enough of them
+        u = float(np.quantile(strengths, 1.0 - share))
+        peaks = episode_peaks(strengths, u)
+        if len(peaks) >= MIN_EPISODES:
+            break
+    else:
         return None
-    peaks = np.maximum.reduceat(np.where(above, strengths, -np.inf), starts)
-    peaks = peaks[np.isfinite(peaks)]
     excess = peaks - u
     mean, variance = float(excess.mean()), float(excess.var())
     shape = 0.0 if variance <= 0 else float(np.clip(0.5 * (1.0 - mean * mean / variance), 0.0, MAX_SHAPE))
     scale = max(mean * (1.0 - shape), 1e-9)
     weeks = len(strengths) * interval / WEEK
     return Tail(u, len(peaks) / weeks, scale, shape)
+
+
+def episode_peaks(strengths: np.ndarray, u: float) -> np.ndarray:
+    """The highest strength of each run of consecutive strengths above u (one run: one page)."""
+    above = strengths > u
+    starts = np.flatnonzero(above & ~np.concatenate([[False], above[:-1]]))
+    if not len(starts):
+        return np.zeros(0)
+    peaks = np.maximum.reduceat(np.where(above, strengths, -np.inf), starts)
+    return peaks[np.isfinite(peaks)]
 
 
 class _Entity:
@@ -151,7 +164,7 @@ class PageBudget:
             value = float(strengths[i])
             if entity.tail is not None:
                 rates[i] = entity.tail.episodes_above(value)
-            if not warning[i]:
+            if not (warning[i] and entity.tail is not None):  # while it learns, warnings are the fixed thresholds'
                 entity.learn(value)
             if entity.since_fit >= REFIT and entity.count >= self.min_cycles:
                 # a week too quiet for a tail (too few episodes above u) keeps the last one: once learned,
@@ -164,7 +177,7 @@ class PageBudget:
 
     def risk(self, rates: np.ndarray) -> np.ndarray:
         """[E] warn^(λ/budget): warn at the budget, towards 1 for what normal behaviour never does, 0 while
-        an entity learns."""
+        an entity learns (NaN λ; the council then keeps its fixed thresholds)."""
         return np.where(np.isnan(rates), 0.0, self.warn ** (np.nan_to_num(rates, nan=0.0) / self.per_week))
 
     def state(self, fingerprint: str) -> dict[str, np.ndarray]:

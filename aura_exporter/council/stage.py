@@ -82,7 +82,7 @@ class CouncilStage:
             strengths = strength(np.stack([a.strength(settings.sigmas) for a in assessments], axis=1)
                                  if assessments else np.zeros((evidence.entities, 0)))
             usual = self.budget.rates(keys, strengths, self.keeper.warning(keys), now)
-            risk = self.budget.risk(usual)
+            risk = np.where(np.isnan(usual), risk, self.budget.risk(usual))  # fixed thresholds while learning
         return Verdict(
             evidence=evidence,
             assessments=assessments,

@@ -51,6 +51,13 @@ class BacktestRows:
     risk: np.ndarray
     pages: np.ndarray  # alert_score
     learning: np.ndarray  # bool
+    usual: np.ndarray  # usual_per_week: NaN while the page budget learns, or without one
+
+    def threshold_rows(self) -> np.ndarray:
+        """The learning rows thresholds may come from: with a page budget, those where it had learned (its
+        first day's risks come from the fixed thresholds, another scale)."""
+        calibrated = np.isfinite(self.usual)
+        return self.learning & calibrated if calibrated.any() else self.learning
 
 
 def read_rows(folder: Path) -> list[BacktestRows]:
@@ -59,14 +66,16 @@ def read_rows(folder: Path) -> list[BacktestRows]:
         rows: dict[tuple, list[list[float]]] = {}
         with open(folder / "scores.csv", newline="", encoding="utf-8") as handle:
             for row in csv.DictReader(handle):
-                columns = rows.setdefault(tuple(row[n] for n in names), [[], [], [], []])
+                columns = rows.setdefault(tuple(row[n] for n in names), [[], [], [], [], []])
                 for column, value in zip(columns, (parse_time(row["time"]), float(row["risk"]),
-                                                   float(row["alert_score"]), row.get("learning") == "1"), strict=True):
+                                                   float(row["alert_score"]), row.get("learning") == "1",
+                                                   float(row.get("usual_per_week") or "nan")), strict=True):
                     column.append(value)
     except (OSError, ValueError, KeyError) as err:
         raise BacktestMissing(f"{folder}: not a backtest's output ({err})") from err
-    return [BacktestRows(dict(zip(names, key, strict=True)), np.array(t), np.array(r), np.array(p), np.array(lr, bool))
-            for key, (t, r, p, lr) in rows.items()]
+    return [BacktestRows(dict(zip(names, key, strict=True)), np.array(t), np.array(r), np.array(p), np.array(lr, bool),
+                         np.array(u))
+            for key, (t, r, p, lr, u) in rows.items()]
 
 
 def read_alerts(folder: Path, names: list[str]) -> dict[EntityKey, list[Span]]:
@@ -96,7 +105,7 @@ def event_document(folder: Path, incidents: list[Incident], early: float) -> dic
             if incident.matches(r.labels):
                 by_entity.setdefault(tuple(r.labels.values()), []).append((incident.start, incident.end))
     pages = event_figures(read_alerts(folder, names), by_entity, spans, early)
-    curve = quantile_curve([EntityScores(tuple(r.labels.values()), r.times, r.risk, r.learning, ~r.learning)
+    curve = quantile_curve([EntityScores(tuple(r.labels.values()), r.times, r.risk, r.threshold_rows(), ~r.learning)
                             for r in rows], by_entity, early=early)
     return {"pages": figures_document(pages),
             "recall_at_budget": {str(b): _round(recall_at_budget(curve, b)) for b in BUDGETS},
