@@ -157,7 +157,7 @@ async def _serve(config: Config, args: argparse.Namespace, web_config: WebConfig
     exporter = Exporter(config, source, clock, args.listen_address, args.telemetry_path, args.workers or None,
                         history=history, storage=prepare_storage(args.storage), shard=shard,
                         config_path=args.config_file, sources=sources, web_config=web_config,
-                        keep_baselines=args.command != "demo")
+                        keep_baselines=args.command != "demo", learn_from_history=args.command != "demo")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

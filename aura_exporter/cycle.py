@@ -160,6 +160,19 @@ class AnalysisCycle(Cycle):
         self.first_success: float | None = None
         self.saved_at: float | None = None
 
+    @property
+    def learned(self) -> bool:
+        """Whether the stages hold anything learned (restored from the state file, or from cycles)."""
+        return bool(self.topology.baselines.entities)
+
+    def adopt(self, learner: AnalysisCycle) -> None:
+        """Take the stages a learner taught from history (aura_exporter/catch_up.py) in place of what the live
+        cycles learned meanwhile: between two cycles, so no stage is half-way through one."""
+        self.topology, self.council = learner.topology, learner.council
+        self.forecast.residuals = learner.forecast.residuals  # the stage itself is where the manager installs models
+        starts = [t for t in (self.first_success, learner.first_success) if t is not None]
+        self.first_success = min(starts) if starts else None
+
     def _load(self) -> float:
         assert self.state_path is not None
         baselines = self.topology.baselines

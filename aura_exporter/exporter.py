@@ -12,16 +12,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from aura_exporter.catch_up import catch_up
 from aura_exporter.config import Analysis, Config, ConfigError, load_config
 from aura_exporter.cycle import AnalysisCycle, Cycle, CycleFailed
 from aura_exporter.exposition.render import render_snapshot
 from aura_exporter.exposition.selfmetrics import SelfMetrics
 from aura_exporter.exposition.server import ServerState, bound_port, build_app, start_server
 from aura_exporter.exposition.webconfig import WebConfig
-from aura_exporter.forecast.manager import HistoryLoader, ModelManager
+from aura_exporter.forecast.manager import ModelManager
 from aura_exporter.graph.cycle import GraphCycle
 from aura_exporter.snapshot import GraphResult, SnapshotHolder
 from aura_exporter.sources.base import Source
+from aura_exporter.sources.history import HistoryLoader
 from aura_exporter.sources.kubernetes import ClusterWatcher
 from aura_exporter.sources.shard import WHOLE, Shard
 
@@ -53,13 +55,15 @@ class Exporter:
                  telemetry_path: str = "/metrics", workers: int | None = None,
                  history: HistoryLoader | None = None, storage: Path | None = None, shard: Shard = WHOLE,
                  config_path: str | None = None, sources: SourceFactory | None = None,
-                 web_config: WebConfig | None = None, keep_baselines: bool = True):
+                 web_config: WebConfig | None = None, keep_baselines: bool = True, learn_from_history: bool = True):
         self.config = config
         self.source = source
         self.history = history
         self.storage = storage
         # A replay restarts its story on every start: baselines saved by an earlier one would not fit.
         self.baseline_storage = storage if keep_baselines else None
+        # ...and its past holds the same story: what a page budget learned from it would call normal.
+        self.learn_from_history = learn_from_history
         self.clock = clock
         self.listen_address = listen_address
         self.telemetry_path = telemetry_path
@@ -199,6 +203,16 @@ class Exporter:
     async def _loop(self, cycle: Cycle) -> None:
         analysis = cycle.analysis
         await asyncio.get_running_loop().run_in_executor(self.executor, cycle.restore, self.clock.now())
+        learning = None
+        if isinstance(cycle, AnalysisCycle) and self.history is not None and self._learns_from_history(cycle):
+            learning = asyncio.create_task(catch_up(cycle, self.history, self.clock))
+        try:
+            await self._cycles(cycle, analysis, learning)
+        finally:
+            if learning is not None:
+                learning.cancel()
+
+    async def _cycles(self, cycle: Cycle, analysis: Analysis, learning: asyncio.Task | None) -> None:
         next_run = self.clock.now()
         while True:
             await self._run_cycle(cycle, analysis)
@@ -208,7 +222,39 @@ class Exporter:
                 missed = int((now - next_run) // analysis.interval) + 1
                 log.warning("cycle overran its interval", extra={"analysis": analysis.name, "skipped": missed})
                 next_run += missed * analysis.interval
-            await self.clock.sleep(next_run - now)
+            learning = await self._pause(cycle, next_run - now, learning)
+
+    async def _pause(self, cycle: Cycle, seconds: float, learning: asyncio.Task | None) -> asyncio.Task | None:
+        """Sleep until the next cycle, taking what the learner learned from history as soon as it is done
+        (between two cycles); the learning still under way, if any."""
+        if learning is None or not isinstance(cycle, AnalysisCycle):
+            await self.clock.sleep(seconds)
+            return learning
+        sleep = asyncio.ensure_future(self.clock.sleep(seconds))
+        try:
+            done, _ = await asyncio.wait({sleep, learning}, return_when=asyncio.FIRST_COMPLETED)
+            if learning in done:
+                self._adopt(cycle, learning)
+                learning = None
+            await sleep
+        finally:
+            sleep.cancel()
+        return learning
+
+    @staticmethod
+    def _adopt(cycle: AnalysisCycle, learning: asyncio.Task) -> None:
+        """Take what the learner learned from history, if it learned anything."""
+        try:
+            learner = learning.result()
+        except Exception:  # a bug in learning must not stop the live cycles
+            log.exception("learning from history crashed", extra={"analysis": cycle.analysis.name})
+            return
+        if learner is not None:
+            cycle.adopt(learner)
+
+    def _learns_from_history(self, cycle: AnalysisCycle) -> bool:
+        """An analysis that starts with nothing learned (no state saved, or a fresh one after a reload)."""
+        return self.learn_from_history and not cycle.learned and cycle.analysis.baseline.learn_from_history > 0
 
     async def _run_cycle(self, cycle: Cycle, analysis: Analysis) -> None:
         try:

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from aura_exporter.backtest.recording import Recording
-from aura_exporter.backtest.source import HistorySource
 from aura_exporter.config import Analysis
 from aura_exporter.council import CouncilStage, Verdict
 from aura_exporter.council.explanation import explain
@@ -25,7 +24,7 @@ from aura_exporter.exposition.selfmetrics import SelfMetrics
 from aura_exporter.exposition.views import entity_explanation
 from aura_exporter.forecast.manager import TrainedModel
 from aura_exporter.snapshot import AnalysisResult
-from aura_exporter.sources.history import History
+from aura_exporter.sources.history import History, HistorySource
 from aura_exporter.windows import EntityKey
 
 Progress = Callable[[int, int], None]

@@ -401,7 +401,7 @@ def _read_novelty_scales(reader: Reader, value: Any, path: str, points_span: int
 
 def _read_baseline(reader: Reader, value: Any, path: str) -> BaselineConfig:
     node = reader.mapping(value, path, {"refresh_interval", "min_history", "history", "learn_below_zscore",
-                                        "forget_after", "save_interval"})
+                                        "forget_after", "save_interval", "learn_from_history"})
     get: Callable[[str], Any] = node.get
     return BaselineConfig(
         refresh_interval=reader.duration(get("refresh_interval"), f"{path}.refresh_interval", 6 * 3600.0),
@@ -410,6 +410,8 @@ def _read_baseline(reader: Reader, value: Any, path: str) -> BaselineConfig:
         learn_below_zscore=reader.number(get("learn_below_zscore"), f"{path}.learn_below_zscore", 3.0, 0.0),
         forget_after=reader.duration(get("forget_after"), f"{path}.forget_after", 3600.0),
         save_interval=reader.duration(get("save_interval"), f"{path}.save_interval", 300.0),
+        learn_from_history=reader.duration(get("learn_from_history"), f"{path}.learn_from_history", 86400.0,
+                                           zero=True),
     )
 
 

@@ -96,11 +96,12 @@ class Reader:
         return number
 
     @overload
-    def duration(self, value: Any, path: str, default: float) -> float: ...
+    def duration(self, value: Any, path: str, default: float, zero: bool = False) -> float: ...
     @overload
-    def duration(self, value: Any, path: str, default: None) -> float | None: ...
+    def duration(self, value: Any, path: str, default: None, zero: bool = False) -> float | None: ...
 
-    def duration(self, value: Any, path: str, default: float | None) -> float | None:
+    def duration(self, value: Any, path: str, default: float | None, zero: bool = False) -> float | None:
+        """Seconds from a Prometheus duration; 0s only where `zero` (which then means off)."""
         if value is None:
             return default
         try:
@@ -108,7 +109,7 @@ class Reader:
         except ValueError as err:
             self.fail(path, str(err))
             return default
-        if seconds <= 0:
+        if seconds < 0 or (seconds == 0 and not zero):
             self.fail(path, "must be longer than 0s")
         return seconds
 

@@ -9,12 +9,12 @@ How (peaks over threshold, as SPOT: Siffer et al., KDD 2017):
 - The council's combined risk r is read as a strength, −ln(1 − r) (the sum over agents of
   −ln(1 − score), computed from the sigmas): the same order as the risk, without its saturation at 1.
 - Each entity keeps its last week of strengths (at most MOST_HISTORY), leaving out the cycles it
-  spent warning or worse once it has a tail (an incident does not teach that incidents are normal). Every REFIT
-  cycles it takes u, the strength exceeded by the top 5% of them, finds the episodes above u
-  (consecutive cycles are one episode: one page), lowering u to the top 10% or 20% where the
-  strengths move too slowly for MIN_EPISODES episodes above it, and fits a generalised Pareto tail to
-  their peaks' excesses (method of moments, shape clipped to [0, MAX_SHAPE]: never lighter than
-  exponential, so it errs towards fewer pages).
+  spent warning or worse once it has a tail (an incident does not teach that incidents are normal).
+  Every REFIT cycles it takes u, the strength exceeded by the top 5% of them, finds the episodes
+  above u (consecutive cycles are one episode: one page), lowering u step by step to the median
+  where the strengths move too slowly for MIN_EPISODES episodes above it (a day of 5-minute cycles),
+  and fits a generalised Pareto tail to their peaks' excesses (method of moments, shape clipped to
+  [0, MAX_SHAPE]: never lighter than exponential, so it errs towards fewer pages).
 - The tail is that of the strengths held for `confirm_cycles` (the lowest of each run of that many),
   since a decision needs the risk at its threshold that long: the budget counts pages, not cycles.
 - λ(s), the episodes per week at least as strong as s in the entity's normal behaviour, follows from
@@ -38,7 +38,7 @@ WEEK = 7 * 86400.0
 DAY = 86400.0
 MOST_HISTORY = 4096  # strengths kept per entity (float32: 16 KiB), a week of cycles when they fit
 MIN_EPISODES = 10
-TAIL_SHARES = (0.05, 0.1, 0.2)  # u: the strength exceeded by the first of these shares with MIN_EPISODES episodes
+TAIL_SHARES = (0.05, 0.1, 0.2, 0.3, 0.5)  # u: exceeded by the first of these shares with MIN_EPISODES episodes
 TAIL_SHARE = TAIL_SHARES[0]  # so a tail needs at least MIN_EPISODES / TAIL_SHARE = 200 cycles
 MAX_SHAPE = 0.45  # the method of moments needs a finite variance (shape < 0.5)
 REFIT = 12

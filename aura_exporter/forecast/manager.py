@@ -35,11 +35,10 @@ from aura_exporter.forecast.data import SampleShape, model_horizons, training_sa
 from aura_exporter.forecast.model import Forecaster, ModelShape, pick_device
 from aura_exporter.forecast.stage import ForecastStage, TrainedModel
 from aura_exporter.forecast.train import Progress, TrainingReport, train_model
-from aura_exporter.sources.history import History
+from aura_exporter.sources.history import History, HistoryLoader
 
 log = logging.getLogger(__name__)
 
-HistoryLoader = Callable[[Analysis, float, float], History]
 FINE_TUNE_EPOCHS = 5
 
 

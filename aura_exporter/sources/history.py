@@ -1,8 +1,9 @@
-"""Long history for training: days of an analysis' features on its step grid.
+"""Long history for training and for learning at start-up: days of an analysis' features on its step grid.
 
 From a PromQL API through prometheus-api-client, in chunks (Prometheus caps a range query at
 11,000 points per series) with progress; or from the replay fleet. Short gaps are filled as in
 the windows stage; longer ones stay NaN, and training leaves out samples that touch them.
+HistorySource answers the cycle's queries from a History, and never from beyond the asked range.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aura_exporter.config import Analysis, PrometheusConfig
-from aura_exporter.sources.base import QueryError, RangeResult, merge_pieces
+from aura_exporter.config import Analysis, Feature, PrometheusConfig
+from aura_exporter.sources.base import QueryError, RangeResult, Series, merge_pieces
 from aura_exporter.sources.parse import parse_series
 from aura_exporter.sources.replay import ReplayFleet, ReplaySource
 from aura_exporter.windows import EntityKey, fill_gaps, place_series
@@ -28,6 +29,9 @@ class History:
     entities: tuple[EntityKey, ...]
     timestamps: np.ndarray  # [N] step grid
     values: np.ndarray  # [E, N, F], NaN where missing
+
+
+HistoryLoader = Callable[[Analysis, float, float], History]  # the features of an analysis over [start, end]
 
 
 def history_grid(analysis: Analysis, start: float, end: float) -> np.ndarray:
@@ -104,3 +108,34 @@ def _session(config: PrometheusConfig):
     if config.tls.cert_file and config.tls.key_file:
         session.cert = (config.tls.cert_file, config.tls.key_file)
     return session
+
+
+class HistorySource:
+    """A Source that answers from recorded history and never from beyond the asked range: the cycle asks
+    `query_range(start, end)` and gets the history sliced to [start, end], so a cycle at time t cannot
+    see a sample after t (the no-look-ahead guarantee of backtests and of learning at start-up)."""
+
+    def __init__(self, history: History, analysis: Analysis):
+        self.history = history
+        self.label_names = analysis.entity_labels
+        self.columns = {f.name: i for i, f in enumerate(analysis.features)}
+
+    async def query_range(self, analysis: Analysis, feature: Feature, start: float, end: float,
+                          step: float | None = None) -> RangeResult:
+        grid = self.history.timestamps
+        first, last = np.searchsorted(grid, [start - 1e-6, end + 1e-6])
+        times = grid[first:last]
+        stride = max(1, int(round((step or analysis.step) / analysis.step)))
+        keep = np.flatnonzero(np.rint((end - times) / analysis.step).astype(np.int64) % stride == 0)
+        column = self.columns.get(feature.name, 0)
+        series = []
+        for i, key in enumerate(self.history.entities):
+            values = self.history.values[i, first:last, column][keep]
+            present = ~np.isnan(values)
+            if present.any():
+                series.append(Series(dict(zip(self.label_names, key, strict=True)), times[keep][present],
+                                     values[present]))
+        return RangeResult(feature.name, tuple(series))
+
+    async def close(self) -> None:
+        return None

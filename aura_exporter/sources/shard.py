@@ -14,14 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from aura_exporter.config import Analysis, Feature
 from aura_exporter.sources.base import RangeResult, Source
-from aura_exporter.sources.history import History
+from aura_exporter.sources.history import History, HistoryLoader
 
-HistoryLoader = Callable[[Analysis, float, float], History]
 _MULTIPLIER = 2862933555777941757
 _MASK = (1 << 64) - 1
 
