@@ -16,6 +16,7 @@ import promql_parser
 import yaml
 
 from aura_exporter.config.model import (
+    DEFAULT_EVIDENCE,
     DIRECTIONS,
     EVIDENCE_KINDS,
     GRAPH_FEATURE,
@@ -446,7 +447,7 @@ def _read_council(reader: Reader, value: Any, path: str) -> CouncilConfig:
 
 def _read_evidence(reader: Reader, value: Any, path: str) -> tuple[str, ...]:
     if value is None:
-        return EVIDENCE_KINDS
+        return DEFAULT_EVIDENCE
     if not isinstance(value, list) or not value or any(kind not in EVIDENCE_KINDS for kind in value):
         reader.fail(path, f"expected a non-empty list drawn from {', '.join(EVIDENCE_KINDS)}, found {value!r}")
         return EVIDENCE_KINDS

@@ -117,6 +117,9 @@ class ForecastConfig:
 # The kinds of evidence the built-in agents weigh (council/evidence.py); `council.evidence` picks among them.
 EVIDENCE_KINDS = ("level", "state", "surprise", "novelty", "record", "breach", "drift", "isolation", "dependency_loop",
                   "partition", "new_caller")
+# Drift is exported, and weighed where asked for, but does not page by default: its z-score against the entity's own
+# recent drift is heavy-tailed, and on SMD it cost recall and doubled the false pages at the same budget.
+DEFAULT_EVIDENCE = tuple(kind for kind in EVIDENCE_KINDS if kind != "drift")
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,7 @@ class CouncilConfig:
     clear_cycles: int = 3  # ...for this many consecutive cycles
     peers: bool = True  # entities are alike (a fleet): compare each with the fleet, not only itself
     calibrate: bool = False  # risk as the tail probability of the entity's own recent risks (council/calibration.py)
-    evidence: tuple[str, ...] = EVIDENCE_KINDS  # the kinds the agents weigh; the others are left out
+    evidence: tuple[str, ...] = DEFAULT_EVIDENCE  # the kinds the agents weigh; the others are left out
     false_pages_per_week: float = 1.0  # thresholds learned per entity to page this often on normal behaviour; 0: off
 
 
