@@ -6,8 +6,9 @@ that day. So beside the live cycles (which start at once, as they would without 
 the analysis' cycle over the last `baseline.learn_from_history` of it, one interval after another,
 through stages of its own (windows, topology, the live forecaster's model once it has one, council),
 publishing nothing and counting nothing in the exporter's self-metrics; then over what came since,
-until it has caught up with now. The live cycle then takes its stages (AnalysisCycle.adopt): what
-they learned is what they would have learned had the exporter started that long ago.
+until it has caught up with now (history read six hours at a time, so memory stays bounded). The live
+cycle then takes its stages (AnalysisCycle.adopt): what they learned is what they would have learned
+had the exporter started that long ago.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from aura_exporter.sources.history import HistoryLoader, HistorySource
 
 log = logging.getLogger(__name__)
 
-PROGRESS_EVERY = 0.1  # of a round's cycles: how often progress is logged
-MAX_ROUNDS = 5  # each round learns what came during the one before; a learner that cannot catch up stops
+PIECE = 6 * 3600.0  # history is read this much at a time: memory bounded whatever learn_from_history says
+OVERRUN = 1.5  # a learner slower than time itself stops after this many times the cycles it set out to run
 
 
 class Clock(Protocol):
@@ -39,12 +40,14 @@ async def catch_up(cycle: AnalysisCycle, load: HistoryLoader, clock: Clock) -> A
     learns from its live cycles, as without this step)."""
     analysis = cycle.analysis
     learner = AnalysisCycle(analysis, cycle.source, SelfMetrics([analysis.name]), cycle.executor)
-    started, learned = time.perf_counter(), 0
-    # the cycles the exporter would have run had it started that long ago, the last an interval before now
-    now = clock.now()
-    next_time = now - analysis.interval * int(analysis.baseline.learn_from_history // analysis.interval)
-    for _ in range(MAX_ROUNDS):
-        times = np.arange(next_time, clock.now() - analysis.interval + 1e-6, analysis.interval)
+    started, learned, ran = time.perf_counter(), 0, 0
+    # the cycles the exporter would have run had it started that long ago, the last an interval before now;
+    # then those that came meanwhile, until it has caught up
+    planned = int(analysis.baseline.learn_from_history // analysis.interval)
+    next_time = clock.now() - analysis.interval * planned
+    per_piece = max(1, int(PIECE // analysis.interval))
+    while ran < OVERRUN * planned:
+        times = np.arange(next_time, clock.now() - analysis.interval + 1e-6, analysis.interval)[:per_piece]
         if not len(times):
             break
         learner.forecast.trained = cycle.forecast.trained  # the model the manager installed, once it has one
@@ -55,7 +58,8 @@ async def catch_up(cycle: AnalysisCycle, load: HistoryLoader, clock: Clock) -> A
         # from the first full window with data on: a Prometheus that has scraped for an hour has an hour to give
         first_full = history.timestamps[present[0]] + analysis.window - analysis.step if len(present) else np.inf
         learner.source = HistorySource(history, analysis)
-        learned += await _run(learner, times[times > first_full])
+        learned += await _run(learner, times[times > first_full], ran, planned)
+        ran += len(times)
         next_time = float(times[-1]) + analysis.interval
     log.info("learned from history", extra={"analysis": analysis.name, "cycles": learned,
                                             "seconds": round(time.perf_counter() - started, 1)})
@@ -75,16 +79,15 @@ async def _read(learner: AnalysisCycle, load: HistoryLoader, first: float, last:
         return None
 
 
-async def _run(learner: AnalysisCycle, times: np.ndarray) -> int:
-    """Run the learner's cycle at each of `times`; how many succeeded."""
+async def _run(learner: AnalysisCycle, times: np.ndarray, before: int, planned: int) -> int:
+    """Run the learner's cycle at each of `times` (after `before` of the `planned` cycles); how many succeeded."""
     succeeded = 0
-    for number, moment in enumerate(times, 1):
+    for moment in times:
         try:
             await learner.run(float(moment))
             succeeded += 1
         except CycleFailed:
             pass
-        if number % max(1, int(len(times) * PROGRESS_EVERY)) == 0:
-            log.info("learning from history", extra={"analysis": learner.analysis.name,
-                                                     "cycles": f"{number}/{len(times)}"})
+    log.info("learning from history", extra={"analysis": learner.analysis.name,
+                                             "cycles": f"{min(before + len(times), planned)}/{planned}"})
     return succeeded
