@@ -20,7 +20,7 @@ from aura_exporter.backtest.files import (
     parse_time,
     read_series,
 )
-from aura_exporter.backtest.replay import replay
+from aura_exporter.backtest.replay import EntityTrace, Trace, alerts, replay
 from aura_exporter.cli import main
 from aura_exporter.config import parse_config
 from aura_exporter.sources.history import History
@@ -58,6 +58,18 @@ def wavy(rows: int, seed: int, spike_at: int | None = None) -> tuple[np.ndarray,
     if spike_at is not None:
         values[spike_at:spike_at + 24] += np.linspace(0, 60, 24)
     return times, values
+
+
+def test_a_decision_is_shown_until_the_next_cycle_replaces_it():
+    trace = Trace(ANALYSIS, ("performance",))  # 5-minute cycles
+    entity = trace.entities[("a",)] = EntityTrace()
+    entity.times = [0.0, 300.0, 600.0, 900.0]
+    entity.decision = [0, 1, 0, 0]  # one cycle at warn: shown from 300 s to 600 s
+    entity.ready = [True] * 4
+    assert [(a.start, a.end) for a in alerts(trace, 60.0)] == [(360.0, 600.0)]  # `for: 1m` fires
+    assert alerts(trace, 300.0) == []  # `for: 5m` needs it shown for longer than five minutes
+    entity.decision = [0, 0, 0, 1]  # at the end: shown for an interval
+    assert [(a.start, a.end) for a in alerts(trace, 60.0)] == [(960.0, None)]
 
 
 def test_scores_at_t_do_not_change_when_the_data_after_t_is_removed():

@@ -147,7 +147,8 @@ def rerun(recording: Recording, progress: Progress | None = None) -> Trace:
 
 def alerts(trace: Trace, hold: float, require_ready: bool = True) -> list[Alert]:
     """The alerts the council rules would have fired: for each severity, every run of cycles at
-    that decision or worse that lasted at least `hold` seconds (the rules' `for:`)."""
+    that decision or worse shown for longer than `hold` seconds (the rules' `for:`). A cycle's decision is
+    shown until the next cycle replaces it, so a run of one 5-minute cycle is shown for 5 minutes."""
     found = []
     for key, entity in trace.entities.items():
         labels = dict(zip(trace.analysis.entity_labels, key, strict=True))
@@ -156,9 +157,9 @@ def alerts(trace: Trace, hold: float, require_ready: bool = True) -> list[Alert]
         for level, severity in ((1, "warning"), (2, "critical")):
             for first, last in runs((decisions >= level) & eligible):
                 fires = times[first] + hold
-                if times[last] < fires:
-                    continue
                 end = float(times[last + 1]) if last + 1 < len(times) else None
+                if (end if end is not None else times[last] + trace.analysis.interval) <= fires:
+                    continue
                 explanation = next((text for t, text in sorted(entity.summaries.items()) if t >= times[first]), "")
                 found.append(Alert(labels, severity, float(fires), end, float(times[first]), explanation))
     return sorted(found, key=lambda a: (a.start, a.severity))
