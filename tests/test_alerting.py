@@ -95,6 +95,9 @@ def test_replayed_failures_page_before_they_happen_and_the_healthy_control_stays
         critical_in_control = [a["labels"] for _, a in webhook.alerts("/pager")
                                if a["labels"].get("job") == "aura-control"]
         assert critical_in_control == []
+        warned_in_control = [a["labels"] for _, a in webhook.alerts("/chat")
+                             if a["labels"].get("job") == "aura-control" and a["labels"]["alertname"] == "AuraCouncilWarning"]
+        assert warned_in_control == []  # nor warns in chat
         assert "forecaster loaded" in control.log() and "forecaster loaded" in failing.log()
     finally:
         alertmanager.stop()

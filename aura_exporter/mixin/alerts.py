@@ -8,6 +8,7 @@ from aura_exporter.mixin import settings as s
 
 READY = "and on (analysis) (aura_model_ready == 1)"
 CRITICAL = 'and ignoring (decision) (aura_decision{decision="critical"} == 1)'
+WARNING = 'and ignoring (decision) (aura_decision{decision="warning"} == 1)'
 BREACH_LIKELY = f"(max without (feature) (aura_breach_probability) >= {s.FAILURE_BREACH_PROBABILITY})"
 
 # Alert labels are the entity's labels, whatever they are called in each analysis; these template
@@ -84,6 +85,13 @@ def alert_rules() -> dict[str, Any]:
                "The AURA council calls " + ENTITY + "critical (analysis {{ $labels.analysis }}).",
                SELECTOR + "Risk {{ humanizePercentage $value }} from what " + ENTITY + "does now, without a "
                "forecast breach. " + AGENTS + " Full explanation: the explanation_url.",
+               explanation_url=EXPLANATION_URL),
+        # The budget (council.false_pages_per_week) is set at the warning: what the backtest counts as alerts.
+        _alert("AuraCouncilWarning", f"aura_risk_score {WARNING} {READY}", s.COUNCIL_FOR, "warning",
+               "The AURA council warns about " + ENTITY + "(analysis {{ $labels.analysis }}).",
+               SELECTOR + "Risk {{ humanizePercentage $value }}: " + ENTITY + "is more unusual than its normal "
+               "behaviour gets about once a week (the page budget). " + AGENTS + " Full explanation: the "
+               "explanation_url.",
                explanation_url=EXPLANATION_URL),
         # max by (analysis): one threshold per analysis even when several exporters (shards) export it
         _alert("AuraFleetPartition",
