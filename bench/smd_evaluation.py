@@ -54,7 +54,7 @@ def markdown(results: dict, seconds: float, command: str) -> str:
         "cycle, no forecaster, defaults otherwise).",
         "Event-wise: an alert is a run of alerting rows; an incident is caught by an alert overlapping",
         "[first − 1 h, last]; an alert overlapping none is false.", "",
-        "**Operating point**: AURA's pages are the alerts the shipped rules would have fired (its defaults,",
+        "**Operating point**: AURA's alerts are those the shipped rules would have fired (its defaults,",
         "thresholds learned on the train rows); the baselines' is the README's reference threshold, the 99.9%",
         "quantile of each machine's own train scores. **At a budget**: the best recall of a curve of",
         "thresholds, each machine's a quantile of its own train-row scores (for AURA: of its risk), with at most",
@@ -67,7 +67,13 @@ def markdown(results: dict, seconds: float, command: str) -> str:
         lines.append(f"| {name} | {_pct(pages['recall'])} ({pages['caught']}/{pages['incidents']}) | "
                      f"{pages['false_alerts_per_entity_day']} | {_minutes(pages['median_delay_minutes'])} | "
                      + " | ".join(_pct(budgets[str(b)]) for b in BUDGETS) + " |")
-    lines += ["", "![recall against false alerts per entity-day](img/smd-recall-budget.png)", "",
+    pager = results["aura"]["pager"]
+    lines += ["", "AURA's alerts are its warnings (AuraCouncilWarning, to chat in the example routing) and the",
+              "critical ones inside them (AuraCouncilCritical, to the pager). The critical alerts alone caught",
+              f"{pager['caught']} of {pager['incidents']} incidents ({_pct(pager['recall'])}) at "
+              f"{pager['false_alerts_per_entity_day']} false alerts per entity-day, median delay "
+              f"{_minutes(pager['median_delay_minutes'])}.",
+              "", "![recall against false alerts per entity-day](img/smd-recall-budget.png)", "",
               "Goals (issue 23): recall ≥ 70% at ≤ 0.25 false alerts per entity-day and ≥ 50% at ≤ 0.1, ahead of",
               "both baselines at every budget, median delay ≤ 0. The band baseline (|x − 1 h mean| / 1 h stddev, the",
               "current sample included as PromQL includes it) cannot exceed √59 on 60 rows, which a metric flat for",

@@ -78,12 +78,13 @@ def read_rows(folder: Path) -> list[BacktestRows]:
             for key, (t, r, p, lr, u) in rows.items()]
 
 
-def read_alerts(folder: Path, names: list[str]) -> dict[EntityKey, list[Span]]:
-    """The warnings (a critical alert is inside one) as (start, end) in the entities' own times."""
+def read_alerts(folder: Path, names: list[str], severity: str = "warning") -> dict[EntityKey, list[Span]]:
+    """The alerts of a severity as (start, end) in the entities' own times: the warnings (a critical alert is
+    inside one), or the critical ones alone (those the example Alertmanager routing sends to the pager)."""
     try:
         documents = json.loads((folder / "alerts.json").read_text(encoding="utf-8"))["alerts"]
         found: dict[EntityKey, list[Span]] = {}
-        for alert in (a for a in documents if a["severity"] == "warning"):
+        for alert in (a for a in documents if a["severity"] == severity):
             start = parse_time(alert["start"])
             end = parse_time(alert["end"]) if alert["end"] is not None else math.inf
             found.setdefault(tuple(alert["entity"][n] for n in names), []).append((start, end))
@@ -107,7 +108,8 @@ def event_document(folder: Path, incidents: list[Incident], early: float) -> dic
     pages = event_figures(read_alerts(folder, names), by_entity, spans, early)
     curve = quantile_curve([EntityScores(tuple(r.labels.values()), r.times, r.risk, r.threshold_rows(), ~r.learning)
                             for r in rows], by_entity, early=early)
-    return {"pages": figures_document(pages),
+    pager = event_figures(read_alerts(folder, names, "critical"), by_entity, spans, early)
+    return {"pages": figures_document(pages), "pager": figures_document(pager),
             "recall_at_budget": {str(b): _round(recall_at_budget(curve, b)) for b in BUDGETS},
             "curve": [{"quantile": point.quantile, **figures_document(point.figures)} for point in curve]}
 
@@ -179,12 +181,15 @@ def main(args) -> int:
 
 
 def event_summary(events: dict) -> str:
-    pages = events["pages"]
+    pages, pager = events["pages"], events["pager"]
     budgets = ", ".join(f"{_percent(r)} at {b}" for b, r in events["recall_at_budget"].items())
     return "\n".join([
         f"event-wise, after learning (an alert up to 1 h before an incident catches it): pages caught "
         f"{pages['caught']}/{pages['incidents']} ({_percent(pages['recall'])}), false alerts "
         f"{pages['false_alerts_per_entity_day']} per entity-day, median delay {pages['median_delay_minutes']} min",
+        f"critical alerts alone (the pager): caught {pager['caught']}/{pager['incidents']} "
+        f"({_percent(pager['recall'])}), false {pager['false_alerts_per_entity_day']} per entity-day, "
+        f"median delay {pager['median_delay_minutes']} min",
         f"risk thresholded at quantiles of each entity's learning rows: recall {budgets} false alerts per entity-day",
     ])
 
