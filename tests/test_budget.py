@@ -14,7 +14,7 @@ from test_council import ANALYSIS, evidence
 from aura_exporter.config import CouncilConfig, parse_config
 from aura_exporter.config.model import ConfigError
 from aura_exporter.council.agents import sigma_score, sigma_strength
-from aura_exporter.council.budget import PageBudget, fit_tail, strength
+from aura_exporter.council.budget import PageBudget, episode_peaks, fit_tail, strength
 from aura_exporter.council.decision import DecisionKeeper, combined_risk
 from aura_exporter.council.stage import CouncilStage
 from aura_exporter.exposition.render import render_snapshot
@@ -214,3 +214,13 @@ def test_a_week_too_quiet_for_a_tail_keeps_the_last_one():
         rate = budget.rates((key,), np.array([0.5]), np.array([False]), cycle * INTERVAL)[0]
     assert fit_tail(budget.entities[key].strengths(), INTERVAL) is None
     assert np.isfinite(budget.threshold(key)) and np.isfinite(rate)  # the last tail that could be fitted
+
+
+def test_slow_strengths_get_a_tail_from_a_lower_u_than_the_top_5_percent():
+    rng = np.random.default_rng(0)  # a day of 5-minute cycles: 16 slow episodes of random height
+    strengths = np.concatenate([h * np.sin(np.pi * np.arange(18) / 18) for h in 1 + rng.exponential(1.0, 16)])
+    assert len(episode_peaks(strengths, float(np.quantile(strengths, 0.95)))) < 10  # too few up there
+    tail = fit_tail(strengths, INTERVAL)
+    assert tail is not None and tail.u < np.quantile(strengths, 0.95)
+    assert 10 <= tail.episodes_per_week * len(strengths) * INTERVAL / (7 * 86400) <= 16  # its episodes, per day
+    assert fit_tail(np.ones(288), INTERVAL) is None  # nothing ever stands out: no tail
