@@ -36,8 +36,8 @@ class Clock(Protocol):
 
 async def catch_up(cycle: AnalysisCycle, load: HistoryLoader, clock: Clock) -> AnalysisCycle | None:
     """A learner of `cycle`'s analysis that has run every cycle of the last `learn_from_history` up to an
-    interval before now, for `cycle` to adopt; None when no history could be read (the analysis then
-    learns from its live cycles, as without this step)."""
+    interval before now, for `cycle` to adopt (up to where history stopped answering, if it did); None when
+    it learned nothing (the analysis then learns from its live cycles, as without this step)."""
     analysis = cycle.analysis
     learner = AnalysisCycle(analysis, cycle.source, SelfMetrics([analysis.name]), cycle.executor)
     started, learned, ran = time.perf_counter(), 0, 0
@@ -52,8 +52,8 @@ async def catch_up(cycle: AnalysisCycle, load: HistoryLoader, clock: Clock) -> A
             break
         learner.forecast.trained = cycle.forecast.trained  # the model the manager installed, once it has one
         history = await _read(learner, load, float(times[0]), float(times[-1]))
-        if history is None:
-            return None
+        if history is None:  # what it learned before stands
+            break
         present = np.flatnonzero(np.isfinite(history.values).any(axis=(0, 2)))
         # from the first full window with data on: a Prometheus that has scraped for an hour has an hour to give
         first_full = history.timestamps[present[0]] + analysis.window - analysis.step if len(present) else np.inf

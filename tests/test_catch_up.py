@@ -46,13 +46,13 @@ FLEET = ReplayFleet(hosts=6, origin=NOW - 3 * 86400, scenario=HEALTHY)
 class Loader:
     """The replay fleet's history, remembering what it was asked for."""
 
-    def __init__(self, fail: bool = False, since: float | None = None):
+    def __init__(self, fail: bool = False, since: float | None = None, fail_after: int | None = None):
         self.asked: list[tuple[float, float]] = []
-        self.fail, self.since = fail, since
+        self.fail, self.since, self.fail_after = fail, since, fail_after
 
     def __call__(self, analysis, start, end):
         self.asked.append((start, end))
-        if self.fail:
+        if self.fail or (self.fail_after is not None and len(self.asked) > self.fail_after):
             raise QueryError("unreachable", "history query failed: connection refused")
         history = replay_history(FLEET, analysis, start, end)
         if self.since is not None:  # a Prometheus that began scraping at `since`
@@ -126,6 +126,8 @@ def test_history_that_cannot_be_read_leaves_learning_to_the_live_cycles():
     cycle, _ = new_cycle()
     assert asyncio.run(catch_up(cycle, Loader(fail=True), FixedClock(NOW))) is None
     assert asyncio.run(catch_up(cycle, Loader(since=NOW), FixedClock(NOW))) is None  # none there yet
+    learner = asyncio.run(catch_up(cycle, Loader(fail_after=1), FixedClock(NOW)))
+    assert learner is not None and learner.first_success == NOW - 86400  # the first six hours stand
 
 
 def test_learn_from_history_is_a_duration_and_0s_turns_it_off():
