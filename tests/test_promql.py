@@ -157,6 +157,15 @@ def test_unreachable_is_an_error_not_a_crash():
     assert caught.value.reason == "unreachable"
 
 
+def test_query_errors_never_carry_a_urls_password():
+    port = free_port()
+    with pytest.raises(QueryError) as caught:
+        query(PrometheusConfig(url=f"http://ops:hunter2@127.0.0.1:{port}", retries=1))
+    assert "hunter2" not in str(caught.value) and f"ops:<secret>@127.0.0.1:{port}" in str(caught.value)
+    error = QueryError("bad_request", "history query failed: https://a:b%40c@x/api and http://u@y/ and s://:p@z")
+    assert str(error) == "history query failed: https://a:<secret>@x/api and http://u@y/ and s://:<secret>@z"
+
+
 def make_certificates(directory) -> dict[str, str]:
     """A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl."""
     import subprocess
