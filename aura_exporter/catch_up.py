@@ -16,10 +16,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Protocol
 
 import numpy as np
 
+from aura_exporter.clock import Clock
 from aura_exporter.cycle import AnalysisCycle, CycleFailed
 from aura_exporter.exposition.selfmetrics import SelfMetrics
 from aura_exporter.sources.history import HistoryLoader, HistorySource
@@ -28,10 +28,6 @@ log = logging.getLogger(__name__)
 
 PIECE = 6 * 3600.0  # history is read this much at a time: memory bounded whatever learn_from_history says
 OVERRUN = 1.5  # a learner slower than time itself stops after this many times the cycles it set out to run
-
-
-class Clock(Protocol):
-    def now(self) -> float: ...
 
 
 async def catch_up(cycle: AnalysisCycle, load: HistoryLoader, clock: Clock) -> AnalysisCycle | None:

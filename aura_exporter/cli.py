@@ -131,7 +131,8 @@ def _check_config(path: str) -> int:
 
 
 async def _serve(config: Config, args: argparse.Namespace, web_config: WebConfig | None) -> None:
-    from aura_exporter.exporter import Clock, Exporter
+    from aura_exporter.clock import Clock
+    from aura_exporter.exporter import Exporter
     from aura_exporter.sources.base import Source
 
     clock: Clock

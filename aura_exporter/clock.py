@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
 
 
 class WallClock:

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from aura_exporter.catch_up import catch_up
+from aura_exporter.clock import Clock
 from aura_exporter.config import Analysis, Config, ConfigError, load_config
 from aura_exporter.cycle import AnalysisCycle, Cycle, CycleFailed
 from aura_exporter.exposition.render import render_snapshot
@@ -28,12 +28,6 @@ from aura_exporter.sources.kubernetes import ClusterWatcher
 from aura_exporter.sources.shard import WHOLE, Shard
 
 log = logging.getLogger(__name__)
-
-
-class Clock(Protocol):
-    def now(self) -> float: ...
-
-    async def sleep(self, seconds: float) -> None: ...
 
 
 # Builds the PromQL source and the history loader of a configuration (run mode), so that a reload
