@@ -97,10 +97,12 @@ def test_the_band_pages_once_per_run_that_outlasts_its_for():
 
     firing = np.array([0, 1, 1, 1, 0, 1, 0, 1, 1], dtype=bool)
     scores = np.linspace(0.1, 0.9, 9)
-    np.testing.assert_array_equal(np.flatnonzero(pages(firing, scores)), [2, 8])  # the lone row 5 never fires
-    assert pages(firing, scores[::-1])[2] == scores[::-1][1]  # the run's highest score so far
+    np.testing.assert_array_equal(np.flatnonzero(pages(firing, scores)), [1, 5, 7])  # AURA's `for:`: a row fires
+    held = pages(firing, scores, hold_rows=1)
+    np.testing.assert_array_equal(np.flatnonzero(held), [2, 8])  # the lone row 5 never lasts a second row
+    assert pages(firing, scores[::-1], hold_rows=1)[2] == scores[::-1][1]  # the run's highest score so far
     times = 300.0 * np.arange(400)
     values = np.sin(np.arange(400) / 10.0)
     values[300:303] += 20.0  # one excursion of three rows: one page
     paged = band_pages(times, values)
-    assert np.flatnonzero(paged).tolist() == [301] and 0.75 < paged[301] < 1.0
+    assert np.flatnonzero(paged).tolist() == [300] and 0.75 < paged[300] < 1.0

@@ -2,8 +2,9 @@
 
 - null: never alerts (NAB's zero).
 - band: the usual Prometheus-native rule, `abs(x - avg_over_time(x[span])) > 3 * stddev_over_time(x[span])`
-  with `for:` one step, scored like AURA's backtest: by its pages, the highest |z| / (1 + |z|) of the run at
-  the row where each alert starts firing, 0 elsewhere (so the scorer's threshold search can still ask for a larger k).
+  with AURA's rules' `for:` (shorter than a row, so one row fires), scored like AURA's backtest: by its pages,
+  the highest |z| / (1 + |z|) of the run at the row where each alert starts firing, 0 elsewhere (so the
+  scorer's threshold search can still ask for a larger k).
   Like PromQL, the range includes the current sample and nothing after it.
 
 For servers with many metrics each (data/smd), two per-row scores, thresholded by the event-wise
@@ -26,7 +27,7 @@ BAND_SPAN = 86400.0  # avg_over_time(x[1d]), a common choice for seasonal server
 MIN_SAMPLES = 12
 SERVER_BAND_SPAN = 3600.0
 BAND_SIGMAS = 3.0
-HOLD_ROWS = 1  # the rule's `for:`: one step, as the backtest holds AURA's alerts (mixin COUNCIL_FOR on 5-minute rows)
+HOLD_ROWS = 0  # the rule's `for:` in rows: none, as the backtest holds AURA's alerts (mixin COUNCIL_FOR, 1m < a row)
 
 
 def null_scores(times: np.ndarray, values: np.ndarray) -> np.ndarray:
