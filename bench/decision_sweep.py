@@ -50,6 +50,16 @@ def configured(base: dict, analysis: str | None, overrides: dict[str, object]) -
     return document
 
 
+def redecide(document: dict, evidence: Path, out: Path, analysis: str | None = None) -> Path:
+    """The backtest folder `out` of the council alone re-run over `evidence` with the configuration `document`."""
+    config = out.parent / f"{out.name}.yml"  # not with_suffix: the folders 0.25 and 0.5 would share 0.yml
+    config.write_text(yaml.safe_dump(document))
+    if cli(["backtest", f"--config.file={config}", f"--evidence={evidence}", f"--output.dir={out}",
+            "--log.level=error"] + ([f"--analysis={analysis}"] if analysis else [])) != 0:
+        sys.exit(f"the re-run with {config} failed")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, required=True)
@@ -62,13 +72,9 @@ def main() -> None:
     print(f"{'setting':<60} {'recall':>14} {'false/entity-day':>17} {'delay':>9} {'risk recall at budgets':>24}")
     with tempfile.TemporaryDirectory() as scratch:
         for number, overrides in enumerate(settings(args.assignments) or [{}]):
-            config = Path(scratch) / f"{number}.yml"
-            config.write_text(yaml.safe_dump(configured(base, args.analysis, overrides)))
-            out = Path(scratch) / str(number)
             started = time.monotonic()
-            if cli(["backtest", f"--config.file={config}", f"--evidence={args.evidence}", f"--output.dir={out}",
-                    "--log.level=error"] + ([f"--analysis={args.analysis}"] if args.analysis else [])) != 0:
-                sys.exit(f"the re-run with {overrides} failed")
+            out = redecide(configured(base, args.analysis, overrides), args.evidence, Path(scratch) / str(number),
+                           args.analysis)
             incidents = load_labels(args.labels, entity_label_names(out)[0])
             document = event_document(out, incidents, EARLY)
             pages = document["pages"]

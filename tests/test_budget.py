@@ -39,7 +39,7 @@ def fleet_scores(rng, entities: int, cycles: int, features: int = 38) -> np.ndar
 
 def budget_risk(budget: PageBudget, keeper: DecisionKeeper, keys: tuple, sigmas: np.ndarray, now: float) -> np.ndarray:
     """[E] the budget's risk from [E, agents] sigmas (each agent's strongest evidence)."""
-    return budget.risk(budget.rates(keys, strength(sigma_strength(sigmas, 5.0)), keeper.warning(keys), now))
+    return budget.assess(keys, strength(sigma_strength(sigmas, 5.0)), keeper.warning(keys), now)[1]
 
 
 def replay_pages(sigmas: np.ndarray, council: CouncilConfig, budget: PageBudget | None) -> np.ndarray:
@@ -97,7 +97,7 @@ def test_a_step_change_still_pages_at_once():
 def test_an_entity_learns_for_a_day_before_it_has_a_rate_or_a_threshold():
     budget = PageBudget(1.0, 0.4, INTERVAL, 3600.0)
     keys = (("new",),)
-    rates = [budget.rates(keys, np.array([100.0 if c % 50 == 0 else 1.0]), np.array([False]), c * INTERVAL)[0]
+    rates = [budget.assess(keys, np.array([100.0 if c % 50 == 0 else 1.0]), np.array([False]), c * INTERVAL)[0][0]
              for c in range(200)]
     assert np.isnan(rates).all() and np.isnan(budget.threshold(keys[0]))
 
@@ -131,6 +131,25 @@ def test_the_tail_extrapolates_beyond_what_history_has_seen():
     assert tail.episodes_above(tail.threshold(0.5)) == pytest.approx(0.5)
 
 
+def test_a_budget_above_what_the_tail_covers_still_clears_its_warnings():
+    rng = np.random.default_rng(5)
+    council = CouncilConfig(false_pages_per_week=1.0)
+    budget = PageBudget(1.0, council.warn, INTERVAL, 3600.0, council.confirm_cycles)
+    keeper = DecisionKeeper(council, forget_after=3600.0)
+    keys = (("e",),)
+    scores = fleet_scores(rng, 1, 3 * WEEK_CYCLES)
+    warning = []
+    for cycle in range(len(scores)):
+        if cycle == 2 * WEEK_CYCLES:  # learned: now ask for twice as many pages as its tail has episodes
+            budget.per_week = 2.0 * budget.entities[keys[0]].tail.episodes_per_week
+        risk = budget_risk(budget, keeper, keys, scores[cycle], cycle * INTERVAL)
+        warning.append(keeper.decide(keys, risk, cycle * INTERVAL)[0] >= 1)
+    last_week = np.array(warning[-WEEK_CYCLES:], dtype=int)
+    pages = int((np.diff(last_week) == 1).sum())
+    tail = budget.entities[keys[0]].tail
+    assert pages > 0.5 * tail.episodes_per_week and last_week.mean() < 0.5  # as often as it can, each one clears
+
+
 def test_budget_configuration_is_checked():
     base = """
 prometheus: {url: 'http://x:9090'}
@@ -157,7 +176,7 @@ def test_hourly_cycles_still_learn_a_tail():
     assert budget.min_cycles >= 200 and budget.history >= 400  # a week of hourly cycles is too few for a tail
     rng = np.random.default_rng(2)
     for cycle in range(budget.min_cycles + 12):
-        budget.rates((("a",),), rng.exponential(1.0, 1), np.array([False]), cycle * 3600.0)
+        budget.assess((("a",),), rng.exponential(1.0, 1), np.array([False]), cycle * 3600.0)
     assert np.isfinite(budget.threshold(("a",)))
 
 
@@ -193,7 +212,7 @@ def test_a_restored_budget_pages_where_it_left_off():
     budget = PageBudget(1.0, 0.4, INTERVAL, 86400.0, 2)
     keys = (("a",), ("b",))
     for cycle in range(408):  # the last refit at the last cycle: a restore refits on the same strengths
-        budget.rates(keys, rng.exponential(1.0, 2), np.zeros(2, dtype=bool), cycle * INTERVAL)
+        budget.assess(keys, rng.exponential(1.0, 2), np.zeros(2, dtype=bool), cycle * INTERVAL)
     copy = PageBudget(1.0, 0.4, INTERVAL, 86400.0, 2)
     assert copy.restore(budget.state("same"), "same")
     assert [copy.threshold(k) for k in keys] == pytest.approx([budget.threshold(k) for k in keys])
@@ -208,10 +227,10 @@ def test_a_week_too_quiet_for_a_tail_keeps_the_last_one():
     key = ("a",)
     learning = budget.min_cycles + 12
     for cycle in range(learning):
-        budget.rates((key,), rng.exponential(1.0, 1), np.array([False]), cycle * INTERVAL)
+        budget.assess((key,), rng.exponential(1.0, 1), np.array([False]), cycle * INTERVAL)
     assert np.isfinite(budget.threshold(key))
     for cycle in range(learning, learning + budget.history + 24):  # a week of one flat strength: no episodes
-        rate = budget.rates((key,), np.array([0.5]), np.array([False]), cycle * INTERVAL)[0]
+        rate = budget.assess((key,), np.array([0.5]), np.array([False]), cycle * INTERVAL)[0][0]
     assert fit_tail(budget.entities[key].strengths(), INTERVAL) is None
     assert np.isfinite(budget.threshold(key)) and np.isfinite(rate)  # the last tail that could be fitted
 

@@ -20,7 +20,10 @@ How (peaks over threshold, as SPOT: Siffer et al., KDD 2017):
 - λ(s), the episodes per week at least as strong as s in the entity's normal behaviour, follows from
   the tail; the risk is warn^(λ(s) / budget): the warn threshold at exactly the budget, critical where
   normal behaviour gets there about three times more rarely (with warn 0.4, quorum 0.75), and near 0
-  for what happens every day.
+  for what happens every day. Below u (what the top 5% of cycles exceed) the risk is 0: the tail says
+  nothing there, so a budget asking for more pages a week than λ(u) gets λ(u), and an ordinary cycle
+  always lets a warning clear (else an entity whose strengths sit at their floor, under a large budget,
+  would warn without end, and a warning is not learned from).
 - Until an entity has a day of strengths and MIN_EPISODES episodes above u it is learning
   (`threshold` and λ are NaN), and the council keeps the fixed thresholds for it (CouncilStage.weigh):
   a new entity is not blind for a day, it is only as noisy as without a budget.
@@ -153,17 +156,20 @@ class PageBudget:
     def least_cycles(self) -> int:
         return int(np.ceil(MIN_EPISODES / TAIL_SHARE))
 
-    def rates(self, keys: tuple[tuple, ...], strengths: np.ndarray, warning: np.ndarray, now: float) -> np.ndarray:
-        """[E] λ(s): how many times a week each entity's normal behaviour is at least this strong (NaN while
-        it learns); `warning` [E] marks entities whose decision is warn or worse, whose strengths are not
-        learned from."""
+    def assess(self, keys: tuple[tuple, ...], strengths: np.ndarray, warning: np.ndarray,
+               now: float) -> tuple[np.ndarray, np.ndarray]:
+        """([E] λ(s), [E] risk): how many times a week each entity's normal behaviour is at least this strong
+        (NaN while it learns), and the risk that makes of it; `warning` [E] marks entities whose decision is
+        warn or worse, whose strengths are not learned from."""
         rates = np.full(len(keys), np.nan)
+        in_tail = np.zeros(len(keys), dtype=bool)
         for i, key in enumerate(keys):
             entity = self.entities.get(key) or self.entities.setdefault(key, _Entity(self.history))
             entity.last_seen = now
             value = float(strengths[i])
             if entity.tail is not None:
                 rates[i] = entity.tail.episodes_above(value)
+                in_tail[i] = value >= entity.tail.u
             if not (warning[i] and entity.tail is not None):  # while it learns, warnings are the fixed thresholds'
                 entity.learn(value)
             if entity.since_fit >= REFIT and entity.count >= self.min_cycles:
@@ -173,12 +179,13 @@ class PageBudget:
                 entity.since_fit = 0
         for key in [k for k, e in self.entities.items() if now - e.last_seen > self.forget_after]:
             del self.entities[key]
-        return rates
+        return rates, self.risk(rates, in_tail)
 
-    def risk(self, rates: np.ndarray) -> np.ndarray:
-        """[E] warn^(λ/budget): warn at the budget, towards 1 for what normal behaviour never does, 0 while
-        an entity learns (NaN λ; the council then keeps its fixed thresholds)."""
-        return np.where(np.isnan(rates), 0.0, self.warn ** (np.nan_to_num(rates, nan=0.0) / self.per_week))
+    def risk(self, rates: np.ndarray, in_tail: np.ndarray) -> np.ndarray:
+        """[E] warn^(λ/budget) for strengths in the tail: warn at the budget, towards 1 for what normal behaviour
+        never does; 0 below the tail and while an entity learns (NaN λ; the council then keeps its fixed
+        thresholds)."""
+        return np.where(in_tail, self.warn ** (np.nan_to_num(rates, nan=np.inf) / self.per_week), 0.0)
 
     def state(self, fingerprint: str) -> dict[str, np.ndarray]:
         """Every entity's strengths as arrays for the state file; `fingerprint` says what they were measured by."""

@@ -81,8 +81,8 @@ class CouncilStage:
         if self.budget is not None:
             strengths = strength(np.stack([a.strength(settings.sigmas) for a in assessments], axis=1)
                                  if assessments else np.zeros((evidence.entities, 0)))
-            usual = self.budget.rates(keys, strengths, self.keeper.warning(keys), now)
-            risk = np.where(np.isnan(usual), risk, self.budget.risk(usual))  # fixed thresholds while learning
+            usual, budgeted = self.budget.assess(keys, strengths, self.keeper.warning(keys), now)
+            risk = np.where(np.isnan(usual), risk, budgeted)  # fixed thresholds while learning
         return Verdict(
             evidence=evidence,
             assessments=assessments,
