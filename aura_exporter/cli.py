@@ -37,6 +37,8 @@ def _serving_flags() -> argparse.ArgumentParser:
     serving.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics")
     serving.add_argument("--web.config.file", dest="web_config_file", default=None,
                          help="exporter-toolkit web configuration: TLS and basic auth (default: none)")
+    serving.add_argument("--web.enable-lifecycle", dest="lifecycle", action="store_true",
+                         help="serve POST /-/reload (SIGHUP reloads either way; default off, as in Prometheus)")
     serving.add_argument("--topology.workers", dest="workers", type=int, default=0,
                          help="processes computing persistence (default: one per CPU)")
     serving.add_argument("--storage.path", dest="storage", default="data",
@@ -158,7 +160,8 @@ async def _serve(config: Config, args: argparse.Namespace, web_config: WebConfig
     exporter = Exporter(config, source, clock, args.listen_address, args.telemetry_path, args.workers or None,
                         history=history, storage=prepare_storage(args.storage), shard=shard,
                         config_path=args.config_file, sources=sources, web_config=web_config,
-                        keep_baselines=args.command != "demo", learn_from_history=args.command != "demo")
+                        keep_baselines=args.command != "demo", learn_from_history=args.command != "demo",
+                        lifecycle=args.lifecycle)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -49,7 +49,8 @@ class Exporter:
                  telemetry_path: str = "/metrics", workers: int | None = None,
                  history: HistoryLoader | None = None, storage: Path | None = None, shard: Shard = WHOLE,
                  config_path: str | None = None, sources: SourceFactory | None = None,
-                 web_config: WebConfig | None = None, keep_baselines: bool = True, learn_from_history: bool = True):
+                 web_config: WebConfig | None = None, keep_baselines: bool = True, learn_from_history: bool = True,
+                 lifecycle: bool = False):
         self.config = config
         self.source = source
         self.history = history
@@ -71,7 +72,7 @@ class Exporter:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aura-compute")
         self.workers = workers or os.cpu_count() or 1
         self.runs: dict[str, AnalysisRun] = {a.name: self._prepare(a) for a in self._here(config)}
-        self.state = ServerState(live=self.metrics.registry, analyses=names, reload=self.reload)
+        self.state = ServerState(live=self.metrics.registry, analyses=names, reload=self.reload if lifecycle else None)
         self.watcher_task: asyncio.Task | None = None
         if config.kubernetes.enabled:
             self.state.watcher = ClusterWatcher(config.kubernetes, self.metrics.kubernetes_errors.inc)

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import urllib.parse
 
+import aiohttp
 import numpy as np
 import pytest
 from conftest import serve_in_process
@@ -144,5 +145,22 @@ def test_decision_feed_sends_hello_current_decisions_and_changes():
             change = await socket.receive_json(timeout=5)
             assert (change["type"], change["decision"], change["previous"]) == ("decision", "monitor", "critical")
             assert change["labels"] == entity
+
+        same_site = f"http://127.0.0.1:{exporter.port}"
+        async with session.ws_connect("/api/v1/decisions", headers={"Origin": same_site}) as socket:
+            assert (await socket.receive_json(timeout=5))["type"] == "hello"
+        for foreign in ({"Origin": "http://evil.example"}, {"Origin": "null"},
+                        {"Origin": same_site, "Sec-Fetch-Site": "cross-site"}):
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:  # another site's page reads nothing
+                await session.ws_connect("/api/v1/decisions", headers=foreign)
+            assert refused.value.status == 403
+
+    serve(scenario)
+
+
+def test_reload_over_http_is_off_unless_the_lifecycle_api_is_enabled():
+    async def scenario(exporter, session):
+        async with session.post("/-/reload") as response:
+            assert response.status == 403 and "Lifecycle API is not enabled" in await response.text()
 
     serve(scenario)

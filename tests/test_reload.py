@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 
 import aiohttp
@@ -31,13 +32,13 @@ def config_text(names: list[str], interval: str = "1m") -> str:
     return "prometheus: {url: 'http://replay.invalid:9090'}\nanalyses:" + analyses
 
 
-def test_reload_keeps_unchanged_analyses_restarts_changed_ones_and_refuses_bad_files(tmp_path):
+def test_reload_keeps_unchanged_analyses_restarts_changed_ones_and_refuses_bad_files(tmp_path, caplog):
     path = tmp_path / "aura.yml"
     path.write_text(config_text(["node"]))
 
     async def main():
         exporter = Exporter(load_config(str(path)), ReplaySource(ReplayFleet(hosts=10)), WallClock(), "127.0.0.1:0",
-                            workers=1, config_path=str(path))
+                            workers=1, config_path=str(path), lifecycle=True)
         stop = asyncio.Event()
         running = asyncio.create_task(exporter.run(stop))
         await exporter.started.wait()
@@ -60,13 +61,19 @@ def test_reload_keeps_unchanged_analyses_restarts_changed_ones_and_refuses_bad_f
                         return await response.text()
 
                 path.write_text("analyses: [}")
-                assert "invalid YAML" in await reload(500)
+                assert "1 problem" in await reload(500)
                 path.write_text(config_text(["node"]).replace("step: 15s", "step: soon"))
-                assert "analyses[0].step" in await reload(500)
+                with caplog.at_level(logging.ERROR, logger="aura_exporter"):
+                    answer = await reload(500)
+                assert "soon" not in answer and "in the exporter's log" in answer  # the file may hold secrets
+                assert any("analyses[0].step" in str(r.__dict__.get("problem")) for r in caplog.records)
                 assert sample_value(await metrics(), "aura_config_last_reload_successful", {}) == 0
                 assert exporter.runs["node"] is kept and not kept.tasks[0].done()  # the old one runs on
 
                 path.write_text(config_text(["node", "pods"]))
+                async with session.post("/-/reload", headers={"Origin": "http://evil.example"}) as response:
+                    assert response.status == 403  # another site's page cannot reload with the browser's credentials
+                assert "pods" not in exporter.runs
                 await reload(200)
                 assert sample_value(await metrics(), "aura_config_last_reload_successful", {}) == 1
                 assert exporter.runs["node"] is kept  # unchanged: its baselines and decisions stay

@@ -18,6 +18,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from aura_exporter.council import DECISIONS
 from aura_exporter.exposition.api import failure
+from aura_exporter.exposition.crosssite import cross_site, refusal
 from aura_exporter.exposition.views import entity_explanation, entity_id
 from aura_exporter.snapshot import AnalysisResult, Snapshot
 
@@ -74,10 +75,12 @@ class DecisionFeed:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         socket = web.WebSocketResponse(heartbeat=30.0)
+        if cross_site(request):  # another site's page would read the feed with the browser's credentials
+            return refusal()
         if not socket.can_prepare(request).ok:
-            refusal = failure(426, "bad_request", "this endpoint is a WebSocket: connect with Upgrade: websocket")
-            refusal.headers["Upgrade"] = "websocket"
-            return refusal
+            upgrade = failure(426, "bad_request", "this endpoint is a WebSocket: connect with Upgrade: websocket")
+            upgrade.headers["Upgrade"] = "websocket"
+            return upgrade
         await socket.prepare(request)
         queue: asyncio.Queue = asyncio.Queue(maxsize=QUEUE_SIZE)
         self._offer(queue, [{"type": "hello", "time": time.time()}, *self.current()])

@@ -14,6 +14,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from aura_exporter.exposition.api import PREFIX, Api, json_errors
+from aura_exporter.exposition.crosssite import cross_site, refusal
 from aura_exporter.exposition.feed import DecisionFeed
 from aura_exporter.exposition.landing import render_landing
 from aura_exporter.exposition.render import (
@@ -41,7 +42,8 @@ class ServerState:
     feed: DecisionFeed = field(default_factory=DecisionFeed)
     history: RiskHistory = field(default_factory=RiskHistory)
     watcher: ClusterWatcher | None = None  # Kubernetes enrichment, when enabled
-    reload: Callable[[], Awaitable[list[str]]] | None = None  # reads the configuration again: its problems
+    # Reads the configuration again (its problems); None unless --web.enable-lifecycle opened /-/reload.
+    reload: Callable[[], Awaitable[list[str]]] | None = None
     started_at: float = field(default_factory=time.time)
     scrapes: ScrapeCache = field(default_factory=ScrapeCache)
 
@@ -105,10 +107,16 @@ class _Handlers:
         return web.Response(text="Ready.\n")
 
     async def reload(self, request: web.Request) -> web.Response:
-        """Like Prometheus' /-/reload: 200 when the new configuration took effect, else 500 and why."""
-        problems = ["reloading is not available"] if self.state.reload is None else await self.state.reload()
+        """Like Prometheus' /-/reload: 403 unless --web.enable-lifecycle, 200 when the new configuration took
+        effect, else 500. The problems go to the log only: they quote the file, which may hold secrets."""
+        if self.state.reload is None:
+            return web.Response(status=403, text="Lifecycle API is not enabled.\n")
+        if cross_site(request):
+            return refusal()
+        problems = await self.state.reload()
         if problems:
-            return web.Response(status=500, text="failed to reload config:\n" + "\n".join(problems) + "\n")
+            return web.Response(status=500, text=f"failed to reload config: {len(problems)} problem(s), in the "
+                                                 "exporter's log; the previous configuration keeps running.\n")
         return web.Response(text="Reloaded.\n")
 
     async def landing(self, request: web.Request) -> web.Response:
