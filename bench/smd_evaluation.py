@@ -108,8 +108,8 @@ def markdown(results: dict, seconds: float, command: str) -> str:
     risk = results["aura"]["risk"]["recall_at_budget"]
     lines += ["", "Its risk thresholded like the baselines' scores instead (each machine's at quantiles of its",
               "train-row risk; dashed in the plot) reaches "
-              + ", ".join(f"{_pct(risk[str(b)])} at {b}" for b in BUDGETS)
-              + ": the page budget's thresholds move with each machine's last week, so one fixed quantile of",
+              + ", ".join(f"{_pct(risk[str(b)])} at {b}" for b in BUDGETS) + ":",
+              "the page budget's thresholds move with each machine's last week, so one fixed quantile of",
               "the train rows' risk is not what pages.",
               "", "![recall against false alerts per entity-day](img/smd-recall-budget.png)", "",
               "Goals (issue 23): recall ≥ 70% at ≤ 0.25 false alerts per entity-day and ≥ 50% at ≤ 0.1, ahead of",
