@@ -56,7 +56,8 @@ MODELS = {("v1", "Service"): "V1Service", ("v1", "ConfigMap"): "V1ConfigMap",
           ("v1", "ServiceAccount"): "V1ServiceAccount", ("apps/v1", "StatefulSet"): "V1StatefulSet",
           ("policy/v1", "PodDisruptionBudget"): "V1PodDisruptionBudget",
           ("rbac.authorization.k8s.io/v1", "ClusterRole"): "V1ClusterRole",
-          ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): "V1ClusterRoleBinding"}
+          ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): "V1ClusterRoleBinding",
+          ("networking.k8s.io/v1", "NetworkPolicy"): "V1NetworkPolicy"}
 
 
 def rendered(overlay: str) -> list[dict]:
@@ -101,6 +102,33 @@ def test_shards_follow_the_replicas_and_prometheus_keeps_the_entities_labels(ove
     assert all(endpoint["honorLabels"] is True for endpoint in monitor["spec"]["endpoints"])
     for kind in ("ServiceMonitor", "PrometheusRule"):
         assert of_kind(objects, kind)["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+
+
+# The Kubernetes client calls sources/kubernetes.py makes, and the (API group, resource) each reads.
+CLIENT_CALLS = {"list_pod_for_all_namespaces": ("", "pods"), "list_node": ("", "nodes"),
+                "list_replica_set_for_all_namespaces": ("apps", "replicasets")}
+
+
+def test_the_cluster_role_grants_what_the_code_calls_and_nothing_more():
+    import re
+
+    code = (REPO / "aura_exporter" / "sources" / "kubernetes.py").read_text()
+    assert set(re.findall(r"\b(?:core|apps)\.(\w+)\(", code)) == set(CLIENT_CALLS)
+    role = of_kind(rendered("single"), "ClusterRole")
+    granted = {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
+               for resource in rule["resources"] for verb in rule["verbs"]}
+    assert granted == {(group, resource, "list") for group, resource in CLIENT_CALLS.values()}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_network_policy_admits_the_monitoring_namespace_to_the_exporters_port(overlay):
+    objects = rendered(overlay)
+    policy, pod = of_kind(objects, "NetworkPolicy")["spec"], of_kind(objects, "StatefulSet")["spec"]["template"]
+    assert policy["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    (rule,) = policy["ingress"]
+    ports = {port["name"] for port in pod["spec"]["containers"][0]["ports"]}
+    assert {port["port"] for port in rule["ports"]} <= ports
+    assert rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
 
 
 def test_the_sharded_overlay_runs_three_shards_and_the_gpu_overlay_a_gpu():
