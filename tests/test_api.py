@@ -158,6 +158,53 @@ def test_decision_feed_sends_hello_current_decisions_and_changes():
     serve(scenario)
 
 
+def test_a_new_client_gets_every_current_decision_however_many_and_stays(monkeypatch):
+    from aura_exporter.exposition import feed as feed_module
+
+    monkeypatch.setattr(feed_module, "QUEUE_SIZE", 1)
+
+    async def scenario(exporter, session):
+        feed = exporter.state.feed
+        snapshot = exporter.holder.latest
+        result = snapshot.results["node"]
+        entities = len(result.windows.entities)
+
+        def publish(decision: int) -> None:
+            verdict = dataclasses.replace(result.verdict, decision=np.full(entities, decision))
+            feed.publish(dataclasses.replace(snapshot, results={"node": dataclasses.replace(result, verdict=verdict)}))
+
+        publish(2)
+        async with session.ws_connect("/api/v1/decisions") as socket:
+            assert (await socket.receive_json(timeout=5))["type"] == "hello"
+            current = [await socket.receive_json(timeout=5) for _ in range(entities)]
+            assert {e["type"] for e in current} == {"current"} and len({e["id"] for e in current}) == entities
+            publish(0)  # every entity changes at once: one snapshot, however many changes
+            changes = [await socket.receive_json(timeout=5) for _ in range(entities)]
+            assert {(c["type"], c["decision"]) for c in changes} == {("decision", "monitor")}
+            publish(1)
+            publish(2)  # two snapshots before it could read one: more than its queue holds
+            closing = await socket.receive(timeout=5)
+            assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == aiohttp.WSCloseCode.TRY_AGAIN_LATER
+
+    serve(scenario)
+
+
+def test_the_feed_serves_a_bounded_number_of_clients(monkeypatch):
+    from aura_exporter.exposition import feed as feed_module
+
+    monkeypatch.setattr(feed_module, "MAX_CLIENTS", 2)
+
+    async def scenario(exporter, session):
+        async with session.ws_connect("/api/v1/decisions"), session.ws_connect("/api/v1/decisions"):
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await session.ws_connect("/api/v1/decisions")
+            assert refused.value.status == 503
+        async with session.ws_connect("/api/v1/decisions") as socket:  # a slot is free again once one leaves
+            assert (await socket.receive_json(timeout=5))["type"] == "hello"
+
+    serve(scenario)
+
+
 def test_reload_over_http_is_off_unless_the_lifecycle_api_is_enabled():
     async def scenario(exporter, session):
         async with session.post("/-/reload") as response:

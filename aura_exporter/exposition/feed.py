@@ -2,9 +2,12 @@
 
 A client gets a hello, the current warn and critical decisions (type "current"), then every change
 of decision (type "decision") as
-each snapshot is published (an entity first seen at monitor is not a change). Each client has a
-bounded queue: one too slow to keep up is closed (code 1013, try again later) rather than let it
-hold memory or delay anyone else.
+each snapshot is published (an entity first seen at monitor is not a change). The current decisions
+go straight to the socket, one message at a time and however many there are, so a new client gets
+them whole during the large incidents the feed exists for. Each client's queue holds the changes of at
+most QUEUE_SIZE snapshots (however many changes each has: an incident that ends at once for 5,000 entities
+is one); a client more snapshots behind is closed (code 1013, try again later) rather than let it hold
+memory or delay anyone else, and at most MAX_CLIENTS are served at once.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from aura_exporter.council import DECISIONS
@@ -24,7 +29,8 @@ from aura_exporter.snapshot import AnalysisResult, Snapshot
 
 log = logging.getLogger(__name__)
 
-QUEUE_SIZE = 1000
+QUEUE_SIZE = 16  # snapshots' changes waiting for one client (16 minutes behind at 1-minute cycles)
+MAX_CLIENTS = 64  # a UI tab or an on-call bot each; more is a leak or an attack
 _LAGGING = object()
 
 
@@ -43,6 +49,13 @@ def decision_event(result: AnalysisResult, index: int, previous: str | None, kin
         "summary": explanation.summary,
         "time": result.data_time,
     }
+
+
+def current_events(snapshot: Snapshot) -> Iterator[dict[str, Any]]:
+    """The warn and critical decisions as they stand (type "current"), explained one at a time as sent."""
+    for result in snapshot.results.values():
+        for index in np.flatnonzero(result.verdict.decision > 0):
+            yield decision_event(result, int(index), None, kind="current")
 
 
 class DecisionFeed:
@@ -66,13 +79,6 @@ class DecisionFeed:
         for queue in list(self.queues):
             self._offer(queue, events)
 
-    def current(self) -> list[dict[str, Any]]:
-        return [
-            decision_event(result, index, None, kind="current")
-            for result in self.snapshot.results.values()
-            for index in range(len(result.windows.entities)) if int(result.verdict.decision[index]) > 0
-        ]
-
     async def handle(self, request: web.Request) -> web.StreamResponse:
         socket = web.WebSocketResponse(heartbeat=30.0)
         if cross_site(request):  # another site's page would read the feed with the browser's credentials
@@ -81,12 +87,17 @@ class DecisionFeed:
             upgrade = failure(426, "bad_request", "this endpoint is a WebSocket: connect with Upgrade: websocket")
             upgrade.headers["Upgrade"] = "websocket"
             return upgrade
+        if len(self.sockets) >= MAX_CLIENTS:
+            return failure(503, "unavailable", f"the decision feed serves at most {MAX_CLIENTS} clients at once")
         await socket.prepare(request)
         queue: asyncio.Queue = asyncio.Queue(maxsize=QUEUE_SIZE)
-        self._offer(queue, [{"type": "hello", "time": time.time()}, *self.current()])
+        snapshot = self.snapshot  # taken as the queue joins (no await between): the changes queued follow it
         self.queues.add(queue)
         self.sockets.add(socket)
         try:
+            await socket.send_json({"type": "hello", "time": time.time()})
+            for event in current_events(snapshot):
+                await socket.send_json(event)
             await self._pump(socket, queue)
         finally:
             self.queues.discard(queue)
@@ -107,12 +118,13 @@ class DecisionFeed:
                 if getter not in done:
                     getter.cancel()
                     return
-                event = getter.result()
-                if event is _LAGGING:
+                changes = getter.result()
+                if changes is _LAGGING:
                     log.warning("closing a decision feed client that cannot keep up")
                     await socket.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow")
                     return
-                await socket.send_json(event)
+                for event in changes:
+                    await socket.send_json(event)
         finally:
             reader.cancel()
 
@@ -123,10 +135,12 @@ class DecisionFeed:
                 return
 
     @staticmethod
-    def _offer(queue: asyncio.Queue, events: list) -> None:
-        for event in events:
-            if queue.full():
-                queue.get_nowait()  # make room for the marker: this client is closed anyway
-                queue.put_nowait(_LAGGING)
-                return
-            queue.put_nowait(event)
+    def _offer(queue: asyncio.Queue, changes: list) -> None:
+        """Queue one snapshot's changes (one list, shared by every client), or mark the client as lagging."""
+        if not changes:
+            return
+        if queue.full():
+            queue.get_nowait()  # make room for the marker: this client is closed anyway
+            queue.put_nowait(_LAGGING)
+            return
+        queue.put_nowait(changes)
