@@ -13,6 +13,7 @@ from conftest import serve_in_process
 from openapi_spec_validator import validate
 
 from aura_exporter.config import parse_config
+from aura_exporter.exposition.views import entity_summary
 from aura_exporter.sources.replay import ReplayFleet, ReplaySource
 
 ANALYSES = parse_config(open("aura_exporter/examples/demo.yml").read()).analyses
@@ -118,6 +119,28 @@ def test_openapi_document_is_valid_and_describes_every_route():
         described = set(spec["paths"])
         routes = {r.resource.canonical for r in exporter.app.router.routes() if r.resource is not None}
         assert {r for r in routes if r.startswith("/api/v1")} == described
+
+    serve(scenario)
+
+
+def test_entities_are_sorted_and_cut_before_any_summary_is_built(monkeypatch):
+    from aura_exporter.exposition import api as api_module
+
+    built = []
+    monkeypatch.setattr(api_module, "entity_summary", lambda result, index: built.append(index) or
+                        entity_summary(result, index))
+
+    async def scenario(exporter, session):
+        result = exporter.holder.latest.results["node"]
+        everyone = [entity_summary(result, i) for i in range(len(result.windows.entities))]
+        for sort, field in (("risk", "risk"), ("drift", "drift_zscore"), ("isolation", "isolation")):
+            built.clear()
+            listed = (await get_json(session, f"/api/v1/entities?sort={sort}&limit=3"))["data"]
+            expected = sorted(everyone, key=lambda e: -(e[field] or 0.0))[:3]  # stable, as the list was sorted
+            assert listed == {"total": len(everyone), "entities": expected}
+            assert len(built) == 3  # the other seven were never turned into JSON
+        flagged = (await get_json(session, "/api/v1/entities?decision=critical&limit=5"))["data"]
+        assert flagged["total"] == int((result.verdict.decision == 2).sum())
 
     serve(scenario)
 

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import numpy as np
 from aiohttp import web
 
 from aura_exporter import __version__
@@ -31,10 +32,12 @@ log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1"
 MAX_LIMIT = 10000
-SORT_KEYS = {
-    "risk": lambda e: -(e["risk"] or 0.0),
-    "drift": lambda e: -(e["drift_zscore"] or 0.0),
-    "isolation": lambda e: -(e["isolation"] or 0.0),
+# What /api/v1/entities sorts by (highest first; missing counts as 0), read from the result's arrays so
+# that only the `limit` entities returned are ever turned into JSON.
+SORT_KEYS: dict[str, Callable[[AnalysisResult], np.ndarray]] = {
+    "risk": lambda result: result.verdict.risk,
+    "drift": lambda result: result.topology.drift_zscore,
+    "isolation": lambda result: result.topology.fleet.isolation,
 }
 
 
@@ -147,14 +150,15 @@ class Api:
         if sort not in SORT_KEYS:
             raise ApiError(400, "bad_data", f"sort must be one of {', '.join(SORT_KEYS)}")
         limit = _limit(query.get("limit"))
-        found = [
-            entity_summary(result, i)
-            for name, result in self.snapshot().results.items() if wanted in (None, name)
-            for i in range(len(result.windows.entities))
-        ]
-        found = [e for e in found if decision in (None, e["decision"])]
-        found.sort(key=SORT_KEYS[sort])
-        return success({"total": len(found), "entities": found[:limit]})
+        results = [result for name, result in self.snapshot().results.items() if wanted in (None, name)]
+        rows = [np.flatnonzero(result.verdict.decision == DECISIONS.index(decision)) if decision is not None
+                else np.arange(len(result.windows.entities)) for result in results]
+        owner = np.concatenate([np.full(len(r), n) for n, r in enumerate(rows)] or [np.zeros(0, dtype=int)])
+        row = np.concatenate(rows or [np.zeros(0, dtype=int)])
+        values = np.concatenate([SORT_KEYS[sort](result)[r] for result, r in zip(results, rows, strict=True)]
+                                or [np.zeros(0)])
+        order = np.argsort(-np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0), kind="stable")[:limit]
+        return success({"total": len(row), "entities": [entity_summary(results[owner[k]], int(row[k])) for k in order]})
 
     async def entity(self, request: web.Request) -> web.Response:
         result = self._result(request.match_info["analysis"])
