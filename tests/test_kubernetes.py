@@ -117,6 +117,20 @@ def test_flagged_pods_of_one_node_point_at_the_node():
     assert entity_detail(pods_result([2, 1, 0]), 0, None)["kubernetes"] is None  # enrichment off
 
 
+def test_the_fleet_table_shows_the_riskiest_rows_and_points_at_the_api_for_the_rest(monkeypatch):
+    from aura_exporter.exposition import ui
+    from aura_exporter.exposition.ui import fleet_section
+
+    monkeypatch.setattr(ui, "TABLE_ROWS", 2)
+    page = fleet_section(pods_result([0, 2, 1]), None)
+    table = page[page.index('<table class="entities"'):]
+    assert table.count("<tr data-id=") == 2 and "db-0" in table and "x2x9k" not in table  # the calm one is left out
+    assert "3 entities" in page and "the 2 riskiest" in page and "/api/v1/entities?analysis=pods" in page
+    monkeypatch.setattr(ui, "TABLE_ROWS", 3)
+    whole = fleet_section(pods_result([0, 2, 1]), None)
+    assert whole.count("<tr data-id=") == 3 and "riskiest" not in whole
+
+
 def test_the_watcher_keeps_the_last_reading_when_the_api_fails():
     errors: list[int] = []
     calls: list[int] = []

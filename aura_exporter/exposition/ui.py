@@ -12,6 +12,7 @@ import functools
 import html
 from collections import deque
 from importlib import resources
+from urllib.parse import quote
 
 import numpy as np
 from aiohttp import web
@@ -40,6 +41,7 @@ from aura_exporter.topology.fleet import recent_state
 
 HISTORY_POINTS = 240  # risk values kept per entity for its timeline
 GRAPH_NODES = 300  # the fleet graph shows at most this many entities, the riskiest
+TABLE_ROWS = 500  # ...and its table these many: a page of 10,000 rows costs the event loop and the browser
 CSP = ("default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self'; connect-src 'self'; "
        "base-uri 'none'; form-action 'none'")
 
@@ -162,7 +164,7 @@ def entity_name(result: AnalysisResult, index: int) -> str:
 def fleet_section(result: AnalysisResult, cluster: ClusterTopology | None = None) -> str:
     verdict, topology = result.verdict, result.topology
     nodes_of = node_of_each(result, cluster)
-    order = np.argsort(-verdict.risk, kind="stable")
+    order = np.argsort(-verdict.risk, kind="stable")[:TABLE_ROWS]
     rows = []
     for index in order:
         decision = DECISIONS[int(verdict.decision[index])]
@@ -174,8 +176,12 @@ def fleet_section(result: AnalysisResult, cluster: ClusterTopology | None = None
             f'<td class="decision {decision}" data-value="{int(verdict.decision[index])}">{decision}</td>'
             f'<td class="risk" data-value="{risk:.6f}">{risk:.0%}</td>'
             f'<td data-value="{drift:.6f}">{drift:.2f}</td><td data-value="{isolation:.6f}">{isolation:.2f}</td></tr>')
-    return (f'<h2>{_e(result.analysis.name)}</h2><p>{len(rows)} entities, {topology.fleet.components} behaviour '
-            f'clusters.</p>{shared_nodes_note(result, nodes_of)}'
+    entities = len(result.windows.entities)
+    shown = "" if entities <= TABLE_ROWS else (f' The table shows the {TABLE_ROWS} riskiest; <a href="/api/v1/entities?'
+                                               f'analysis={quote(result.analysis.name)}&amp;limit=10000">the API</a> '
+                                               'lists them all.')
+    return (f'<h2>{_e(result.analysis.name)}</h2><p>{entities} entities, {topology.fleet.components} behaviour '
+            f'clusters.{shown}</p>{shared_nodes_note(result, nodes_of)}'
             f'<div class="charts">{fleet_graph_svg(result, nodes_of)}</div>'
             '<table class="entities"><thead><tr><th data-sort="text">entity</th><th data-sort="number">decision</th>'
             '<th data-sort="number">risk</th><th data-sort="number">drift z-score</th>'
