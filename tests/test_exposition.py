@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import logging
+import socket
 import subprocess
 import time
 
@@ -119,6 +121,44 @@ def test_negotiation_gzip_landing_and_health():
             assert response.status == 200
 
     serve_and(scenario, ReplaySource(ReplayFleet(hosts=10)))
+
+
+def test_a_client_that_never_reads_is_dropped_and_scrapes_go_on(monkeypatch, caplog):
+    from aura_exporter.exposition import server
+
+    monkeypatch.setattr(server, "SLOW_READER_SECONDS", 1.0)
+    big = b"# a body larger than the kernel's socket buffers\n" * 800_000  # 40 MB
+
+    async def scenario(exporter, session):
+        while "node" not in exporter.state.succeeded:
+            await asyncio.sleep(0.05)
+        exporter.state.scrapes.ttl = 120.0
+        exporter.state.scrapes.put(exporter.state.rendered, False, False, big)  # what a plain text scrape gets
+        loop = asyncio.get_running_loop()
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.setblocking(False)
+        await loop.sock_connect(stalled, ("127.0.0.1", exporter.port))
+        await loop.sock_sendall(stalled, b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\n\r\n")
+        received = 0
+        try:
+            started = time.monotonic()
+            while not any("did not read" in r.getMessage() for r in caplog.records):
+                async with session.get("/metrics", headers={"Accept-Encoding": "gzip"}) as response:
+                    assert response.status == 200  # other scrapes are served meanwhile
+                assert time.monotonic() - started < 20, "the stalled client was never dropped"
+                await asyncio.sleep(0.2)
+            received = 0
+            while chunk := await asyncio.wait_for(loop.sock_recv(stalled, 1 << 20), 5):
+                received += len(chunk)
+        except ConnectionResetError:
+            pass
+        finally:
+            stalled.close()
+        assert received < len(big)  # cut off, not served whole
+
+    with caplog.at_level(logging.WARNING, logger="aura_exporter"):
+        serve_and(scenario, ReplaySource(ReplayFleet(hosts=10)))
 
 
 def test_landing_page_lists_standouts_and_escapes_label_values():

@@ -5,6 +5,8 @@ Handlers only read what the cycles already published; none of them computes an a
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -30,6 +32,11 @@ from aura_exporter.exposition.ui import RiskHistory, Ui
 from aura_exporter.exposition.webconfig import WebConfig, basic_auth
 from aura_exporter.snapshot import Snapshot
 from aura_exporter.sources.kubernetes import ClusterTopology, ClusterWatcher
+
+log = logging.getLogger(__name__)
+
+CHUNK = 64 * 1024  # aiohttp waits for the socket to drain past 64 KiB: one chunk per wait
+SLOW_READER_SECONDS = 10.0  # Prometheus' default scrape timeout: a scrape slower than that has failed anyway
 
 
 @dataclass
@@ -78,7 +85,7 @@ class _Handlers:
         self.telemetry_path = telemetry_path
         self.run_blocking = run_blocking
 
-    async def metrics(self, request: web.Request) -> web.Response:
+    async def metrics(self, request: web.Request) -> web.StreamResponse:
         openmetrics = wants_openmetrics(request.headers.get("Accept", ""))
         use_gzip = "gzip" in request.headers.get("Accept-Encoding", "")
         rendered = self.state.rendered
@@ -89,11 +96,14 @@ class _Handlers:
         if body is None:
             body = exposition_body(rendered, self.state.live, openmetrics, use_gzip)
             self.state.scrapes.put(rendered, openmetrics, use_gzip, body)
-        response = web.Response(body=body)
+        response = web.StreamResponse()
         response.headers["Content-Type"] = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
         if use_gzip:
             response.headers["Content-Encoding"] = "gzip"
         response.headers["Vary"] = "Accept, Accept-Encoding"
+        response.content_length = len(body)
+        await response.prepare(request)
+        await send_or_drop(request, response, body)
         return response
 
     async def healthy(self, request: web.Request) -> web.Response:
@@ -123,6 +133,22 @@ class _Handlers:
         page = render_landing(self.state.rendered.snapshot, self.state.analyses, self.state.last_errors,
                               self.telemetry_path)
         return web.Response(text=page, content_type="text/html")
+
+
+async def send_or_drop(request: web.Request, response: web.StreamResponse, body: bytes) -> None:
+    """Write `body` a CHUNK at a time, each sent within SLOW_READER_SECONDS or the connection is dropped: a
+    client that asks and never reads holds at most a chunk or two of memory, and only that long, instead of a
+    copy of the whole body in the connection's write buffer for as long as it likes."""
+    view = memoryview(body)
+    try:
+        for start in range(0, len(view), CHUNK):
+            async with asyncio.timeout(SLOW_READER_SECONDS):
+                await response.write(view[start:start + CHUNK])
+        await response.write_eof()
+    except TimeoutError:
+        log.warning("dropped a client that did not read its response", extra={"path": request.path})
+        if request.transport is not None:
+            request.transport.abort()
 
 
 async def start_server(app: web.Application, listen_address: str, tls: ssl.SSLContext | None = None) -> web.AppRunner:
