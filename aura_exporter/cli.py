@@ -16,10 +16,10 @@ from aura_exporter.config import Config, ConfigError, load_config
 from aura_exporter.durations import parse_duration
 from aura_exporter.exposition.webconfig import WebConfig, load_web_config
 from aura_exporter.logs import LEVELS, setup_logging
+from aura_exporter.probe import DEFAULT_LISTEN_ADDRESS
 from aura_exporter.sources.shard import ShardedSource, ShardError, resolve_shard, sharded_history
 from aura_exporter.storage import StorageError, prepare_storage
 
-DEFAULT_LISTEN_ADDRESS = ":10470"  # outside 9100-9999, which the exporter port registry has filled
 log = logging.getLogger("aura_exporter")
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from aura_exporter.catch_up import catch_up
 from aura_exporter.clock import Clock
@@ -21,11 +23,13 @@ from aura_exporter.exposition.server import ServerState, bound_port, build_app, 
 from aura_exporter.exposition.webconfig import WebConfig
 from aura_exporter.forecast.manager import ModelManager
 from aura_exporter.graph.cycle import GraphCycle
+from aura_exporter.probe import TOKEN_FILE
 from aura_exporter.snapshot import GraphResult, SnapshotHolder
 from aura_exporter.sources.base import Source
 from aura_exporter.sources.history import HistoryLoader
 from aura_exporter.sources.kubernetes import ClusterWatcher
 from aura_exporter.sources.shard import WHOLE, Shard
+from aura_exporter.storage import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +113,7 @@ class Exporter:
         await asyncio.get_running_loop().run_in_executor(self.executor, run.cycle.save)
 
     async def run(self, stop: asyncio.Event) -> None:
-        self.app = build_app(self.state, self.telemetry_path, self._run_blocking, self.web_config)
+        self.app = build_app(self.state, self.telemetry_path, self._run_blocking, self.web_config, self._probe_token())
         runner = await start_server(self.app, self.listen_address, self.web_config.tls if self.web_config else None)
         self.port = bound_port(runner)
         log.info("listening", extra={"address": self.listen_address, "port": self.port})
@@ -128,6 +132,18 @@ class Exporter:
             await self.source.close()
             self.executor.shutdown(wait=False, cancel_futures=True)
             log.info("stopped")
+
+    def _probe_token(self) -> str | None:
+        """A fresh token for the container's own probes (aura_exporter/probe.py), in the state directory."""
+        if self.storage is None:
+            return None
+        token = secrets.token_urlsafe(32)
+
+        def write(stream: BinaryIO) -> None:
+            stream.write(token.encode())
+
+        write_atomically(self.storage / TOKEN_FILE, write)  # mode 0600, as mkstemp makes it
+        return token
 
     def _start_watcher(self) -> None:
         if self.state.watcher is not None:

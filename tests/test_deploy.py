@@ -98,6 +98,11 @@ def test_shards_follow_the_replicas_and_prometheus_keeps_the_entities_labels(ove
     assert not any(a.startswith("--shard.index") for a in args)  # the pod's ordinal is its shard
     pod = statefulset["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
+    storage = next(a for a in args if a.startswith("--storage.path="))
+    for probe, path in (("readinessProbe", "/-/ready"), ("livenessProbe", "/-/healthy")):
+        command = pod["containers"][0][probe]["exec"]["command"]  # works with TLS and basic auth on
+        assert command[:3] == ["python", "-m", "aura_exporter.probe"] and f"--probe.path={path}" in command
+        assert storage in command  # where the exporter writes the probe's token
     monitor = of_kind(objects, "ServiceMonitor")
     assert all(endpoint["honorLabels"] is True for endpoint in monitor["spec"]["endpoints"])
     for kind in ("ServiceMonitor", "PrometheusRule"):
@@ -182,7 +187,10 @@ def test_dockerfile_is_multi_stage_non_root_with_a_health_check_and_a_cuda_varia
     assert len(stages) == 2 and "AS build" in stages[0] and "COPY --from=build" in text
     user = next(line.split()[1] for line in text.splitlines() if line.startswith("USER "))
     assert user.split(":")[0] not in ("0", "root")
-    assert "HEALTHCHECK" in text and "/-/healthy" in text
+    assert "HEALTHCHECK" in text and '"aura_exporter.probe", "--probe.path=/-/healthy"' in text
+    cmd = next(line for line in text.splitlines() if line.startswith("CMD "))
+    storage = next(part for part in cmd.replace('"', " ").split() if part.startswith("--storage.path="))
+    assert f'"{storage}"' in text.split("HEALTHCHECK")[1].split("ENTRYPOINT")[0]  # the token where CMD keeps state
     assert 'ARG VARIANT=cpu' in text and '"$VARIANT" = "cuda"' in text and "torch==2.13.0" in text
 
 

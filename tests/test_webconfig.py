@@ -13,7 +13,7 @@ import urllib.request
 import bcrypt
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, wait_for
 from test_promql import make_certificates
 
 from aura_exporter.config import ConfigError
@@ -83,6 +83,36 @@ def test_tls_with_client_certificates(tmp_path, exporters):
     untrusting = ssl.create_default_context()  # the system CAs do not know our test CA
     with pytest.raises((ssl.SSLError, urllib.error.URLError)):
         get(url, context=untrusting)
+
+
+def probe(exporter, storage, path: str = "/-/healthy") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "aura_exporter.probe", f"--probe.path={path}",
+                           f"--web.listen-address=127.0.0.1:{exporter.port}", f"--storage.path={storage}"],
+                          capture_output=True, text=True, timeout=30, cwd=REPO)
+
+
+@pytest.mark.parametrize("tls", [True, False], ids=["tls+auth", "auth"])
+def test_the_container_probe_passes_tls_and_basic_auth_and_opens_nothing_else(tmp_path, exporters, tls):
+    document: dict = {"basic_auth_users": {"alice": hashed(PASSWORD)}}
+    if tls:
+        certs = make_certificates(tmp_path)
+        document["tls_server_config"] = {"cert_file": certs["server.crt"], "key_file": certs["server.key"]}
+    exporter = exporters(["demo", f"--web.config.file={web_config(tmp_path, **document)}",
+                          f"--storage.path={tmp_path}", "--replay.hosts=5"])
+    assert (tmp_path / "probe-token").stat().st_mode & 0o077 == 0  # the exporter's user alone reads it
+    healthy = probe(exporter, tmp_path)
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    wait_for(lambda: probe(exporter, tmp_path, "/-/ready").returncode == 0, 60, what="ready through the probe")
+    token = (tmp_path / "probe-token").read_text()
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{exporter.port}"
+    context = ssl._create_unverified_context() if tls else None
+    for route in ("/metrics", "/api/v1/status", "/ui"):  # the token opens the probes' paths, nothing else
+        request = urllib.request.Request(url + route, headers={"Authorization": f"Bearer {token}"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10, context=context)
+        assert refused.value.code == 401, route
+    (tmp_path / "probe-token").write_text("guessed")
+    assert probe(exporter, tmp_path).returncode == 1
 
 
 @pytest.mark.parametrize(("document", "mentions"), [

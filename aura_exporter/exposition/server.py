@@ -61,9 +61,9 @@ class ServerState:
         return [name for name in self.analyses if name not in self.succeeded]
 
 
-def build_app(state: ServerState, telemetry_path: str = "/metrics",
-              run_blocking: Callable | None = None, web_config: WebConfig | None = None) -> web.Application:
-    guard = [basic_auth(web_config.users)] if web_config and web_config.users else []
+def build_app(state: ServerState, telemetry_path: str = "/metrics", run_blocking: Callable | None = None,
+              web_config: WebConfig | None = None, probe_token: str | None = None) -> web.Application:
+    guard = [basic_auth(web_config.users, probe_token)] if web_config and web_config.users else []
     app = web.Application(middlewares=[*guard, json_errors])
     handlers = _Handlers(state, telemetry_path, run_blocking)
     Api(lambda: state.rendered.snapshot, state.analyses, state.last_errors, state.cluster).routes(app)

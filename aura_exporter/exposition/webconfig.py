@@ -19,6 +19,7 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import hmac
 import os
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
@@ -31,6 +32,7 @@ from aiohttp import web
 
 from aura_exporter.config import ConfigError
 from aura_exporter.config.reader import DuplicateKeyLoader, Reader
+from aura_exporter.probe import PROBE_PATHS
 
 TLS_VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
                 "TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
@@ -116,13 +118,18 @@ def _read_tls(reader: Reader, value: Any, path: str) -> ssl.SSLContext | None:
     return context
 
 
-def basic_auth(users: Mapping[str, bytes]) -> Callable:
-    """aiohttp middleware: 401 unless the request carries one of the users and its password."""
+def basic_auth(users: Mapping[str, bytes], probe_token: str | None = None) -> Callable:
+    """aiohttp middleware: 401 unless the request carries one of the users and its password, or is a probe of
+    the container's own (aura_exporter/probe.py) carrying `probe_token`."""
     salt = os.urandom(16)
     remembered: set[bytes] = set()
+    probe = f"Bearer {probe_token}".encode() if probe_token else None
 
     @web.middleware
     async def check(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+        if probe is not None and request.path in PROBE_PATHS and hmac.compare_digest(
+                request.headers.get("Authorization", "").encode(errors="replace"), probe):
+            return await handler(request)
         user, password = _credentials(request.headers.get("Authorization", ""))
         hashed = users.get(user) if user is not None else None
         if user is None or hashed is None or password is None:
