@@ -3,6 +3,7 @@ against the real exporter process, with certificates made by openssl."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import ssl
 import subprocess
@@ -115,8 +116,70 @@ def test_the_container_probe_passes_tls_and_basic_auth_and_opens_nothing_else(tm
     assert probe(exporter, tmp_path).returncode == 1
 
 
+def serve_guarded(users: dict[str, bytes], scenario) -> None:
+    """A real aiohttp server on loopback behind basic_auth(users), answering 200 on /."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from aura_exporter.exposition.webconfig import basic_auth
+
+    async def main():
+        app = web.Application(middlewares=[basic_auth(users)])
+        async def hello(request: web.Request) -> web.Response:
+            return web.Response(text="ok")
+
+        app.router.add_get("/", hello)
+        async with TestClient(TestServer(app)) as client:
+            await scenario(client)
+
+    asyncio.run(main())
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def test_logins_check_unknown_users_against_a_decoy_and_remember_every_answer(monkeypatch):
+    checked: list[bytes] = []
+    real = bcrypt.checkpw
+    monkeypatch.setattr(bcrypt, "checkpw", lambda password, hashed: checked.append(hashed) or real(password, hashed))
+    users = {"alice": hashed(PASSWORD).encode()}
+
+    async def scenario(client):
+        assert (await client.get("/", headers=basic("mallory", PASSWORD))).status == 401
+        assert len(checked) == 1 and checked[0] not in users.values()  # a decoy: as slow as a real user's check
+        assert checked[0][4:7] == users["alice"][4:7]  # ...of the same cost
+        for _ in range(3):
+            assert (await client.get("/", headers=basic("alice", "wrong"))).status == 401
+        assert len(checked) == 2  # a repeated wrong password is refused from memory
+        for _ in range(3):
+            assert (await client.get("/", headers=basic("alice", PASSWORD))).status == 200
+        assert len(checked) == 3
+
+    serve_guarded(users, scenario)
+
+
+def test_a_flood_of_guesses_is_bounded_and_a_known_login_never_waits_behind_it(monkeypatch):
+    from aura_exporter.exposition import webconfig
+
+    monkeypatch.setattr(webconfig, "CHECKS_PER_SECOND", 2.0)
+    users = {"alice": hashed(PASSWORD).encode()}
+
+    async def scenario(client):
+        assert (await client.get("/", headers=basic("alice", PASSWORD))).status == 200  # remembered from now on
+        answers = await asyncio.gather(*(client.get("/", headers=basic("alice", f"guess-{i}")) for i in range(20)))
+        statuses = [a.status for a in answers]
+        assert statuses.count(401) <= 2 and statuses.count(429) >= 18  # two checks a second at most
+        assert all(a.headers.get("Retry-After") == "1" for a in answers if a.status == 429)
+        assert (await client.get("/", headers=basic("alice", PASSWORD))).status == 200  # no wait, no bcrypt
+
+    serve_guarded(users, scenario)
+
+
 @pytest.mark.parametrize(("document", "mentions"), [
     ({"basic_auth_users": {"alice": "plaintext-password"}}, "basic_auth_users.alice"),
+    ({"basic_auth_users": {"alice": "$2y$10$only-a-prefix"}}, "basic_auth_users.alice"),  # checked whole, at start
+    ({"basic_auth_users": {"alice": "$2y$99$" + "a" * 53}}, "basic_auth_users.alice"),
     ({"tls_server_config": {"cert_file": "/nonexistent.crt", "key_file": "/nonexistent.key"}},
      "tls_server_config.cert_file"),
     ({"tls_server_config": {"key_file": "x"}}, "tls_server_config"),

@@ -9,8 +9,8 @@
     basic_auth_users:
       alice: $2y$10$...                              # bcrypt, e.g. from `htpasswd -nBC 10 alice`
 
-As in the toolkit, the users guard every path. Passwords and hashes are never logged; a checked
-password is remembered by a salted digest so that bcrypt's deliberate slowness is paid once per user.
+As in the toolkit, the users guard every path. Passwords and hashes are never logged; bcrypt's deliberate
+slowness is paid once per login and bounded under a flood of guesses (Logins).
 """
 
 from __future__ import annotations
@@ -21,8 +21,11 @@ import binascii
 import hashlib
 import hmac
 import os
+import re
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +44,9 @@ TLS_VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
 CLIENT_AUTH = {"NoClientCert": ssl.CERT_NONE, "RequestClientCert": ssl.CERT_OPTIONAL,
                "RequireAnyClientCert": ssl.CERT_REQUIRED, "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
                "RequireAndVerifyClientCert": ssl.CERT_REQUIRED}
-REMEMBERED_LOGINS = 1000
+REMEMBERED_LOGINS = 1000  # granted and refused logins, each
+CHECKS_PER_SECOND = 4.0  # bcrypt checks of logins not remembered: at cost 10, about a third of one core
+BCRYPT_HASH = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
 
 
 @dataclass(frozen=True)
@@ -72,8 +77,9 @@ def _read_users(reader: Reader, value: Any, path: str) -> dict[str, bytes]:
     node = reader.mapping(value, path, set(value) if isinstance(value, dict) else set())
     users = {}
     for name, hashed in node.items():
-        if not isinstance(name, str) or not isinstance(hashed, str) or not hashed.startswith(("$2a$", "$2b$", "$2y$")):
-            reader.fail(f"{path}.{name}", "expected a bcrypt hash ($2a$, $2b$ or $2y$...)")  # never the value
+        if not isinstance(name, str) or not isinstance(hashed, str) or not BCRYPT_HASH.fullmatch(hashed):
+            reader.fail(f"{path}.{name}", "expected a bcrypt hash ($2a$, $2b$ or $2y$, a cost of 04 to 31, "
+                                          "53 characters of salt and hash)")  # never the value
         else:
             users[name] = hashed.encode()
     return users
@@ -120,9 +126,9 @@ def _read_tls(reader: Reader, value: Any, path: str) -> ssl.SSLContext | None:
 
 def basic_auth(users: Mapping[str, bytes], probe_token: str | None = None) -> Callable:
     """aiohttp middleware: 401 unless the request carries one of the users and its password, or is a probe of
-    the container's own (aura_exporter/probe.py) carrying `probe_token`."""
-    salt = os.urandom(16)
-    remembered: set[bytes] = set()
+    the container's own (aura_exporter/probe.py) carrying `probe_token`; 429 while logins are being tried
+    faster than Logins checks them."""
+    logins = Logins(users)
     probe = f"Bearer {probe_token}".encode() if probe_token else None
 
     @web.middleware
@@ -131,20 +137,70 @@ def basic_auth(users: Mapping[str, bytes], probe_token: str | None = None) -> Ca
                 request.headers.get("Authorization", "").encode(errors="replace"), probe):
             return await handler(request)
         user, password = _credentials(request.headers.get("Authorization", ""))
-        hashed = users.get(user) if user is not None else None
-        if user is None or hashed is None or password is None:
+        if user is None or password is None:
             return _unauthorized()
-        login = hashlib.sha256(salt + user.encode() + b"\0" + password + b"\0" + hashed).digest()
-        if login not in remembered:
-            loop = asyncio.get_running_loop()
-            if not await loop.run_in_executor(None, bcrypt.checkpw, password, hashed):
-                return _unauthorized()
-            if len(remembered) >= REMEMBERED_LOGINS:
-                remembered.clear()
-            remembered.add(login)
-        return await handler(request)
+        granted = await logins.check(user, password)
+        if granted is None:
+            return web.Response(status=429, text="Too many logins tried; retry in a second.\n",
+                                headers={"Retry-After": "1"})
+        return await handler(request) if granted else _unauthorized()
 
     return check
+
+
+class Logins:
+    """Checks users' passwords against their bcrypt hashes, with bcrypt's cost bounded however many logins come.
+
+    - A login checked once (right or wrong) is remembered by a salted digest: a scraper pays bcrypt once,
+      and a client repeating a wrong password pays nothing more.
+    - An unknown user is checked against a decoy hash of the users' own cost, so the time a refusal takes
+      does not tell which users exist.
+    - Checks run one at a time on their own thread (not the executor that renders snapshots), at most
+      CHECKS_PER_SECOND on average with as many at once; beyond that a login is refused for now (None), so
+      a flood of guesses costs a bounded share of one core, and a remembered login never waits behind it.
+    """
+
+    def __init__(self, users: Mapping[str, bytes]):
+        self.users = users
+        self.salt = os.urandom(16)
+        self.granted: set[bytes] = set()
+        self.refused: set[bytes] = set()
+        self.decoy = bcrypt.hashpw(os.urandom(16), bcrypt.gensalt(rounds=_cost(users)))
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aura-bcrypt")
+        self.allowance = CHECKS_PER_SECOND
+        self.refilled = time.monotonic()
+
+    async def check(self, user: str, password: bytes) -> bool | None:
+        """Whether the password is the user's; None when too many logins are being checked right now."""
+        hashed = self.users.get(user)
+        login = hashlib.sha256(self.salt + user.encode() + b"\0" + password + b"\0" + (hashed or b"")).digest()
+        if login in self.granted or login in self.refused:
+            return login in self.granted
+        if not self._take():
+            return None
+        loop = asyncio.get_running_loop()
+        matches = await loop.run_in_executor(self.executor, bcrypt.checkpw, password, hashed or self.decoy)
+        granted = matches and hashed is not None
+        remembered = self.granted if granted else self.refused
+        if len(remembered) >= REMEMBERED_LOGINS:
+            remembered.clear()
+        remembered.add(login)
+        return granted
+
+    def _take(self) -> bool:
+        """A token of the bucket that refills at CHECKS_PER_SECOND and holds as many."""
+        now = time.monotonic()
+        self.allowance = min(CHECKS_PER_SECOND, self.allowance + (now - self.refilled) * CHECKS_PER_SECOND)
+        self.refilled = now
+        if self.allowance < 1.0:
+            return False
+        self.allowance -= 1.0
+        return True
+
+
+def _cost(users: Mapping[str, bytes]) -> int:
+    """The users' bcrypt cost (the highest), so the decoy takes as long as a real check."""
+    return max((int(hashed[4:6]) for hashed in users.values()), default=10)
 
 
 def _credentials(header: str) -> tuple[str | None, bytes | None]:
