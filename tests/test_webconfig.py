@@ -86,6 +86,22 @@ def test_tls_with_client_certificates(tmp_path, exporters):
         get(url, context=untrusting)
 
 
+def test_relative_file_names_are_the_web_config_files_folders(tmp_path, monkeypatch):
+    certs = make_certificates(tmp_path)
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    for name in ("server.crt", "server.key", "ca.crt"):
+        (folder / name).write_bytes(open(certs[name], "rb").read())
+    path = web_config(folder, tls_server_config={"cert_file": "server.crt", "key_file": "server.key",
+                                                  "client_ca_file": "ca.crt",
+                                                  "client_auth_type": "RequireAndVerifyClientCert"},
+                      http_server_config={"http2": False})
+    monkeypatch.chdir(REPO)  # not the file's folder
+    loaded = load_web_config(path)
+    assert loaded.tls is not None and loaded.tls.verify_mode == ssl.CERT_REQUIRED
+    assert loaded.tls.options & ssl.OP_CIPHER_SERVER_PREFERENCE  # prefer_server_cipher_suites, true by default
+
+
 def probe(exporter, storage, path: str = "/-/healthy") -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "aura_exporter.probe", f"--probe.path={path}",
                            f"--web.listen-address=127.0.0.1:{exporter.port}", f"--storage.path={storage}"],
@@ -188,6 +204,16 @@ def test_a_flood_of_guesses_is_bounded_and_a_known_login_never_waits_behind_it(m
     ({"tls_server_config": {"cert_file": str(REPO / "README.md"), "key_file": str(REPO / "README.md"),
                             "client_auth_type": "RequireAndVerifyClientCert"}}, "tls_server_config.client_ca_file"),
     ({"basic_auth_user": {}}, "basic_auth_user"),
+    # exporter-toolkit keys that cannot be honoured are refused, not ignored
+    ({"tls_server_config": {"cert_file": str(REPO / "README.md"), "key_file": str(REPO / "README.md"),
+                            "cipher_suites": ["TLS_AES_128_GCM_SHA256"]}}, "tls_server_config.cipher_suites"),
+    ({"tls_server_config": {"cert_file": str(REPO / "README.md"), "key_file": str(REPO / "README.md"),
+                            "curve_preferences": ["X25519"]}}, "tls_server_config.curve_preferences"),
+    ({"http_server_config": {"headers": {"X-Frame-Options": "deny"}}}, "http_server_config.headers"),
+    ({"rate_limit": {"burst": 10, "interval": "1s"}}, "rate_limit"),
+    # a client CA without a policy that asks for certificates would admit clients without one (the toolkit refuses)
+    ({"tls_server_config": {"cert_file": str(REPO / "README.md"), "key_file": str(REPO / "README.md"),
+                            "client_ca_file": str(REPO / "README.md")}}, "tls_server_config.client_auth_type"),
 ])
 def test_bad_web_configs_are_refused_with_their_key_path_and_no_secret(tmp_path, document, mentions):
     path = web_config(tmp_path, **document)

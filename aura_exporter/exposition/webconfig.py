@@ -65,9 +65,14 @@ def load_web_config(path: str) -> WebConfig:
     except yaml.YAMLError as err:
         raise ConfigError(path, [f"invalid YAML: {err}"]) from err
     reader = Reader()
-    root = reader.mapping(document or {}, "$", {"tls_server_config", "basic_auth_users", "http_server_config"})
+    root = reader.mapping(document or {}, "$", {"tls_server_config", "basic_auth_users", "http_server_config",
+                                                "rate_limit"})
+    _refuse(reader, root, "", {"rate_limit": "rate limits are built in (429 beyond four login checks a second)"})
+    http = reader.mapping(root.get("http_server_config"), "http_server_config", {"http2", "headers"})
+    reader.boolean(http.get("http2"), "http_server_config.http2", True)  # either way: HTTP/1.1 is what aiohttp serves
+    _refuse(reader, http, "http_server_config.", {"headers": "extra response headers are not supported"})
     users = _read_users(reader, root.get("basic_auth_users"), "basic_auth_users")
-    tls = _read_tls(reader, root.get("tls_server_config"), "tls_server_config")
+    tls = _read_tls(reader, root.get("tls_server_config"), "tls_server_config", os.path.dirname(os.path.abspath(path)))
     if reader.problems:
         raise ConfigError(path, reader.problems)
     return WebConfig(tls, users)
@@ -85,21 +90,46 @@ def _read_users(reader: Reader, value: Any, path: str) -> dict[str, bytes]:
     return users
 
 
-def _read_tls(reader: Reader, value: Any, path: str) -> ssl.SSLContext | None:
+# exporter-toolkit keys this exporter cannot honour as the toolkit does: refused with why, never ignored.
+UNSUPPORTED_TLS = {
+    "cipher_suites": "Python's TLS names its ciphers otherwise; its defaults leave out weak suites",
+    "curve_preferences": "Python's TLS sets no curve order",
+    "client_allowed_sans": "client certificates are checked against client_ca_file only",
+    "cert": "give the certificate as cert_file", "key": "give the key as key_file",
+    "client_ca": "give the CA as client_ca_file",
+}
+
+
+def _refuse(reader: Reader, node: dict, prefix: str, unsupported: dict[str, str]) -> None:
+    for key in unsupported.keys() & node.keys():
+        reader.fail(f"{prefix}{key}", f"not supported: {unsupported[key]}")
+
+
+def _read_tls(reader: Reader, value: Any, path: str, folder: str) -> ssl.SSLContext | None:
+    """The server's TLS context; relative file names are the web configuration file's folder's (as in the toolkit)."""
     if value is None:
         return None
     allowed = {"cert_file", "key_file", "client_auth_type", "client_ca_file", "min_version", "max_version",
-               "cipher_suites", "curve_preferences", "prefer_server_cipher_suites"}
+               "prefer_server_cipher_suites", *UNSUPPORTED_TLS}
     node = reader.mapping(value, path, allowed, {"cert_file", "key_file"})
-    cert = reader.readable_file(node.get("cert_file"), f"{path}.cert_file")
-    key = reader.readable_file(node.get("key_file"), f"{path}.key_file")
-    client_ca = reader.readable_file(node.get("client_ca_file"), f"{path}.client_ca_file")
+    _refuse(reader, node, f"{path}.", UNSUPPORTED_TLS)
+
+    def file(key: str) -> str | None:
+        name = node.get(key)
+        return reader.readable_file(os.path.join(folder, name) if isinstance(name, str) else name, f"{path}.{key}")
+
+    cert, key, client_ca = file("cert_file"), file("key_file"), file("client_ca_file")
     auth = reader.string(node.get("client_auth_type"), f"{path}.client_auth_type", "NoClientCert")
     if auth not in CLIENT_AUTH:
         reader.fail(f"{path}.client_auth_type", f"{auth!r} is not one of {', '.join(CLIENT_AUTH)}")
         auth = "NoClientCert"
     if CLIENT_AUTH[auth] != ssl.CERT_NONE and client_ca is None:
         reader.fail(f"{path}.client_ca_file", f"client_auth_type {auth} needs a client_ca_file")
+    if CLIENT_AUTH[auth] == ssl.CERT_NONE and client_ca is not None:  # the toolkit refuses it too
+        reader.fail(f"{path}.client_auth_type", "client_ca_file is set but no client_auth_type asks for certificates "
+                                                "(e.g. RequireAndVerifyClientCert): clients would not need one")
+    prefer_server = reader.boolean(node.get("prefer_server_cipher_suites"), f"{path}.prefer_server_cipher_suites",
+                                   True)
     versions = {}
     for bound in ("min_version", "max_version"):
         name = reader.string(node.get(bound), f"{path}.{bound}")
@@ -110,6 +140,8 @@ def _read_tls(reader: Reader, value: Any, path: str) -> ssl.SSLContext | None:
     if reader.problems or cert is None or key is None:
         return None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    if prefer_server:
+        context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
     context.minimum_version = versions.get("min_version", ssl.TLSVersion.TLSv1_2)
     if "max_version" in versions:
         context.maximum_version = versions["max_version"]
