@@ -23,7 +23,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from aura_exporter.council import DECISIONS
 from aura_exporter.exposition.api import failure
-from aura_exporter.exposition.crosssite import cross_site, refusal
+from aura_exporter.exposition.crosssite import cross_site
 from aura_exporter.exposition.views import entity_explanation, entity_id
 from aura_exporter.snapshot import AnalysisResult, Snapshot
 
@@ -82,7 +82,7 @@ class DecisionFeed:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         socket = web.WebSocketResponse(heartbeat=30.0)
         if cross_site(request):  # another site's page would read the feed with the browser's credentials
-            return refusal()
+            return failure(403, "forbidden", "cross-site request refused")
         if not socket.can_prepare(request).ok:
             upgrade = failure(426, "bad_request", "this endpoint is a WebSocket: connect with Upgrade: websocket")
             upgrade.headers["Upgrade"] = "websocket"

@@ -22,12 +22,13 @@ def _success(schema: dict[str, Any], description: str) -> dict[str, Any]:
         "properties": {"status": {"type": "string", "enum": ["success"]}, "data": schema}}}}}
 
 
-def _errors(*codes: int) -> dict[str, Any]:
+def _errors(*codes: int, **reasons: str) -> dict[str, Any]:
+    """Error answers with their usual reasons; `reasons` ("e503": ...) says what a code means on this path."""
     body = {"content": {"application/json": {"schema": _ref("Error")}}}
-    reasons = {400: "Malformed request.",
-               404: "Unknown analysis, entity or endpoint, or an analysis of the other kind.",
-               426: "Not a WebSocket handshake.", 503: "The analysis has no recent complete cycle."}
-    return {str(code): {"description": reasons[code], **body} for code in codes}
+    usual = {400: "Malformed request.", 403: "A browser's request from another site's page.",
+             404: "Unknown analysis, entity or endpoint, or an analysis of the other kind.",
+             426: "Not a WebSocket handshake.", 503: "The analysis has no recent complete cycle."}
+    return {str(code): {"description": reasons.get(f"e{code}", usual[code]), **body} for code in codes}
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -176,7 +177,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                            "every change as it is published. Messages are DecisionEvent objects.",
                 "operationId": "decisionFeed",
                 "responses": {"101": {"description": "Switching to the WebSocket protocol."},
-                              **_errors(426)}}},
+                              **_errors(403, 426, 503, e503="The feed serves as many clients as it can.")}}},
             "/api/v1/openapi.json": {"get": {
                 "summary": "This document.", "operationId": "openapi",
                 "responses": {"200": {"description": "OpenAPI 3.0 document.",

@@ -149,6 +149,8 @@ async def send_or_drop(request: web.Request, response: web.StreamResponse, body:
         log.warning("dropped a client that did not read its response", extra={"path": request.path})
         if request.transport is not None:
             request.transport.abort()
+    except ConnectionError:  # the client went away mid-body: nothing is left to do
+        log.debug("a client left before its response was sent", extra={"path": request.path})
 
 
 async def start_server(app: web.Application, listen_address: str, tls: ssl.SSLContext | None = None) -> web.AppRunner:
