@@ -1,18 +1,33 @@
 """Logging in Prometheus' style: logfmt or JSON, one line per event, key=value context.
 
 Context is passed with `extra={...}`; values are quoted and escaped, since label values from
-monitored systems can contain anything (newlines, quotes, markup).
+monitored systems can contain anything (newlines, quotes, markup). Every line is written without
+secrets (`without_secrets`): a URL's password, an Authorization header's credentials, a password or
+token in a query string, wherever they come from (an error text, a library's message, a traceback).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 
 LEVELS = ("debug", "info", "warn", "error")
+_SECRETS = (
+    (re.compile(r"(//[^/@\s:]*):[^/@\s]*@"), r"\1:<secret>@"),  # scheme://user:password@host
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 <secret>"),  # Authorization values
+    (re.compile(r"(?i)([?&](?:password|passwd|token|access_token|api_key|apikey|secret)=)[^&\s'\"]*"), r"\1<secret>"),
+)
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "taskName"}
+
+
+def without_secrets(text: str) -> str:
+    """`text` with every credential _SECRETS knows the shape of replaced by `<secret>`."""
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def _context(record: logging.LogRecord) -> dict[str, object]:
@@ -40,7 +55,7 @@ class _Formatter(logging.Formatter):
                   "msg": record.getMessage(), **_context(record)}
         if record.exc_info:
             fields["err"] = self.formatException(record.exc_info)
-        return fields
+        return {key: without_secrets(value) if isinstance(value, str) else value for key, value in fields.items()}
 
 
 class LogfmtFormatter(_Formatter):

@@ -49,6 +49,24 @@ def test_json_logs_are_json():
     assert document["level"] == "warn" and document["analysis"] == "node" and document["msg"] == "x"
 
 
+@pytest.mark.parametrize("formatter", [LogfmtFormatter(), JSONFormatter()], ids=["logfmt", "json"])
+def test_no_log_line_carries_a_credential(formatter):
+    import sys
+
+    secrets = ("hunter2", "eyJhbGciOi.sig-part_x", "c2VjcmV0OnMzY3IzdA==", "t0ps3cret", "k3y-value")
+    try:
+        raise ConnectionError("GET https://ops:hunter2@prometheus:9090/api/v1/query failed")
+    except ConnectionError:
+        failure = logging.LogRecord("aura", logging.ERROR, __file__, 1, "query to %s failed", (
+            "http://prometheus/api?token=t0ps3cret&x=1",), sys.exc_info())
+    failure.__dict__.update(header="Authorization: Bearer eyJhbGciOi.sig-part_x",
+                            sent="Basic c2VjcmV0OnMzY3IzdA==", url="https://grafana/?api_key=k3y-value")
+    line = formatter.format(failure)
+    assert not [secret for secret in secrets if secret in line], line
+    assert "ops:<secret>@prometheus" in line and "token=<secret>" in line and "Bearer <secret>" in line
+    assert "x=1" in line and "http://prometheus/api" in line  # the rest of the line is kept
+
+
 @pytest.mark.parametrize("text, seconds", [("15s", 15), ("1h30m", 5400), ("500ms", 0.5), ("2w", 1209600)])
 def test_durations_round_trip(text, seconds):
     assert parse_duration(text) == seconds and format_duration(seconds) == text

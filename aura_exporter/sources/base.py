@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from aura_exporter.config import Analysis, Feature
+from aura_exporter.logs import without_secrets
 
 # Values of the `reason` label of aura_query_errors_total.
 ERROR_REASONS = ("timeout", "unreachable", "server_error", "bad_request", "invalid_response", "too_many_series",
                  "credentials")
-_PASSWORD_IN_URL = re.compile(r"(//[^/@\s:]*):[^/@\s]*@")
 
 
 class QueryError(Exception):
@@ -22,12 +21,7 @@ class QueryError(Exception):
     def __init__(self, reason: str, message: str):
         assert reason in ERROR_REASONS, reason
         self.reason = reason
-        super().__init__(without_passwords(message))  # it is logged and shown: never with a URL's password
-
-
-def without_passwords(text: str) -> str:
-    """`text` with the password of every `scheme://user:password@host` in it replaced by `<secret>`."""
-    return _PASSWORD_IN_URL.sub(r"\1:<secret>@", text)
+        super().__init__(without_secrets(message))  # it is shown (API, landing page), not only logged
 
 
 @dataclass(frozen=True)
