@@ -178,6 +178,7 @@ class Exporter:
             self.source, self.history = self.sources(config)
         kept = {a.name: a for a in self._here(self.config)}
         wanted = {a.name: a for a in self._here(config)}
+        dropped = [name for name in self.runs if name not in wanted]
         for name in [n for n in self.runs if n not in wanted or wanted[n] != kept[n] or reconnect]:
             await self._stop(self.runs.pop(name))
             if name not in wanted:
@@ -199,7 +200,8 @@ class Exporter:
         self.config = config
         if reconnect:
             await old_source.close()
-        self.state.rendered = await self._run_blocking(render_snapshot, self.holder.latest)  # without dropped ones
+        if dropped:  # their series leave /metrics at once; otherwise the next cycle renders as usual
+            self.state.rendered = await self._run_blocking(render_snapshot, self.holder.latest)
 
     async def _run_blocking(self, function, *args):
         return await asyncio.get_running_loop().run_in_executor(None, function, *args)
