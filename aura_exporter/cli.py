@@ -14,7 +14,7 @@ from aura_exporter import __version__
 from aura_exporter.clock import AcceleratedClock, WallClock
 from aura_exporter.config import Config, ConfigError, load_config
 from aura_exporter.durations import parse_duration
-from aura_exporter.exposition.webconfig import WebConfig, load_web_config
+from aura_exporter.exposition.webconfig import WebConfigFile
 from aura_exporter.logs import LEVELS, setup_logging
 from aura_exporter.probe import DEFAULT_LISTEN_ADDRESS
 from aura_exporter.sources.shard import ShardedSource, ShardError, resolve_shard, sharded_history
@@ -132,7 +132,7 @@ def _check_config(path: str) -> int:
     return 0
 
 
-async def _serve(config: Config, args: argparse.Namespace, web_config: WebConfig | None) -> None:
+async def _serve(config: Config, args: argparse.Namespace, web_config: WebConfigFile | None) -> None:
     from aura_exporter.clock import Clock
     from aura_exporter.exporter import Exporter
     from aura_exporter.sources.base import Source
@@ -269,14 +269,14 @@ def main(argv: list[str] | None = None) -> int:
             log.error("invalid configuration", extra={"file": err.source, "problem": problem})
         return 1
     try:
-        web_config = load_web_config(args.web_config_file) if args.web_config_file else None
+        web_config = WebConfigFile(args.web_config_file) if args.web_config_file else None
     except ConfigError as err:
         for problem in err.problems:
             log.error("invalid web configuration", extra={"file": err.source, "problem": problem})
         return 1
     log.info("starting", extra={"version": __version__, "command": args.command, "config": path,
-                                "analyses": len(config.analyses), "tls": bool(web_config and web_config.tls),
-                                "basic_auth": bool(web_config and web_config.users)})
+                                "analyses": len(config.analyses), "tls": bool(web_config and web_config.config.tls),
+                                "basic_auth": bool(web_config and web_config.config.users)})
     try:
         asyncio.run(_serve(config, args, web_config))
     except (StorageError, ShardError) as err:

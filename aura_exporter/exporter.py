@@ -20,7 +20,7 @@ from aura_exporter.cycle import AnalysisCycle, Cycle, CycleFailed
 from aura_exporter.exposition.render import render_snapshot
 from aura_exporter.exposition.selfmetrics import SelfMetrics
 from aura_exporter.exposition.server import ServerState, bound_port, build_app, start_server
-from aura_exporter.exposition.webconfig import WebConfig
+from aura_exporter.exposition.webconfig import WebConfigFile
 from aura_exporter.forecast.manager import ModelManager
 from aura_exporter.graph.cycle import GraphCycle
 from aura_exporter.probe import TOKEN_FILE
@@ -53,7 +53,7 @@ class Exporter:
                  telemetry_path: str = "/metrics", workers: int | None = None,
                  history: HistoryLoader | None = None, storage: Path | None = None, shard: Shard = WHOLE,
                  config_path: str | None = None, sources: SourceFactory | None = None,
-                 web_config: WebConfig | None = None, keep_baselines: bool = True, learn_from_history: bool = True,
+                 web_config: WebConfigFile | None = None, keep_baselines: bool = True, learn_from_history: bool = True,
                  lifecycle: bool = False):
         self.config = config
         self.source = source
@@ -114,7 +114,8 @@ class Exporter:
 
     async def run(self, stop: asyncio.Event) -> None:
         self.app = build_app(self.state, self.telemetry_path, self._run_blocking, self.web_config, self._probe_token())
-        runner = await start_server(self.app, self.listen_address, self.web_config.tls if self.web_config else None)
+        runner = await start_server(self.app, self.listen_address,
+                                    self.web_config.server_context() if self.web_config else None)
         self.port = bound_port(runner)
         log.info("listening", extra={"address": self.listen_address, "port": self.port})
         self.started.set()

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import socket
 import ssl
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -102,6 +104,44 @@ def test_relative_file_names_are_the_web_config_files_folders(tmp_path, monkeypa
     assert loaded.tls.options & ssl.OP_CIPHER_SERVER_PREFERENCE  # prefer_server_cipher_suites, true by default
 
 
+def test_rotated_certificates_and_changed_users_take_effect_without_a_restart(tmp_path, exporters):
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    make_certificates(first)
+    make_certificates(second)
+    live = tmp_path / "live"
+    live.mkdir()
+    for name in ("server.crt", "server.key"):
+        (live / name).write_bytes((first / name).read_bytes())
+    tls = {"cert_file": "live/server.crt", "key_file": "live/server.key"}  # relative to the file's folder
+    path = web_config(tmp_path, tls_server_config=tls, basic_auth_users={"alice": hashed(PASSWORD)})
+    exporter = exporters(["demo", f"--web.config.file={path}", f"--storage.path={tmp_path}", "--replay.hosts=5"])
+    url = f"https://127.0.0.1:{exporter.port}/-/healthy"
+    context = ssl._create_unverified_context()
+
+    def served_certificate() -> bytes:
+        with socket.create_connection(("127.0.0.1", exporter.port), timeout=10) as raw:
+            with context.wrap_socket(raw) as wrapped:
+                return wrapped.getpeercert(binary_form=True)
+
+    def pem_as_der(path) -> bytes:
+        return ssl.PEM_cert_to_DER_cert(path.read_text())
+
+    assert served_certificate() == pem_as_der(first / "server.crt")
+    assert get(url, "alice", PASSWORD, context)[0] == 200
+    for name in ("server.crt", "server.key"):  # a rotation, as cert-manager does it: new files, same names
+        (live / name).write_bytes((second / name).read_bytes())
+    wait_for(lambda: served_certificate() == pem_as_der(second / "server.crt"), 15, what="the new certificate")
+    web_config(tmp_path, tls_server_config=tls, basic_auth_users={"bob": hashed(PASSWORD)})
+    wait_for(lambda: get(url, "bob", PASSWORD, context)[0] == 200, 15, what="the new user")
+    assert get(url, "alice", PASSWORD, context)[0] == 401
+    (tmp_path / "web.yml").write_text("basic_auth_users: [}")  # a broken edit: the last good one stays
+    time.sleep(2.5)
+    assert get(url, "bob", PASSWORD, context)[0] == 200
+    assert "web configuration change refused" in exporter.log() and PASSWORD not in exporter.log()
+
+
 def probe(exporter, storage, path: str = "/-/healthy") -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "aura_exporter.probe", f"--probe.path={path}",
                            f"--web.listen-address=127.0.0.1:{exporter.port}", f"--storage.path={storage}"],
@@ -140,7 +180,7 @@ def serve_guarded(users: dict[str, bytes], scenario) -> None:
     from aura_exporter.exposition.webconfig import basic_auth
 
     async def main():
-        app = web.Application(middlewares=[basic_auth(users)])
+        app = web.Application(middlewares=[basic_auth(lambda: users)])
         async def hello(request: web.Request) -> web.Response:
             return web.Response(text="ok")
 

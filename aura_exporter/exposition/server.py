@@ -29,7 +29,7 @@ from aura_exporter.exposition.render import (
     wants_openmetrics,
 )
 from aura_exporter.exposition.ui import RiskHistory, Ui
-from aura_exporter.exposition.webconfig import WebConfig, basic_auth
+from aura_exporter.exposition.webconfig import WebConfigFile, basic_auth
 from aura_exporter.snapshot import Snapshot
 from aura_exporter.sources.kubernetes import ClusterTopology, ClusterWatcher
 
@@ -62,8 +62,8 @@ class ServerState:
 
 
 def build_app(state: ServerState, telemetry_path: str = "/metrics", run_blocking: Callable | None = None,
-              web_config: WebConfig | None = None, probe_token: str | None = None) -> web.Application:
-    guard = [basic_auth(web_config.users, probe_token)] if web_config and web_config.users else []
+              web_config: WebConfigFile | None = None, probe_token: str | None = None) -> web.Application:
+    guard = [basic_auth(lambda: web_config.latest().users, probe_token)] if web_config is not None else []
     app = web.Application(middlewares=[*guard, json_errors])
     handlers = _Handlers(state, telemetry_path, run_blocking)
     Api(lambda: state.rendered.snapshot, state.analyses, state.last_errors, state.cluster).routes(app)

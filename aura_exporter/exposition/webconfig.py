@@ -20,6 +20,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import logging
 import os
 import re
 import ssl
@@ -37,6 +38,8 @@ from aura_exporter.config import ConfigError
 from aura_exporter.config.reader import DuplicateKeyLoader, Reader
 from aura_exporter.probe import PROBE_PATHS
 
+log = logging.getLogger(__name__)
+
 TLS_VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
                 "TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
 # exporter-toolkit's client_auth_type values; Python cannot ask for a certificate without checking a
@@ -45,6 +48,7 @@ CLIENT_AUTH = {"NoClientCert": ssl.CERT_NONE, "RequestClientCert": ssl.CERT_OPTI
                "RequireAnyClientCert": ssl.CERT_REQUIRED, "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
                "RequireAndVerifyClientCert": ssl.CERT_REQUIRED}
 REMEMBERED_LOGINS = 1000  # granted and refused logins, each
+RECHECK_SECONDS = 1.0  # how often the web configuration's files are looked at for a change
 CHECKS_PER_SECOND = 4.0  # bcrypt checks of logins not remembered: at cost 10, about a third of one core
 BCRYPT_HASH = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
 
@@ -53,6 +57,72 @@ BCRYPT_HASH = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}
 class WebConfig:
     tls: ssl.SSLContext | None = None
     users: Mapping[str, bytes] = field(default_factory=dict)  # user → bcrypt hash
+    files: tuple[str, ...] = ()  # the certificate, key and CA files read (a rotation changes them, not the file)
+    tls_settings: tuple = ()  # what besides those files shapes the TLS context (a change needs a restart)
+
+
+class WebConfigFile:
+    """`--web.config.file`, read again when it or the files it names change, as exporter-toolkit reads its
+    file on each request and handshake: rotated certificates and keys take effect on the next connection,
+    changed users on the next request. A file that no longer reads is refused (logged, the last good one
+    stays). TLS settings other than the files (on or off, client auth, CA, versions) need a restart:
+    Python cannot change them on a listening socket."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.config = load_web_config(path)  # ConfigError at start: the exporter does not start
+        self._stamp = self._read_stamp()
+        self._checked = time.monotonic()
+
+    def latest(self) -> WebConfig:
+        """The configuration now (a file system check at most every RECHECK_SECONDS)."""
+        now = time.monotonic()
+        if now - self._checked >= RECHECK_SECONDS:
+            self._checked = now
+            stamp = self._read_stamp()
+            if stamp != self._stamp:
+                self._stamp = stamp
+                self._reload()
+        return self.config
+
+    def server_context(self) -> ssl.SSLContext | None:
+        """The listening socket's TLS context; each handshake switches to the latest certificate and key."""
+        first = self.config.tls
+        if first is not None:
+            first.sni_callback = self._latest_context  # called for every ClientHello, SNI or not
+        return first
+
+    def _latest_context(self, connection: ssl.SSLObject, server_name: str | None, context: ssl.SSLContext) -> None:
+        latest = self.latest().tls
+        if latest is not None and latest is not connection.context:
+            connection.context = latest
+
+    def _reload(self) -> None:
+        try:
+            loaded = load_web_config(self.path)
+        except ConfigError as err:
+            for problem in err.problems:
+                log.error("web configuration change refused; the last good one stays",
+                          extra={"file": err.source, "problem": problem})
+            return
+        if loaded.tls_settings != self.config.tls_settings:
+            log.error("web configuration: TLS settings other than certificate and key files change only with a "
+                      "restart; the last good configuration stays", extra={"file": self.path})
+            return
+        if loaded.tls is not None:
+            loaded.tls.sni_callback = self._latest_context
+        self.config = loaded
+        log.info("web configuration reloaded", extra={"file": self.path, "users": len(loaded.users)})
+
+    def _read_stamp(self) -> tuple:
+        stamps: list[tuple[int, int, int] | None] = []
+        for name in (self.path, *self.config.files):
+            try:
+                stat = os.stat(name)
+                stamps.append((stat.st_mtime_ns, stat.st_size, stat.st_ino))
+            except OSError:
+                stamps.append(None)
+        return tuple(stamps)
 
 
 def load_web_config(path: str) -> WebConfig:
@@ -72,10 +142,15 @@ def load_web_config(path: str) -> WebConfig:
     reader.boolean(http.get("http2"), "http_server_config.http2", True)  # either way: HTTP/1.1 is what aiohttp serves
     _refuse(reader, http, "http_server_config.", {"headers": "extra response headers are not supported"})
     users = _read_users(reader, root.get("basic_auth_users"), "basic_auth_users")
-    tls = _read_tls(reader, root.get("tls_server_config"), "tls_server_config", os.path.dirname(os.path.abspath(path)))
+    folder = os.path.dirname(os.path.abspath(path))
+    tls = _read_tls(reader, root.get("tls_server_config"), "tls_server_config", folder)
     if reader.problems:
         raise ConfigError(path, reader.problems)
-    return WebConfig(tls, users)
+    node = root.get("tls_server_config") or {}
+    files = tuple(os.path.join(folder, node[key]) for key in ("cert_file", "key_file", "client_ca_file") if key in node)
+    settings = (tls is not None, *sorted((key, repr(value)) for key, value in node.items()
+                                         if key not in ("cert_file", "key_file")))
+    return WebConfig(tls, users, files, settings)
 
 
 def _read_users(reader: Reader, value: Any, path: str) -> dict[str, bytes]:
@@ -156,15 +231,18 @@ def _read_tls(reader: Reader, value: Any, path: str, folder: str) -> ssl.SSLCont
     return context
 
 
-def basic_auth(users: Mapping[str, bytes], probe_token: str | None = None) -> Callable:
-    """aiohttp middleware: 401 unless the request carries one of the users and its password, or is a probe of
-    the container's own (aura_exporter/probe.py) carrying `probe_token`; 429 while logins are being tried
-    faster than Logins checks them."""
+def basic_auth(users: Callable[[], Mapping[str, bytes]], probe_token: str | None = None) -> Callable:
+    """aiohttp middleware: with `users()` (the latest of the web configuration; none: open), 401 unless the
+    request carries one of the users and its password, or is a probe of the container's own
+    (aura_exporter/probe.py) carrying `probe_token`; 429 while logins are being tried faster than Logins
+    checks them."""
     logins = Logins(users)
     probe = f"Bearer {probe_token}".encode() if probe_token else None
 
     @web.middleware
     async def check(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+        if not users():
+            return await handler(request)
         if probe is not None and request.path in PROBE_PATHS and hmac.compare_digest(
                 request.headers.get("Authorization", "").encode(errors="replace"), probe):
             return await handler(request)
@@ -192,32 +270,39 @@ class Logins:
       a flood of guesses costs a bounded share of one core, and a remembered login never waits behind it.
     """
 
-    def __init__(self, users: Mapping[str, bytes]):
+    def __init__(self, users: Callable[[], Mapping[str, bytes]]):
         self.users = users
         self.salt = os.urandom(16)
         self.granted: set[bytes] = set()
         self.refused: set[bytes] = set()
-        self.decoy = bcrypt.hashpw(os.urandom(16), bcrypt.gensalt(rounds=_cost(users)))
+        self._decoys: tuple[Mapping[str, bytes], bytes] | None = None
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aura-bcrypt")
         self.allowance = CHECKS_PER_SECOND
         self.refilled = time.monotonic()
 
     async def check(self, user: str, password: bytes) -> bool | None:
         """Whether the password is the user's; None when too many logins are being checked right now."""
-        hashed = self.users.get(user)
+        users = self.users()
+        hashed = users.get(user)
         login = hashlib.sha256(self.salt + user.encode() + b"\0" + password + b"\0" + (hashed or b"")).digest()
         if login in self.granted or login in self.refused:
             return login in self.granted
         if not self._take():
             return None
         loop = asyncio.get_running_loop()
-        matches = await loop.run_in_executor(self.executor, bcrypt.checkpw, password, hashed or self.decoy)
+        matches = await loop.run_in_executor(self.executor, bcrypt.checkpw, password, hashed or self._decoy(users))
         granted = matches and hashed is not None
         remembered = self.granted if granted else self.refused
         if len(remembered) >= REMEMBERED_LOGINS:
             remembered.clear()
         remembered.add(login)
         return granted
+
+    def _decoy(self, users: Mapping[str, bytes]) -> bytes:
+        """A hash of nothing at the users' cost, made again when the users change."""
+        if self._decoys is None or self._decoys[0] is not users:
+            self._decoys = users, bcrypt.hashpw(os.urandom(16), bcrypt.gensalt(rounds=_cost(users)))
+        return self._decoys[1]
 
     def _take(self) -> bool:
         """A token of the bucket that refills at CHECKS_PER_SECOND and holds as many."""
