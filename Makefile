@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS   ?=
 
-.PHONY: install rules dashboards screenshots bench-deps system-deps run test lint bench bench-cycle bench-topology bench-forecast forecast-quality clean soak scrape-load evaluate bench-exposition
+.PHONY: install rules dashboards screenshots bench-deps system-deps run test lint bench bench-cycle bench-topology bench-forecast forecast-quality clean soak scrape-load attacks evaluate bench-exposition
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,11 @@ soak: bench-deps
 
 scrape-load: install
 	$(BIN)/python bench/scrape_load.py $(ARGS)
+
+# Attacks on the HTTP surface (loopback, bounded): wrong-password floods and clients that never read,
+# against the demo behind basic auth; prints the table of docs/reliability.md's "Attacks".
+attacks: install
+	$(BIN)/python bench/attacks.py $(ARGS)
 
 # The evaluations: NAB (docs/evaluation.md, docs/evaluation.json: AURA against the null detector and a
 # PromQL adaptive band on ../shared/data/nab; outputs under results/nab/), then the SMD fleet

@@ -44,14 +44,14 @@ def train(storage: Path) -> None:
 
 
 @contextlib.contextmanager
-def demo(hosts: int, speed: float) -> Iterator[Demo]:
-    """`aura-exporter demo` on `hosts` replay hosts, trained, listening on a free loopback port."""
+def demo(hosts: int, speed: float, extra: tuple[str, ...] = ()) -> Iterator[Demo]:
+    """`aura-exporter demo` on `hosts` replay hosts, trained, listening on a free loopback port; `extra` flags."""
     storage = Path(tempfile.mkdtemp(prefix="aura-bench-"))
     train(storage)
     log = storage / "exporter.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "aura_exporter", "demo", f"--config.file={DEMO_CONFIG}", f"--storage.path={storage}",
-         f"--replay.hosts={hosts}", f"--replay.speed={speed:g}", "--web.listen-address=127.0.0.1:0"],
+         f"--replay.hosts={hosts}", f"--replay.speed={speed:g}", "--web.listen-address=127.0.0.1:0", *extra],
         stdout=subprocess.DEVNULL, stderr=open(log, "wb"), cwd=REPO)
     try:
         port = None

@@ -133,7 +133,7 @@ def test_a_client_that_never_reads_is_dropped_and_scrapes_go_on(monkeypatch, cap
         while "node" not in exporter.state.succeeded:
             await asyncio.sleep(0.05)
         exporter.state.scrapes.ttl = 120.0
-        exporter.state.scrapes.put(exporter.state.rendered, False, False, big)  # what a plain text scrape gets
+        exporter.state.scrapes.put(exporter.state.rendered, False, False, (big,))  # what a plain text scrape gets
         loop = asyncio.get_running_loop()
         stalled = socket.socket()
         stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

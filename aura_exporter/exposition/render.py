@@ -25,6 +25,7 @@ from aura_exporter.snapshot import Snapshot
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = openmetrics_format.CONTENT_TYPE_LATEST
 _EOF = b"# EOF\n"
+Body = tuple[bytes, ...]  # a response body in parts, written one after the other
 
 
 def _registry(snapshot: Snapshot) -> CollectorRegistry:
@@ -50,11 +51,11 @@ class Rendered:
                 self._openmetrics = rendered[: -len(_EOF)] if rendered.endswith(_EOF) else rendered
             return self._openmetrics
 
-    def text_gzip(self, live: bytes) -> bytes:
-        """One gzip member of text + live, compressing only the live part per scrape."""
+    def text_gzip(self, live: bytes) -> Body:
+        """One gzip member of text + live, compressing only the live part per scrape (the head is shared)."""
         with self._lock:
             compressor = self._compressor.copy()
-        return self.text_gzip_head + compressor.compress(live) + compressor.flush()
+        return self.text_gzip_head, compressor.compress(live) + compressor.flush()
 
 
 def render_snapshot(snapshot: Snapshot) -> Rendered:
@@ -70,15 +71,18 @@ def wants_openmetrics(accept: str) -> bool:
     return "application/openmetrics-text" in (accept or "")
 
 
-def exposition_body(rendered: Rendered, live: CollectorRegistry, openmetrics: bool, use_gzip: bool) -> bytes:
-    """The snapshot part followed by the live part, in the negotiated format and encoding."""
+def exposition_body(rendered: Rendered, live: CollectorRegistry, openmetrics: bool, use_gzip: bool) -> Body:
+    """The snapshot part followed by the live part, in the negotiated format and encoding, as parts sent one
+    after the other: the snapshot's own bytes are shared by every scrape, never copied into a new body."""
     if openmetrics:
-        body = rendered.openmetrics() + openmetrics_format.generate_latest(live)
-        return gzip.compress(body, compresslevel=1) if use_gzip else body
+        live_openmetrics = openmetrics_format.generate_latest(live)
+        if use_gzip:
+            return (gzip.compress(rendered.openmetrics() + live_openmetrics, compresslevel=1),)
+        return rendered.openmetrics(), live_openmetrics
     live_text = text_format.generate_latest(live)
     if use_gzip:
         return rendered.text_gzip(live_text)
-    return rendered.text + live_text
+    return rendered.text, live_text
 
 
 class ScrapeCache:
@@ -92,15 +96,15 @@ class ScrapeCache:
     def __init__(self, ttl: float = 0.5, clock: Callable[[], float] = time.monotonic):
         self.ttl = ttl
         self.clock = clock
-        self._bodies: dict[tuple[int, bool, bool], tuple[float, Rendered, bytes]] = {}
+        self._bodies: dict[tuple[int, bool, bool], tuple[float, Rendered, Body]] = {}
 
-    def get(self, rendered: Rendered, openmetrics: bool, use_gzip: bool) -> bytes | None:
+    def get(self, rendered: Rendered, openmetrics: bool, use_gzip: bool) -> Body | None:
         found = self._bodies.get((id(rendered), openmetrics, use_gzip))
         if found is None or found[1] is not rendered or self.clock() >= found[0]:
             return None
         return found[2]
 
-    def put(self, rendered: Rendered, openmetrics: bool, use_gzip: bool, body: bytes) -> None:
+    def put(self, rendered: Rendered, openmetrics: bool, use_gzip: bool, body: Body) -> None:
         now = self.clock()
         self._bodies = {key: kept for key, kept in self._bodies.items() if now < kept[0]}  # drop expired ones
         self._bodies[(id(rendered), openmetrics, use_gzip)] = (now + self.ttl, rendered, body)

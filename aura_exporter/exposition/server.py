@@ -22,6 +22,7 @@ from aura_exporter.exposition.landing import render_landing
 from aura_exporter.exposition.render import (
     OPENMETRICS_CONTENT_TYPE,
     TEXT_CONTENT_TYPE,
+    Body,
     Rendered,
     ScrapeCache,
     exposition_body,
@@ -101,7 +102,7 @@ class _Handlers:
         if use_gzip:
             response.headers["Content-Encoding"] = "gzip"
         response.headers["Vary"] = "Accept, Accept-Encoding"
-        response.content_length = len(body)
+        response.content_length = sum(len(part) for part in body)
         await response.prepare(request)
         await send_or_drop(request, response, body)
         return response
@@ -135,15 +136,16 @@ class _Handlers:
         return web.Response(text=page, content_type="text/html")
 
 
-async def send_or_drop(request: web.Request, response: web.StreamResponse, body: bytes) -> None:
-    """Write `body` a CHUNK at a time, each sent within SLOW_READER_SECONDS or the connection is dropped: a
-    client that asks and never reads holds at most a chunk or two of memory, and only that long, instead of a
-    copy of the whole body in the connection's write buffer for as long as it likes."""
-    view = memoryview(body)
+async def send_or_drop(request: web.Request, response: web.StreamResponse, body: Body) -> None:
+    """Write the parts of `body` a CHUNK at a time, each sent within SLOW_READER_SECONDS or the connection is
+    dropped: a client that asks and never reads holds at most a chunk or two of memory, and only that long,
+    instead of a copy of the whole body in the connection's write buffer for as long as it likes."""
     try:
-        for start in range(0, len(view), CHUNK):
-            async with asyncio.timeout(SLOW_READER_SECONDS):
-                await response.write(view[start:start + CHUNK])
+        for part in body:
+            view = memoryview(part)
+            for start in range(0, len(view), CHUNK):
+                async with asyncio.timeout(SLOW_READER_SECONDS):
+                    await response.write(view[start:start + CHUNK])
         await response.write_eof()
     except TimeoutError:
         log.warning("dropped a client that did not read its response", extra={"path": request.path})
