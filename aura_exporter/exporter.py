@@ -24,7 +24,7 @@ from aura_exporter.exposition.webconfig import WebConfigFile
 from aura_exporter.forecast.manager import ModelManager
 from aura_exporter.graph.cycle import GraphCycle
 from aura_exporter.probe import TOKEN_FILE
-from aura_exporter.snapshot import GraphResult, SnapshotHolder
+from aura_exporter.snapshot import GraphResult, Snapshot, SnapshotHolder
 from aura_exporter.sources.base import Source
 from aura_exporter.sources.history import HistoryLoader
 from aura_exporter.sources.kubernetes import ClusterWatcher
@@ -202,7 +202,17 @@ class Exporter:
         if reconnect:
             await old_source.close()
         if dropped:  # their series leave /metrics at once; otherwise the next cycle renders as usual
-            self.state.rendered = await self._run_blocking(render_snapshot, self.holder.latest)
+            await self._render(self.holder.latest)
+
+    async def _render(self, snapshot: Snapshot) -> bool:
+        """Serve `snapshot` once rendered, unless a newer one was meanwhile (False): renders run on a thread pool,
+        and two analyses' cycles that end together must not leave the older snapshot served (an analysis' result,
+        called ready, would vanish from /metrics and the API until its next cycle)."""
+        rendered = await self._run_blocking(render_snapshot, snapshot)
+        if rendered.snapshot.version < self.state.rendered.snapshot.version:
+            return False
+        self.state.rendered = rendered
+        return True
 
     async def _run_blocking(self, function, *args):
         return await asyncio.get_running_loop().run_in_executor(None, function, *args)
@@ -277,9 +287,9 @@ class Exporter:
             self.state.last_errors[analysis.name] = str(err)
             result = None
         snapshot = self.holder.publish(result, analysis.name, time.time())
-        self.state.rendered = await self._run_blocking(render_snapshot, snapshot)
-        self.state.feed.publish(snapshot)
-        self.state.history.record(snapshot)
+        if await self._render(snapshot):  # else a newer snapshot, holding this result too, was served and fed
+            self.state.feed.publish(snapshot)
+            self.state.history.record(snapshot)
         if result is not None:  # only now do /metrics and the API show it: then call it ready
             self.state.last_errors.pop(analysis.name, None)
             self.state.succeeded.add(analysis.name)

@@ -161,6 +161,34 @@ def test_a_client_that_never_reads_is_dropped_and_scrapes_go_on(monkeypatch, cap
         serve_and(scenario, ReplaySource(ReplayFleet(hosts=10)))
 
 
+def test_a_snapshot_rendered_late_never_replaces_a_newer_one(monkeypatch):
+    """Two analyses' cycles ending together: the older snapshot's render finishing last must not be served."""
+    from aura_exporter import exporter as exporter_module
+
+    async def scenario(exporter, session):
+        while "node" not in exporter.state.succeeded:
+            await asyncio.sleep(0.05)
+        older = exporter.holder.latest
+        newer = exporter.holder.publish(None, "node", time.time())  # a later publish: a newer version
+        release = asyncio.Event()
+        real = exporter_module.render_snapshot
+
+        def render(snapshot):
+            if snapshot is older:  # the older one renders slowly
+                asyncio.run_coroutine_threadsafe(release.wait(), loop).result(10)
+            return real(snapshot)
+
+        loop = asyncio.get_running_loop()
+        monkeypatch.setattr(exporter_module, "render_snapshot", render)
+        slow = asyncio.create_task(exporter._render(older))
+        assert await exporter._render(newer) is True
+        release.set()
+        assert await slow is False  # finished last, but older: not served
+        assert exporter.state.rendered.snapshot is newer
+
+    serve_and(scenario, ReplaySource(ReplayFleet(hosts=10)))
+
+
 def test_landing_page_lists_standouts_and_escapes_label_values():
     from aura_exporter.exposition.landing import render_landing
 
