@@ -35,11 +35,12 @@ def hashed(password: str) -> str:
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode().replace("$2b$", "$2y$", 1)
 
 
+def basic(user: str, password: str | None) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
 def get(url: str, user: str | None = None, password: str | None = None, context: ssl.SSLContext | None = None):
-    request = urllib.request.Request(url)
-    if user is not None:
-        token = base64.b64encode(f"{user}:{password}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
+    request = urllib.request.Request(url, headers=basic(user, password) if user is not None else {})
     try:
         with urllib.request.urlopen(request, timeout=10, context=context) as response:
             return response.status, response.read()
@@ -189,10 +190,6 @@ def serve_guarded(users: dict[str, bytes], scenario) -> None:
             await scenario(client)
 
     asyncio.run(main())
-
-
-def basic(user: str, password: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
 def test_logins_check_unknown_users_against_a_decoy_and_remember_every_answer(monkeypatch):
