@@ -14,6 +14,7 @@ from aura_exporter import __version__
 from aura_exporter.clock import AcceleratedClock, WallClock
 from aura_exporter.config import Config, ConfigError, load_config
 from aura_exporter.durations import parse_duration
+from aura_exporter.exposition.server import MAX_CONNECTIONS
 from aura_exporter.exposition.webconfig import WebConfigFile
 from aura_exporter.logs import LEVELS, setup_logging
 from aura_exporter.probe import DEFAULT_LISTEN_ADDRESS
@@ -30,6 +31,16 @@ def _common_flags() -> argparse.ArgumentParser:
     return common
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
 def _serving_flags() -> argparse.ArgumentParser:
     serving = argparse.ArgumentParser(add_help=False)
     serving.add_argument("--web.listen-address", dest="listen_address", default=DEFAULT_LISTEN_ADDRESS,
@@ -39,6 +50,9 @@ def _serving_flags() -> argparse.ArgumentParser:
                          help="exporter-toolkit web configuration: TLS and basic auth (default: none)")
     serving.add_argument("--web.enable-lifecycle", dest="lifecycle", action="store_true",
                          help="serve POST /-/reload (SIGHUP reloads either way; default off, as in Prometheus)")
+    serving.add_argument("--web.max-connections", dest="max_connections", type=_positive_int, default=MAX_CONNECTIONS,
+                         help="open HTTP connections at most; more are closed as they open (default %(default)s, "
+                              "as in Prometheus)")
     serving.add_argument("--topology.workers", dest="workers", type=int, default=0,
                          help="processes computing persistence (default: one per CPU)")
     serving.add_argument("--storage.path", dest="storage", default="data",
@@ -161,7 +175,7 @@ async def _serve(config: Config, args: argparse.Namespace, web_config: WebConfig
                         history=history, storage=prepare_storage(args.storage), shard=shard,
                         config_path=args.config_file, sources=sources, web_config=web_config,
                         keep_baselines=args.command != "demo", learn_from_history=args.command != "demo",
-                        lifecycle=args.lifecycle)
+                        lifecycle=args.lifecycle, max_connections=args.max_connections)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

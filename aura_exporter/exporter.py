@@ -19,7 +19,7 @@ from aura_exporter.config import Analysis, Config, ConfigError, load_config
 from aura_exporter.cycle import AnalysisCycle, Cycle, CycleFailed
 from aura_exporter.exposition.render import render_snapshot
 from aura_exporter.exposition.selfmetrics import SelfMetrics
-from aura_exporter.exposition.server import ServerState, bound_port, build_app, start_server
+from aura_exporter.exposition.server import MAX_CONNECTIONS, ServerState, build_app, start_server
 from aura_exporter.exposition.webconfig import WebConfigFile
 from aura_exporter.forecast.manager import ModelManager
 from aura_exporter.graph.cycle import GraphCycle
@@ -54,7 +54,7 @@ class Exporter:
                  history: HistoryLoader | None = None, storage: Path | None = None, shard: Shard = WHOLE,
                  config_path: str | None = None, sources: SourceFactory | None = None,
                  web_config: WebConfigFile | None = None, keep_baselines: bool = True, learn_from_history: bool = True,
-                 lifecycle: bool = False):
+                 lifecycle: bool = False, max_connections: int = MAX_CONNECTIONS):
         self.config = config
         self.source = source
         self.history = history
@@ -66,6 +66,7 @@ class Exporter:
         self.clock = clock
         self.listen_address = listen_address
         self.telemetry_path = telemetry_path
+        self.max_connections = max_connections
         self.config_path = config_path
         self.sources = sources
         self.web_config = web_config
@@ -113,10 +114,11 @@ class Exporter:
         await asyncio.get_running_loop().run_in_executor(self.executor, run.cycle.save)
 
     async def run(self, stop: asyncio.Event) -> None:
-        self.app = build_app(self.state, self.telemetry_path, self._run_blocking, self.web_config, self._probe_token())
-        runner = await start_server(self.app, self.listen_address,
-                                    self.web_config.server_context() if self.web_config else None)
-        self.port = bound_port(runner)
+        self.app = build_app(self.state, self.telemetry_path, self.web_config, self._probe_token())
+        listener = await start_server(self.app, self.listen_address,
+                                      self.web_config.server_context() if self.web_config else None,
+                                      self.max_connections)
+        self.port = listener.port
         log.info("listening", extra={"address": self.listen_address, "port": self.port})
         self.started.set()
         for run in self.runs.values():
@@ -129,7 +131,7 @@ class Exporter:
                 await self._stop(run)
             if self.watcher_task is not None:
                 self.watcher_task.cancel()
-            await runner.cleanup()
+            await listener.close()
             await self.source.close()
             self.executor.shutdown(wait=False, cancel_futures=True)
             log.info("stopped")

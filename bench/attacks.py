@@ -1,12 +1,17 @@
 """Attacks on the HTTP surface, on loopback, bounded in time and count: `make attacks` (issue 25).
 
 Starts the demo exporter (trained, `--hosts` replay hosts) behind basic auth (bcrypt cost 10, as
-`htpasswd -nBC 10` makes), then, one after the other, for `--seconds` each:
+`htpasswd -nBC 10` makes), then, one after the other, for `--seconds` each, after a quiet period
+measured the same way (the baseline):
 
 1. wrong passwords: `--rate` requests a second, each with a new wrong password (so none is answered
    from memory), while an authorised scraper asks for /metrics (gzip) once a second;
 2. idle clients: `--idle` connections that ask for /metrics without gzip and never read, held open,
-   while the authorised scraper goes on.
+   while the authorised scraper goes on;
+3. a large incident on the live feed: a second demo on `--flagged` hosts whose council flags every
+   one of them (warn and quorum near 0, no page budget), and `--feed-clients` WebSocket clients
+   connecting to /api/v1/decisions one after the other; each must get the hello and every current
+   decision, then stay connected while the cycles go on.
 
 For each it prints what was sent and how it was answered, the authorised scrapes' latency and
 failures, the longest time without a successful cycle (`aura_analysis_last_success_timestamp_seconds`),
@@ -27,7 +32,8 @@ from pathlib import Path
 import aiohttp
 import bcrypt
 import numpy as np
-from harness import demo, rss_bytes, say
+import yaml
+from harness import DEMO_CONFIG, demo, rss_bytes, say
 
 USER, PASSWORD = "prometheus", "scrape-secret"
 
@@ -83,6 +89,11 @@ class Watch:
                 f"longest without a cycle {self.longest_without_cycle:.0f} s")
 
 
+async def nothing(seconds: float) -> str:
+    await asyncio.sleep(seconds)
+    return "nothing sent"
+
+
 async def wrong_passwords(url: str, rate: int, seconds: float) -> str:
     answers: collections.Counter = collections.Counter()
 
@@ -135,6 +146,53 @@ async def idle_clients(port: int, count: int, seconds: float) -> str:
     return f"{len(sockets)} opened, {closed} cut off by the exporter"
 
 
+def flag_everything() -> Path:
+    """The demo's configuration with a council that flags every host: an incident as large as the fleet."""
+    config = yaml.safe_load(DEMO_CONFIG.read_text())
+    for analysis in config["analyses"]:
+        if analysis.get("kind") != "graph":
+            analysis["council"] = {"warn": 1e-9, "quorum": 2e-9, "hysteresis": 1e-10, "false_pages_per_week": 0,
+                                   "confirm_cycles": 1}
+    path = Path(tempfile.mkdtemp(prefix="aura-attacks-")) / "flag-everything.yml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+async def feed_clients(url: str, clients: int, seconds: float) -> str:
+    """Clients connecting one after the other; each reads its current state, then stays until the end."""
+    ws_url = url.replace("http", "ws", 1) + "/api/v1/decisions"
+    until = time.monotonic() + seconds
+    delivered, whole, dropped = [], 0, 0
+    async with aiohttp.ClientSession(headers=basic(USER, PASSWORD)) as session:
+        sockets = []
+        try:
+            for _ in range(clients):
+                started = time.monotonic()
+                socket_ = await session.ws_connect(ws_url, max_msg_size=1 << 20)
+                sockets.append(socket_)
+                hello = await socket_.receive_json(timeout=30)
+                current, last = 0, started
+                while True:  # "current" events, then the first change or silence
+                    try:
+                        message = await socket_.receive(timeout=5)
+                    except TimeoutError:
+                        break
+                    if message.type != aiohttp.WSMsgType.TEXT or '"type": "current"' not in message.data:
+                        break
+                    current, last = current + 1, time.monotonic()
+                delivered.append((current, last - started))
+                whole += hello["type"] == "hello" and current > 0
+            await asyncio.sleep(max(0.0, until - time.monotonic()))
+            dropped = sum(socket_.closed for socket_ in sockets)
+        finally:
+            for socket_ in sockets:
+                await socket_.close()
+    counts = [c for c, _ in delivered]
+    slowest = max(t for _, t in delivered)
+    return (f"{clients} clients: each got {min(counts)}–{max(counts)} current decisions (slowest in {slowest:.1f} s); "
+            f"{clients - whole} without them; {dropped} closed by the exporter before the end")
+
+
 async def attack(name: str, url: str, pid: int, seconds: float, work) -> list[str]:
     say(f"{name}…")
     before = rss_bytes(pid)
@@ -149,20 +207,33 @@ async def attack(name: str, url: str, pid: int, seconds: float, work) -> list[st
             f"{after / 2**20:.0f} MiB after"]
 
 
+async def ready(url: str) -> None:
+    """Until every analysis has completed a cycle."""
+    async with aiohttp.ClientSession(headers=basic(USER, PASSWORD)) as session:
+        while True:
+            async with session.get(url + "/-/ready") as response:
+                if response.status == 200:
+                    return
+            await asyncio.sleep(1)
+
+
 async def main_async(args: argparse.Namespace) -> None:
     with demo(args.hosts, args.speed, (f"--web.config.file={web_config()}",)) as exporter:
-        async with aiohttp.ClientSession(headers=basic(USER, PASSWORD)) as session:
-            while True:  # ready: every analysis has completed a cycle
-                async with session.get(exporter.url + "/-/ready") as response:
-                    if response.status == 200:
-                        break
-                await asyncio.sleep(1)
-        rows = [await attack(f"{args.rate} wrong passwords a second, each new, for {args.seconds:g} s", exporter.url,
-                             exporter.process.pid, args.seconds,
-                             wrong_passwords(exporter.url, args.rate, args.seconds))]
+        await ready(exporter.url)
+        rows = [await attack(f"none, {args.seconds:g} s (the baseline)", exporter.url, exporter.process.pid,
+                             args.seconds, nothing(args.seconds))]
+        rows.append(await attack(f"{args.rate} wrong passwords a second, each new, for {args.seconds:g} s",
+                                 exporter.url, exporter.process.pid, args.seconds,
+                                 wrong_passwords(exporter.url, args.rate, args.seconds)))
         rows.append(await attack(f"{args.idle} clients asking for /metrics and never reading, {args.seconds:g} s",
                                  exporter.url, exporter.process.pid, args.seconds,
                                  idle_clients(exporter.port, args.idle, args.seconds)))
+    with demo(args.flagged, args.speed, (f"--web.config.file={web_config()}", f"--config.file={flag_everything()}")) \
+            as exporter:
+        await ready(exporter.url)
+        rows.append(await attack(f"{args.feed_clients} live-feed clients during an incident flagging all "
+                                 f"{args.flagged:,} hosts, {args.seconds:g} s", exporter.url, exporter.process.pid,
+                                 args.seconds, feed_clients(exporter.url, args.feed_clients, args.seconds)))
     print("| attack | answers | meanwhile | memory |\n|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
@@ -175,6 +246,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--rate", type=int, default=200)
     parser.add_argument("--idle", type=int, default=500)
+    parser.add_argument("--flagged", type=int, default=5000, help="hosts, every one flagged, for the feed attack")
+    parser.add_argument("--feed-clients", type=int, default=10)
     asyncio.run(main_async(parser.parse_args()))
 
 

@@ -1,20 +1,34 @@
-"""Scrape load: /metrics latency while cycles compute. `make scrape-load` (2,000 hosts, 20 scrapers, 60 s).
+"""Scrape load: /metrics latency while cycles compute. `make scrape-load`.
 
-Runs the demo exporter on a large replay fleet at a pace where cycles run back to back, then hits
-/metrics from N concurrent scrapers (each one request after the other, as fast as answers come,
-asking for gzip as Prometheus does) for a minute, and prints p50/p99/max latency, throughput and
-errors, next to one lone scraper measured the same way in the same run (the baseline).
+Runs the demo exporter on a large replay fleet at a pace where cycles run back to back, then:
+- hits /metrics from N concurrent scrapers (each one request after the other, as fast as answers come,
+  asking for gzip as Prometheus does) for a minute, and prints p50/p99/max latency, throughput and
+  errors, next to one lone scraper measured the same way in the same run (the baseline);
+- lets a real Prometheus (the Debian binary, its default Accept header: OpenMetrics first, gzip)
+  scrape it every 15 s with the default 10 s timeout, for 2,000 and for 10,000 hosts, and reads
+  that Prometheus' own `scrape_duration_seconds` and `up` for the time it scraped.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import aiohttp
 import numpy as np
-from harness import cycles_done, demo, say
+from harness import REPO, cycles_done, demo, say
+
+sys.path.insert(0, str(REPO / "tests"))
+from conftest import PrometheusServer  # noqa: E402 - the test suite's real Prometheus, started the same way
+
+# What Prometheus 2.42 sends (scrape/scrape.go, acceptHeader): OpenMetrics first.
+PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+                     "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+SCRAPE_INTERVAL = 15  # seconds: Prometheus' common setting (its own default is 1 m)
 
 WARM_UP_CYCLES = 3
 
@@ -60,10 +74,14 @@ async def cycles(url: str) -> int:
         return cycles_done(await metrics_text(session, url))
 
 
-async def run(url: str, scrapers: int, seconds: float) -> None:
+async def warm_up(url: str) -> None:
     say(f"waiting for {WARM_UP_CYCLES} cycles…")
     while await cycles(url) < WARM_UP_CYCLES:
         await asyncio.sleep(2)
+
+
+async def run(url: str, scrapers: int, seconds: float) -> None:
+    await warm_up(url)
     async with aiohttp.ClientSession() as session:
         size = len(await metrics_text(session, url))
     async with aiohttp.ClientSession(auto_decompress=False, headers={"Accept-Encoding": "gzip"}) as session:
@@ -85,17 +103,70 @@ async def run(url: str, scrapers: int, seconds: float) -> None:
     print(f"p99 with {scrapers} scrapers vs one: {rows[1]['p99_ms'] / rows[0]['p99_ms']:.1f}x")
 
 
+async def negotiated(url: str) -> str:
+    """The Content-Type the exporter answers Prometheus' Accept header with."""
+    async with aiohttp.ClientSession(headers={"Accept": PROMETHEUS_ACCEPT}) as session:
+        async with session.get(url) as response:
+            await response.read()
+            return response.headers["Content-Type"]
+
+
+def prometheus_scraping(port: int, minutes: float) -> dict:
+    """A real Prometheus scraping the exporter for `minutes`: its own view of those scrapes."""
+    with tempfile.TemporaryDirectory(prefix="aura-scrape-load-") as tmp:
+        server = PrometheusServer(Path(tmp), {"aura": f"127.0.0.1:{port}"}, scrape_interval=f"{SCRAPE_INTERVAL}s")
+        server.start()
+        try:
+            say(f"Prometheus scraping every {SCRAPE_INTERVAL} s for {minutes:g} min…")
+            time.sleep(minutes * 60)
+            span = f"[{int(minutes * 60) + SCRAPE_INTERVAL}s]"
+
+            def samples(metric: str) -> np.ndarray:
+                found = server.query(f'{metric}{{job="aura"}}{span}')
+                return np.array([float(v) for _, v in found[0]["values"]]) if found else np.array([np.nan])
+
+            durations, up = samples("scrape_duration_seconds"), samples("up")
+            return {"scrapes": len(up), "failed": int((up == 0).sum()), "series": samples("scrape_samples_scraped")[-1],
+                    "mean": durations.mean(), "p50": np.percentile(durations, 50),
+                    "p99": np.percentile(durations, 99), "max": durations.max()}
+        finally:
+            server.stop()
+
+
+def print_prometheus(rows: list[dict]) -> None:
+    print(f"A real Prometheus scraping every {SCRAPE_INTERVAL} s (timeout 10 s):")
+    print("| hosts | series | format | scrapes | failed | mean | p50 | p99 | max |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['hosts']:,} | {r['series']:,.0f} | {r['format']} | {r['scrapes']:.0f} | {r['failed']:.0f} | "
+              + " | ".join(f"{r[k] * 1000:.1f} ms" for k in ("mean", "p50", "p99", "max")) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hosts", type=int, default=2000)
-    parser.add_argument("--scrapers", type=int, default=20)
+    parser.add_argument("--hosts", type=int, default=2000, help="fleet of the closed-loop scrapers")
+    parser.add_argument("--scrapers", type=int, default=20, help="closed-loop scrapers (0: none)")
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--speed", type=float, default=30, help="replay speed (data seconds per second)")
+    parser.add_argument("--prometheus-hosts", default="2000,10000",
+                        help="fleets a real Prometheus scrapes ('' for none)")
+    parser.add_argument("--prometheus-minutes", type=float, default=5)
     args = parser.parse_args()
-    with demo(args.hosts, args.speed) as exporter:
-        asyncio.run(run(exporter.url + "/metrics", args.scrapers, args.seconds))
-        if exporter.process.poll() is not None:
-            raise SystemExit("the exporter died under load")
+    prometheus_hosts = [int(h) for h in args.prometheus_hosts.split(",") if h]
+    scraped = []
+    for hosts in sorted({*prometheus_hosts, *([args.hosts] if args.scrapers else [])}):
+        with demo(hosts, args.speed) as exporter:
+            url = exporter.url + "/metrics"
+            if hosts == args.hosts and args.scrapers:
+                asyncio.run(run(url, args.scrapers, args.seconds))
+            if hosts in prometheus_hosts:
+                asyncio.run(warm_up(url))
+                found = prometheus_scraping(exporter.port, args.prometheus_minutes)
+                scraped.append({"hosts": hosts, "format": asyncio.run(negotiated(url)).split(";")[0], **found})
+            if exporter.process.poll() is not None:
+                raise SystemExit("the exporter died under load")
+    if scraped:
+        print_prometheus(scraped)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 from conftest import sample_value, serve_in_process
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 
 from aura_exporter.config import parse_config
 from aura_exporter.council import CouncilStage
@@ -161,6 +161,49 @@ def test_a_client_that_never_reads_is_dropped_and_scrapes_go_on(monkeypatch, cap
         serve_and(scenario, ReplaySource(ReplayFleet(hosts=10)))
 
 
+def test_connections_beyond_the_cap_are_closed_as_they_open_and_served_again_once_one_leaves(caplog):
+    from aura_exporter.exposition.server import ServerState, build_app, start_server
+
+    request = b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    async def answer(sock: socket.socket) -> bytes:
+        loop = asyncio.get_running_loop()
+        await loop.sock_sendall(sock, request)
+        return await asyncio.wait_for(loop.sock_recv(sock, 4096), 5)
+
+    async def connect(port: int) -> socket.socket:
+        sock = socket.socket()
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+        return sock
+
+    async def main():
+        listener = await start_server(build_app(ServerState(CollectorRegistry(), ["node"])), "127.0.0.1:0",
+                                      max_connections=3)
+        held = [await connect(listener.port) for _ in range(3)]
+        try:
+            for sock in held:  # kept alive, each holds its place
+                assert (await answer(sock)).startswith(b"HTTP/1.1 200")
+            extra = await connect(listener.port)
+            try:
+                assert await answer(extra) == b""  # closed at once
+            except ConnectionResetError:
+                pass
+            extra.close()
+            held.pop().close()
+            await asyncio.sleep(0.2)  # the server notices the one that left
+            held.append(await connect(listener.port))
+            assert (await answer(held[-1])).startswith(b"HTTP/1.1 200")
+        finally:
+            for sock in held:
+                sock.close()
+            await listener.close()
+
+    with caplog.at_level(logging.WARNING, logger="aura_exporter"):
+        asyncio.run(main())
+    assert any("max-connections" in r.getMessage() for r in caplog.records)
+
+
 def test_a_snapshot_rendered_late_never_replaces_a_newer_one(monkeypatch):
     """Two analyses' cycles ending together: the older snapshot's render finishing last must not be served."""
     from aura_exporter import exporter as exporter_module
@@ -216,15 +259,17 @@ def test_critical_features_read_as_the_plan_interprets_them():
     assert "circular dependency" in features[0].interpretation and "partition" in features[1].interpretation
 
 
-def test_the_fast_text_writer_matches_prometheus_client_byte_for_byte():
-    """render_snapshot writes text itself (several times faster); prometheus_client's generate_latest
-    over the same collector is the reference, on hostile labels, a forecast with NaN, ±Inf and values
-    that Go prints with exponents, and two analyses."""
+@pytest.mark.parametrize("openmetrics", [False, True], ids=["text", "openmetrics"])
+def test_the_fast_writer_matches_prometheus_client_byte_for_byte(openmetrics):
+    """render_snapshot writes both formats itself (several times faster); prometheus_client's
+    generate_latest over the same collector is the reference, on hostile labels, a forecast with NaN,
+    ±Inf and values that Go prints with exponents, and two analyses; gzip gives the same bytes back."""
     import dataclasses
 
-    from prometheus_client.exposition import generate_latest
+    from prometheus_client import exposition as text_format
+    from prometheus_client.openmetrics import exposition as openmetrics_format
 
-    from aura_exporter.exposition.render import _registry
+    from aura_exporter.exposition.render import _registry, exposition_body
     from aura_exporter.forecast.stage import Forecast
 
     hostile = 'evil"} 1\naura_fake{x="<img src=x onerror=alert(1)>\\'
@@ -239,8 +284,13 @@ def test_the_fast_text_writer_matches_prometheus_client_byte_for_byte():
     holder = SnapshotHolder()
     holder.publish(with_forecast, "node", time.time())
     snapshot = holder.publish(other, "other", time.time())
-    fast = render_snapshot(snapshot).text
-    assert fast == generate_latest(_registry(snapshot))
+    rendered = render_snapshot(snapshot)
+    live = CollectorRegistry()
+    Gauge("aura_live_example", "A live metric.", registry=live).set(1)
+    fast = b"".join(exposition_body(rendered, live, openmetrics, use_gzip=False))
+    reference = (openmetrics_format if openmetrics else text_format).generate_latest
+    assert fast == reference(_registry(snapshot))[: -len(b"# EOF\n") if openmetrics else None] + reference(live)
+    assert gzip.decompress(b"".join(exposition_body(rendered, live, openmetrics, use_gzip=True))) == fast
     assert b"e+09" in fast and b"aura_forecast{" in fast and b'analysis="other"' in fast
 
 

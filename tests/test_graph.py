@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from conftest import REPO
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 
 from aura_exporter.config import ConfigError, parse_config
 from aura_exporter.council import CouncilStage
@@ -286,6 +287,7 @@ def test_graph_series_are_byte_identical_to_prometheus_client_and_pass_promtool(
     registry.register(SnapshotCollector(lambda: snapshot))
     text = text_exposition(snapshot)
     assert text == generate_latest(registry)
+    assert text + b"# EOF\n" == openmetrics_latest(registry)  # the same bytes serve OpenMetrics
     exposition = text.decode()
     assert 'aura_graph_betti{analysis="mesh",homology_dimension="1"} 1.0' in exposition
     assert 'aura_graph_cycle_services{analysis="mesh",cycle="<script>alert(1)</script>",service="pay\\"\\n{x=\\"1\\"}\\\\"} 1.0' \

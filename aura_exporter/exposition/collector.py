@@ -2,7 +2,7 @@
 
 The contract is one table (FAMILIES: each family's values as an [entities, …] array and its extra
 labels), read by two writers: the collector (prometheus_client families: OpenMetrics, tests) and
-`text_exposition`, the fast path of every text scrape. `describe()` returns the families without
+`text_exposition`, the fast path of every scrape. `describe()` returns the families without
 samples, so registering the collector runs nothing. Non-finite values (no breach in sight, no
 residual yet) are left out rather than exported as NaN.
 """
@@ -186,7 +186,10 @@ def _families() -> dict[str, GaugeMetricFamily]:
 def text_exposition(snapshot: Snapshot) -> bytes:
     """The snapshot in the Prometheus text format, byte for byte what prometheus_client's
     generate_latest makes of SnapshotCollector, several times faster: label strings are escaped
-    once per entity and each family is written from its arrays."""
+    once per entity and each family is written from its arrays.
+
+    It is OpenMetrics too, up to the closing '# EOF': for gauges the two writers of prometheus_client
+    differ only in escaping '"' in HELP, which no HELP here has (tests/test_exposition.py compares both)."""
     results = list(snapshot.results.values())
     per_analysis: dict[str, list[str]] = {name: [] for name in HELP}
     for name, labels, value in per_analysis_samples(snapshot):

@@ -1,13 +1,14 @@
-"""Render a snapshot once per content type and serve it from memory.
+"""Render a snapshot once and serve it from memory.
 
 Rendering 100k series takes a large fraction of a second in prometheus_client, far too slow for
-every scrape, so each snapshot is rendered once (text eagerly, OpenMetrics on first demand). The
-exporter's own metrics are few and live, so they are rendered on every scrape and appended.
+every scrape, so each snapshot is written once, by AURA's own writer, and compressed once, off the
+event loop; the same bytes serve both formats (for its gauges the Prometheus text format and
+OpenMetrics are the same up to OpenMetrics' closing '# EOF'). The exporter's own metrics are few and
+live, so they are rendered on every scrape, in the negotiated format, and appended.
 """
 
 from __future__ import annotations
 
-import gzip
 import threading
 import time
 import zlib
@@ -24,7 +25,6 @@ from aura_exporter.snapshot import Snapshot
 # The classic text format every Prometheus understands (prometheus_client now says 1.0.0).
 TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = openmetrics_format.CONTENT_TYPE_LATEST
-_EOF = b"# EOF\n"
 Body = tuple[bytes, ...]  # a response body in parts, written one after the other
 
 
@@ -37,19 +37,10 @@ def _registry(snapshot: Snapshot) -> CollectorRegistry:
 @dataclass
 class Rendered:
     snapshot: Snapshot
-    text: bytes
+    text: bytes  # also OpenMetrics, but for its closing '# EOF' (the live part ends with it)
     text_gzip_head: bytes  # the text compressed, flushed to a byte boundary but not finished
     _compressor: zlib._Compress  # its state, copied per scrape to append the live part
-    _openmetrics: bytes | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def openmetrics(self) -> bytes:
-        """The snapshot in OpenMetrics, without the closing '# EOF' (the live part adds it)."""
-        with self._lock:
-            if self._openmetrics is None:
-                rendered = openmetrics_format.generate_latest(_registry(self.snapshot))
-                self._openmetrics = rendered[: -len(_EOF)] if rendered.endswith(_EOF) else rendered
-            return self._openmetrics
 
     def text_gzip(self, live: bytes) -> Body:
         """One gzip member of text + live, compressing only the live part per scrape (the head is shared)."""
@@ -73,16 +64,10 @@ def wants_openmetrics(accept: str) -> bool:
 
 def exposition_body(rendered: Rendered, live: CollectorRegistry, openmetrics: bool, use_gzip: bool) -> Body:
     """The snapshot part followed by the live part, in the negotiated format and encoding, as parts sent one
-    after the other: the snapshot's own bytes are shared by every scrape, never copied into a new body."""
-    if openmetrics:
-        live_openmetrics = openmetrics_format.generate_latest(live)
-        if use_gzip:
-            return (gzip.compress(rendered.openmetrics() + live_openmetrics, compresslevel=1),)
-        return rendered.openmetrics(), live_openmetrics
-    live_text = text_format.generate_latest(live)
-    if use_gzip:
-        return rendered.text_gzip(live_text)
-    return rendered.text, live_text
+    after the other: the snapshot's own bytes are shared by every scrape, never copied into a new body, and
+    only the live part (a few kilobytes) is written and compressed per scrape."""
+    live_part = (openmetrics_format if openmetrics else text_format).generate_latest(live)
+    return rendered.text_gzip(live_part) if use_gzip else (rendered.text, live_part)
 
 
 class ScrapeCache:

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024  # aiohttp waits for the socket to drain past 64 KiB: one chunk per wait
 SLOW_READER_SECONDS = 10.0  # Prometheus' default scrape timeout: a scrape slower than that has failed anyway
+MAX_CONNECTIONS = 512  # Prometheus' --web.max-connections default
 
 
 @dataclass
@@ -62,11 +63,11 @@ class ServerState:
         return [name for name in self.analyses if name not in self.succeeded]
 
 
-def build_app(state: ServerState, telemetry_path: str = "/metrics", run_blocking: Callable | None = None,
-              web_config: WebConfigFile | None = None, probe_token: str | None = None) -> web.Application:
+def build_app(state: ServerState, telemetry_path: str = "/metrics", web_config: WebConfigFile | None = None,
+              probe_token: str | None = None) -> web.Application:
     guard = [basic_auth(lambda: web_config.latest().users, probe_token)] if web_config is not None else []
     app = web.Application(middlewares=[*guard, json_errors])
-    handlers = _Handlers(state, telemetry_path, run_blocking)
+    handlers = _Handlers(state, telemetry_path)
     Api(lambda: state.rendered.snapshot, state.analyses, state.last_errors, state.cluster).routes(app)
     app.router.add_get(f"{PREFIX}/decisions", state.feed.handle)
     Ui(lambda: state.rendered.snapshot, state.history, state.cluster).routes(app)
@@ -81,18 +82,14 @@ def build_app(state: ServerState, telemetry_path: str = "/metrics", run_blocking
 
 
 class _Handlers:
-    def __init__(self, state: ServerState, telemetry_path: str, run_blocking: Callable | None):
+    def __init__(self, state: ServerState, telemetry_path: str):
         self.state = state
         self.telemetry_path = telemetry_path
-        self.run_blocking = run_blocking
 
     async def metrics(self, request: web.Request) -> web.StreamResponse:
         openmetrics = wants_openmetrics(request.headers.get("Accept", ""))
         use_gzip = "gzip" in request.headers.get("Accept-Encoding", "")
         rendered = self.state.rendered
-        if openmetrics and self.run_blocking is not None:
-            # The first OpenMetrics scrape of a snapshot renders it: keep that off the event loop.
-            await self.run_blocking(rendered.openmetrics)
         body = self.state.scrapes.get(rendered, openmetrics, use_gzip)
         if body is None:
             body = exposition_body(rendered, self.state.live, openmetrics, use_gzip)
@@ -155,17 +152,55 @@ async def send_or_drop(request: web.Request, response: web.StreamResponse, body:
         log.debug("a client left before its response was sent", extra={"path": request.path})
 
 
-async def start_server(app: web.Application, listen_address: str, tls: ssl.SSLContext | None = None) -> web.AppRunner:
-    """Start serving on 'host:port' (':port' for every interface), over TLS when given; returns the runner."""
+class _Refused(asyncio.Protocol):
+    """A connection beyond the cap: closed as it opens. (Go's LimitListener, behind Prometheus'
+    --web.max-connections, leaves it waiting in the kernel's backlog instead; asyncio cannot pause accepting.)"""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.close()
+
+
+@dataclass
+class ConnectionCap:
+    """The socket's protocol factory: aiohttp's request handling for at most `limit` open connections."""
+
+    handling: web.Server
+    limit: int
+    refused: int = 0
+
+    def __call__(self) -> asyncio.BaseProtocol:
+        if len(self.handling.connections) < self.limit:
+            return self.handling()
+        self.refused += 1
+        if self.refused in (1, 10, 100) or self.refused % 1000 == 0:  # a flood gets a few lines, not one per try
+            log.warning("refused connections beyond --web.max-connections",
+                        extra={"max_connections": self.limit, "refused": self.refused})
+        return _Refused()
+
+
+@dataclass
+class Listener:
+    runner: web.AppRunner
+    server: asyncio.Server
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (useful with port 0)."""
+        return self.server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        self.server.close()
+        await self.runner.cleanup()
+
+
+async def start_server(app: web.Application, listen_address: str, tls: ssl.SSLContext | None = None,
+                       max_connections: int = MAX_CONNECTIONS) -> Listener:
+    """Start serving on 'host:port' (':port' for every interface), over TLS when given."""
     host, _, port = listen_address.rpartition(":")
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host.strip("[]") or None, int(port), ssl_context=tls)
-    await site.start()
-    return runner
-
-
-def bound_port(runner: web.AppRunner) -> int:
-    """The port actually bound (useful with port 0)."""
-    return runner.addresses[0][1]
-
+    assert runner.server is not None  # made by setup()
+    server = await asyncio.get_running_loop().create_server(
+        ConnectionCap(runner.server, max_connections), host.strip("[]") or None, int(port), ssl=tls,
+        reuse_address=True)
+    return Listener(runner, server)
