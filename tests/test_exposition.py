@@ -161,25 +161,36 @@ def test_a_client_that_never_reads_is_dropped_and_scrapes_go_on(monkeypatch, cap
         serve_and(scenario, ReplaySource(ReplayFleet(hosts=10)))
 
 
-def test_connections_beyond_the_cap_are_closed_as_they_open_and_served_again_once_one_leaves(caplog):
+async def answer(sock: socket.socket, request: bytes = b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n") -> bytes:
+    loop = asyncio.get_running_loop()
+    await loop.sock_sendall(sock, request)
+    return await asyncio.wait_for(loop.sock_recv(sock, 4096), 5)
+
+
+async def connect(port: int) -> socket.socket:
+    sock = socket.socket()
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    return sock
+
+
+def with_listener(scenario, max_connections: int = 512) -> None:
+    """`await scenario(listener)` on an exporter's HTTP surface alone, on a loopback port."""
     from aura_exporter.exposition.server import ServerState, build_app, start_server
-
-    request = b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n"
-
-    async def answer(sock: socket.socket) -> bytes:
-        loop = asyncio.get_running_loop()
-        await loop.sock_sendall(sock, request)
-        return await asyncio.wait_for(loop.sock_recv(sock, 4096), 5)
-
-    async def connect(port: int) -> socket.socket:
-        sock = socket.socket()
-        sock.setblocking(False)
-        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
-        return sock
 
     async def main():
         listener = await start_server(build_app(ServerState(CollectorRegistry(), ["node"])), "127.0.0.1:0",
-                                      max_connections=3)
+                                      max_connections=max_connections)
+        try:
+            await scenario(listener)
+        finally:
+            await listener.close()
+
+    asyncio.run(main())
+
+
+def test_connections_beyond_the_cap_are_closed_as_they_open_and_served_again_once_one_leaves(caplog):
+    async def scenario(listener):
         held = [await connect(listener.port) for _ in range(3)]
         try:
             for sock in held:  # kept alive, each holds its place
@@ -197,11 +208,27 @@ def test_connections_beyond_the_cap_are_closed_as_they_open_and_served_again_onc
         finally:
             for sock in held:
                 sock.close()
-            await listener.close()
 
     with caplog.at_level(logging.WARNING, logger="aura_exporter"):
-        asyncio.run(main())
+        with_listener(scenario, max_connections=3)
     assert any("max-connections" in r.getMessage() for r in caplog.records)
+
+
+def test_the_kernel_holds_a_bounded_part_of_a_response_per_connection():
+    """Left to itself Linux grows a connection's send buffer to 4 MB for a client that never reads."""
+    from aura_exporter.exposition.server import SEND_BUFFER
+
+    async def scenario(listener):
+        sock = await connect(listener.port)
+        try:
+            assert (await answer(sock)).startswith(b"HTTP/1.1 200")
+            (handler,) = listener.runner.server.connections
+            accepted = handler.transport.get_extra_info("socket")
+            assert accepted.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 2 * SEND_BUFFER  # Linux doubles it
+        finally:
+            sock.close()
+
+    with_listener(scenario)
 
 
 def test_a_snapshot_rendered_late_never_replaces_a_newer_one(monkeypatch):
