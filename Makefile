@@ -73,7 +73,7 @@ clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
 
 # Reliability runs (docs/reliability.md): memory across a 30-minute soak; /metrics under 20 scrapers, then
-# scraped by a real Prometheus at 2,000 and 10,000 hosts (about 25 minutes).
+# scraped by a real Prometheus at 2,000 and 10,000 hosts (about 20 minutes).
 soak: bench-deps
 	$(BIN)/python bench/soak.py $(ARGS)
 

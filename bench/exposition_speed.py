@@ -1,10 +1,9 @@
-"""/metrics rendering: seconds to write a snapshot, for growing fleets. `make bench-exposition`.
+"""/metrics rendering: seconds to write a snapshot as text, for growing fleets. `make bench-exposition`.
 
 A snapshot of N entities (demo analysis: 5 features, forecasts at 4 horizons, 4 agents; about 96
-series per entity) is rendered three ways in the same run, in the Prometheus text format and in
-OpenMetrics (what Prometheus asks for first): AURA's writer (what every scrape serves),
-prometheus_client's generate_latest over the same collector (the previous path), and the floor: a
-plain generate_latest of the same number of ready-made samples (one family, labels built
+series per entity) is rendered three ways in the same run: AURA's text writer (what every scrape
+serves), prometheus_client's generate_latest over the same collector (the previous path), and the
+floor: a plain generate_latest of the same number of ready-made samples (one family, labels built
 beforehand), which costs only formatting.
 """
 
@@ -17,9 +16,8 @@ import time
 
 import numpy as np
 from prometheus_client import CollectorRegistry
-from prometheus_client import exposition as text_format
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.openmetrics import exposition as openmetrics_format
+from prometheus_client.exposition import generate_latest
 
 from aura_exporter.config import parse_config
 from aura_exporter.council import CouncilStage
@@ -71,21 +69,20 @@ def main() -> None:
     parser.add_argument("--entities", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    print("| entities | series | format | AURA's writer | prometheus_client over the collector | floor: plain "
+    print("| entities | series | AURA text writer | prometheus_client over the collector | floor: plain "
           "generate_latest | writer vs floor |")
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
     for entities in args.entities:
         snapshot = snapshot_of(entities)
         text = text_exposition(snapshot)
         series = sum(1 for line in text.splitlines() if not line.startswith(b"#"))
         plain = CollectorRegistry()
         plain.register(Plain(series))
-        for name, openmetrics, writer in (("text", False, text_format), ("OpenMetrics", True, openmetrics_format)):
-            ours = timed(lambda s=snapshot, om=openmetrics: text_exposition(s, om), args.repeats)
-            client = timed(lambda s=snapshot, w=writer: w.generate_latest(_registry(s)), args.repeats)
-            floor = timed(lambda r=plain, w=writer: w.generate_latest(r), args.repeats)
-            print(f"| {entities} | {series:,} | {name} | {ours:.3f} s | {client:.3f} s | {floor:.3f} s "
-                  f"| {ours / floor:.2f}x |")
+        ours = timed(lambda s=snapshot: text_exposition(s), args.repeats)
+        client = timed(lambda s=snapshot: generate_latest(_registry(s)), args.repeats)
+        floor = timed(lambda r=plain: generate_latest(r), args.repeats)
+        print(f"| {entities} | {series:,} | {ours:.3f} s | {client:.3f} s | {floor:.3f} s | {ours / floor:.2f}x |")
+
 
 if __name__ == "__main__":
     main()

@@ -72,10 +72,11 @@ def cycles_done(metrics_text: str, analysis: str = "node") -> int:
     return int(float(found.group(1))) if found else 0
 
 
-def rss_bytes(pid: int) -> int:
-    """Resident memory of a process and all its descendants (giotto-tda's worker processes)."""
+def rss_bytes(pid: int, descendants: bool = True) -> int:
+    """Resident memory of a process and (unless not asked) all its descendants (giotto-tda's worker processes,
+    a forecaster training)."""
     total = 0
-    for member in _tree(pid):
+    for member in _tree(pid) if descendants else [pid]:
         try:
             with open(f"/proc/{member}/statm") as handle:
                 total += int(handle.read().split()[1]) * PAGE
