@@ -239,6 +239,8 @@ async def main_async(args: argparse.Namespace) -> None:
     with demo(args.flagged, args.speed, (f"--web.config.file={web_config()}", f"--config.file={flag_everything()}")) \
             as exporter:
         await ready(exporter.url)
+        rows.append(await attack(f"none, {args.seconds:g} s, all {args.flagged:,} hosts flagged (the baseline)",
+                                 exporter.url, exporter.process.pid, args.seconds, nothing(args.seconds)))
         rows.append(await attack(f"{args.feed_clients} live-feed clients during an incident flagging all "
                                  f"{args.flagged:,} hosts, {args.seconds:g} s", exporter.url, exporter.process.pid,
                                  args.seconds, feed_clients(exporter.url, args.feed_clients, args.seconds)))
