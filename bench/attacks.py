@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import base64
 import collections
+import json
 import socket
 import tempfile
 import time
@@ -169,7 +170,7 @@ async def feed_clients(url: str, clients: int, seconds: float) -> str:
                         message = await socket_.receive(timeout=5)
                     except TimeoutError:
                         break
-                    if message.type != aiohttp.WSMsgType.TEXT or '"type": "current"' not in message.data:
+                    if message.type != aiohttp.WSMsgType.TEXT or json.loads(message.data)["type"] != "current":
                         break
                     current, last = current + 1, time.monotonic()
                 delivered.append((current, last - started))
