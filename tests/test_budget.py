@@ -14,7 +14,7 @@ from test_council import ANALYSIS, evidence
 from aura_exporter.config import CouncilConfig, parse_config
 from aura_exporter.config.model import ConfigError
 from aura_exporter.council.agents import sigma_score, sigma_strength
-from aura_exporter.council.budget import PageBudget, episode_peaks, fit_tail, strength
+from aura_exporter.council.budget import PageBudget, fit_tail, rises_past, strength
 from aura_exporter.council.decision import DecisionKeeper, combined_risk
 from aura_exporter.council.stage import CouncilStage
 from aura_exporter.exposition.render import render_snapshot
@@ -27,6 +27,8 @@ DEMO = parse_config(open("aura_exporter/examples/demo.yml").read())
 
 INTERVAL = 300.0
 WEEK_CYCLES = int(7 * 86400 / INTERVAL)
+SETTLED = np.ones(64, dtype=bool)
+ONE = np.array([True])
 
 
 def fleet_scores(rng, entities: int, cycles: int, features: int = 38) -> np.ndarray:
@@ -39,7 +41,8 @@ def fleet_scores(rng, entities: int, cycles: int, features: int = 38) -> np.ndar
 
 def budget_risk(budget: PageBudget, keeper: DecisionKeeper, keys: tuple, sigmas: np.ndarray, now: float) -> np.ndarray:
     """[E] the budget's risk from [E, agents] sigmas (each agent's strongest evidence)."""
-    return budget.assess(keys, strength(sigma_strength(sigmas, 5.0)), keeper.warning(keys), now)[1]
+    return budget.assess(keys, strength(sigma_strength(sigmas, 5.0)), keeper.warning(keys), SETTLED[:len(keys)],
+                         now)[1]
 
 
 def replay_pages(sigmas: np.ndarray, council: CouncilConfig, budget: PageBudget | None) -> np.ndarray:
@@ -97,7 +100,8 @@ def test_a_step_change_still_pages_at_once():
 def test_an_entity_learns_for_a_day_before_it_has_a_rate_or_a_threshold():
     budget = PageBudget(1.0, 0.4, INTERVAL, 3600.0)
     keys = (("new",),)
-    rates = [budget.assess(keys, np.array([100.0 if c % 50 == 0 else 1.0]), np.array([False]), c * INTERVAL)[0][0]
+    rates = [budget.assess(keys, np.array([100.0 if c % 50 == 0 else 1.0]), np.array([False]), ONE,
+                           c * INTERVAL)[0][0]
              for c in range(200)]
     assert np.isnan(rates).all() and np.isnan(budget.threshold(keys[0]))
 
@@ -124,14 +128,14 @@ def test_the_tail_extrapolates_beyond_what_history_has_seen():
     rng = np.random.default_rng(1)
     strengths = rng.exponential(1.0, WEEK_CYCLES)
     tail = fit_tail(strengths, INTERVAL)
-    assert tail is not None and tail.shape < 0.2
+    assert tail is not None
     # exponential strengths: a week of 2016 cycles exceeds x about 2016·e^−x times
     assert tail.threshold(1.0) == pytest.approx(np.log(WEEK_CYCLES), abs=1.0)
     assert tail.threshold(0.1) > tail.threshold(1.0) > tail.u
     assert tail.episodes_above(tail.threshold(0.5)) == pytest.approx(0.5)
 
 
-def test_a_budget_above_what_the_tail_covers_still_clears_its_warnings():
+def test_a_budget_above_what_the_floor_is_risen_past_still_clears_its_warnings():
     rng = np.random.default_rng(5)
     council = CouncilConfig(false_pages_per_week=1.0)
     budget = PageBudget(1.0, council.warn, INTERVAL, 3600.0, council.confirm_cycles)
@@ -140,14 +144,13 @@ def test_a_budget_above_what_the_tail_covers_still_clears_its_warnings():
     scores = fleet_scores(rng, 1, 3 * WEEK_CYCLES)
     warning = []
     for cycle in range(len(scores)):
-        if cycle == 2 * WEEK_CYCLES:  # learned: now ask for twice as many pages as its tail has episodes
-            budget.per_week = 2.0 * budget.entities[keys[0]].tail.episodes_per_week
+        if cycle == 2 * WEEK_CYCLES:  # learned: now ask for twice as many pages as it rises past its floor
+            budget.per_week = 2.0 * budget.entities[keys[0]].tail.rates[0]
         risk = budget_risk(budget, keeper, keys, scores[cycle], cycle * INTERVAL)
         warning.append(keeper.decide(keys, risk, cycle * INTERVAL)[0] >= 1)
     last_week = np.array(warning[-WEEK_CYCLES:], dtype=int)
     pages = int((np.diff(last_week) == 1).sum())
-    tail = budget.entities[keys[0]].tail
-    assert pages > 0.5 * tail.episodes_per_week and last_week.mean() < 0.5  # as often as it can, each one clears
+    assert pages > 20 and last_week.mean() < 0.5  # often (a page lasts until clear_cycles calm ones), each clears
 
 
 def test_budget_configuration_is_checked():
@@ -176,19 +179,19 @@ def test_hourly_cycles_still_learn_a_tail():
     assert budget.min_cycles >= 200 and budget.history >= 400  # a week of hourly cycles is too few for a tail
     rng = np.random.default_rng(2)
     for cycle in range(budget.min_cycles + 12):
-        budget.assess((("a",),), rng.exponential(1.0, 1), np.array([False]), cycle * 3600.0)
+        budget.assess((("a",),), rng.exponential(1.0, 1), np.array([False]), ONE, cycle * 3600.0)
     assert np.isfinite(budget.threshold(("a",)))
 
 
 def test_the_budget_is_exported_explained_and_promtool_clean():
     analysis = DEMO.analyses[0]
-    analysis = dataclasses.replace(analysis, interval=300.0,  # a day of cycles to learn: 288
+    analysis = dataclasses.replace(analysis, interval=300.0,  # a day of settled cycles to learn: 288
                                    council=dataclasses.replace(analysis.council, false_pages_per_week=2.0))
     rng = np.random.default_rng(5)
     council, topology_stage = CouncilStage(analysis), TopologyStage(analysis)
     keys = (("db-1",), ("db-2",))
     steps = analysis.steps
-    for cycle in range(300):
+    for cycle in range(500):  # the usual state warms up (200 cycles), then the budget learns
         now = cycle * analysis.interval
         windows = Windows(analysis.name, ("instance",), keys, tuple(f.name for f in analysis.features),
                           now - analysis.step * np.arange(steps)[::-1], rng.normal(size=(2, steps, 5)))
@@ -212,7 +215,7 @@ def test_a_restored_budget_pages_where_it_left_off():
     budget = PageBudget(1.0, 0.4, INTERVAL, 86400.0, 2)
     keys = (("a",), ("b",))
     for cycle in range(408):  # the last refit at the last cycle: a restore refits on the same strengths
-        budget.assess(keys, rng.exponential(1.0, 2), np.zeros(2, dtype=bool), cycle * INTERVAL)
+        budget.assess(keys, rng.exponential(1.0, 2), np.zeros(2, dtype=bool), SETTLED[:2], cycle * INTERVAL)
     copy = PageBudget(1.0, 0.4, INTERVAL, 86400.0, 2)
     assert copy.restore(budget.state("same"), "same")
     assert [copy.threshold(k) for k in keys] == pytest.approx([budget.threshold(k) for k in keys])
@@ -221,25 +224,54 @@ def test_a_restored_budget_pages_where_it_left_off():
     assert not PageBudget(1.0, 0.4, INTERVAL, 86400.0, 2).restore({}, "same")
 
 
-def test_a_week_too_quiet_for_a_tail_keeps_the_last_one():
+def test_a_fortnight_too_quiet_to_count_keeps_the_last_tail():
     budget = PageBudget(1.0, 0.4, INTERVAL, 86400.0)
     rng = np.random.default_rng(3)
     key = ("a",)
     learning = budget.min_cycles + 12
     for cycle in range(learning):
-        budget.assess((key,), rng.exponential(1.0, 1), np.array([False]), cycle * INTERVAL)
+        budget.assess((key,), rng.exponential(1.0, 1), np.array([False]), ONE, cycle * INTERVAL)
     assert np.isfinite(budget.threshold(key))
-    for cycle in range(learning, learning + budget.history + 24):  # a week of one flat strength: no episodes
-        rate = budget.assess((key,), np.array([0.5]), np.array([False]), cycle * INTERVAL)[0][0]
+    for cycle in range(learning, learning + budget.history + 24):  # a fortnight of one flat strength: no episodes
+        rate = budget.assess((key,), np.array([0.5]), np.array([False]), ONE, cycle * INTERVAL)[0][0]
     assert fit_tail(budget.entities[key].strengths(), INTERVAL) is None
     assert np.isfinite(budget.threshold(key)) and np.isfinite(rate)  # the last tail that could be fitted
 
 
-def test_slow_strengths_get_a_tail_from_a_lower_u_than_the_top_5_percent():
-    rng = np.random.default_rng(0)  # a day of 5-minute cycles: 16 slow episodes of random height
-    strengths = np.concatenate([h * np.sin(np.pi * np.arange(18) / 18) for h in 1 + rng.exponential(1.0, 16)])
-    assert len(episode_peaks(strengths, float(np.quantile(strengths, 0.95)))) < 10  # too few up there
+def test_rates_are_counted_where_history_has_seen_them():
+    rng = np.random.default_rng(0)  # 40 slow episodes of random height, 90 minutes each, 4.5 hours apart
+    heights = 1 + rng.exponential(1.0, 40)
+    strengths = np.concatenate([np.r_[h * np.sin(np.pi * np.arange(18) / 18), np.zeros(54)] for h in heights])
     tail = fit_tail(strengths, INTERVAL)
-    assert tail is not None and tail.u < np.quantile(strengths, 0.95)
-    assert 10 <= tail.episodes_per_week * len(strengths) * INTERVAL / (7 * 86400) <= 16  # its episodes, per day
+    assert tail is not None
+    each = 7 * 86400 / (len(strengths) * INTERVAL)  # a rise in this history, per week
+    # 20 rises: the lowest level no more than 20 episodes rise past is the 21st highest episode's peak
+    assert tail.threshold(20 * each) == pytest.approx(np.sort(heights)[-21])
+    assert tail.episodes_above(tail.threshold(20 * each)) == pytest.approx(20 * each)
+    assert tail.episodes_above(tail.u) < 10 * each <= tail.episodes_above(np.nextafter(tail.u, 0))
     assert fit_tail(np.ones(288), INTERVAL) is None  # nothing ever stands out: no tail
+
+
+def test_rises_are_counted_per_level_as_a_threshold_there_would_page():
+    strengths = np.array([0.0, 5.0, 4.0, 5.0, 4.0, 5.0, 0.0, 2.0, 0.0])
+    levels, rises = rises_past(strengths)
+    assert dict(zip(levels.tolist(), rises.tolist(), strict=True)) == {0.0: 2, 2.0: 1, 4.0: 3, 5.0: 0}
+    rng = np.random.default_rng(8)
+    noise = rng.standard_t(3, 500)
+    levels, rises = rises_past(noise)
+    for level, count in list(zip(levels, rises, strict=True))[::25]:  # each equals the runs above it
+        above = noise > level
+        assert count == int(above[0]) + int((above[1:] & ~above[:-1]).sum())
+
+
+def test_unsettled_evidence_is_not_learned_from():
+    budget = PageBudget(1.0, 0.4, INTERVAL, 86400.0)
+    key = ("new",)
+    for cycle in range(400):  # a new entity's first deviations: against its own window, thousands of sigmas
+        budget.assess((key,), np.array([1000.0 * (cycle % 3)]), np.array([False]), np.array([False]),
+                      cycle * INTERVAL)
+    assert budget.entities[key].count == 0 and np.isnan(budget.threshold(key))
+    rng = np.random.default_rng(6)
+    for cycle in range(400, 400 + budget.min_cycles + 12):
+        budget.assess((key,), rng.exponential(1.0, 1), np.array([False]), ONE, cycle * INTERVAL)
+    assert budget.threshold(key) < 20  # learned from its settled strengths alone

@@ -40,7 +40,7 @@ analyses:
 """
 ANALYSIS = parse_config(CONFIG % "{}").analyses[0]
 NOW = 1_800_000_000.0  # on the 5-minute grid
-FLEET = ReplayFleet(hosts=6, origin=NOW - 3 * 86400, scenario=HEALTHY)
+FLEET = ReplayFleet(hosts=6, origin=NOW - 4 * 86400, scenario=HEALTHY)
 
 
 class Loader:
@@ -77,16 +77,16 @@ def test_an_analysis_learns_its_first_day_from_history_then_adopts_it():
     cycle, metrics = new_cycle()
     loader = Loader()
     learner = asyncio.run(catch_up(cycle, loader, FixedClock(NOW)))
-    assert loader.asked[0][0] == NOW - 86400 - 1800  # from a window before the day...
+    assert loader.asked[0][0] == NOW - 2 * 86400 - 1800  # from a window before the two days...
     assert loader.asked[-1][1] == NOW - 300  # ...to the cycle before now, nothing after it
-    assert len(loader.asked) == 4  # six hours at a time
+    assert len(loader.asked) == 8  # six hours at a time
     assert all(later[0] == earlier[1] + 300 - 1800 for earlier, later in zip(loader.asked, loader.asked[1:],
                                                                            strict=False))
-    assert learner is not None and learner.first_success == NOW - 86400
+    assert learner is not None and learner.first_success == NOW - 2 * 86400
     assert metrics.cycles.labels("node", "success")._value.get() == 0  # the live cycle's count is its own
     assert not cycle.learned
     cycle.adopt(learner)
-    assert cycle.learned and cycle.first_success == NOW - 86400
+    assert cycle.learned and cycle.first_success == NOW - 2 * 86400
     verdict = asyncio.run(cycle.run(NOW)).verdict
     assert np.isfinite(verdict.usual_per_week).all()  # the budget has learned every host: no fixed thresholds
     assert (verdict.risk < 0.4).all()  # and a healthy fleet is quiet
@@ -112,7 +112,7 @@ def test_it_learns_what_came_while_it_learned_and_stops_if_it_cannot_catch_up():
     learner = asyncio.run(catch_up(cycle, loader, clock))
     assert loader.asked[-1][1] > NOW  # it went on with what came while it learned
     assert learner is not None and learner.topology.baselines.entities
-    assert len(loader.asked) < 40  # time outran it (20 minutes a read): it stopped after 1.5 days of cycles
+    assert len(loader.asked) <= 72  # time outran it (20 minutes a read): it stopped after OVERRUN × 2 days of cycles
 
 
 def test_it_starts_where_the_history_starts():
@@ -127,11 +127,11 @@ def test_history_that_cannot_be_read_leaves_learning_to_the_live_cycles():
     assert asyncio.run(catch_up(cycle, Loader(fail=True), FixedClock(NOW))) is None
     assert asyncio.run(catch_up(cycle, Loader(since=NOW), FixedClock(NOW))) is None  # none there yet
     learner = asyncio.run(catch_up(cycle, Loader(fail_after=1), FixedClock(NOW)))
-    assert learner is not None and learner.first_success == NOW - 86400  # the first six hours stand
+    assert learner is not None and learner.first_success == NOW - 2 * 86400  # the first six hours stand
 
 
 def test_learn_from_history_is_a_duration_and_0s_turns_it_off():
-    assert ANALYSIS.baseline.learn_from_history == 86400
+    assert ANALYSIS.baseline.learn_from_history == 2 * 86400
     assert parse_config(CONFIG % "{learn_from_history: 0s}").analyses[0].baseline.learn_from_history == 0
     try:
         parse_config(CONFIG % "{learn_from_history: -1h}")
@@ -174,7 +174,7 @@ def test_the_exporter_learns_from_history_once_then_from_its_saved_state(tmp_pat
 
     first, _ = asyncio.run(asyncio.wait_for(serve(learned), 120))
     reads = len(loader.asked)
-    assert reads == 4  # a day, six hours at a time
+    assert reads == 8  # two days, six hours at a time
     assert first is None  # the live cycles started at once, on the fixed thresholds while it learned
     first, _ = asyncio.run(asyncio.wait_for(serve(lambda exporter: True), 120))
     assert len(loader.asked) == reads  # restarted with its state saved: nothing to learn again

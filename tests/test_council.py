@@ -66,6 +66,7 @@ def evidence(level, *, surprise=None, breach=None, time_to_breach=None, drift=No
         drift=np.zeros(entities) if drift is None else np.asarray(drift, dtype=float),
         isolation=np.zeros(entities) if isolation is None else np.asarray(isolation, dtype=float),
         level_units=level,
+        settled=np.ones(entities, dtype=bool),
     )
 
 

@@ -31,7 +31,7 @@ from aura_exporter.storage import StateFileError, keys_array, read_keys, write_a
 from aura_exporter.windows import EntityKey
 
 FORMAT = "aura-evidence"
-VERSION = 2  # 2: the state evidence
+VERSION = 3  # 2: the state evidence; 3: whether it is settled
 PER_FEATURE = ("level", "state", "surprise", "breach", "time_to_breach", "novelty", "record", "level_units")
 GRAPH_PREFIX = "graph_"
 ROW_PARTS = ("times", "timeline", "values", "learning", "shift")
@@ -63,7 +63,8 @@ class Recording:
             self.cycle_of_row.append(cycle)
             self.entity_of_row.append(self.keys.setdefault(key, len(self.keys)))
         columns = {name: getattr(evidence, name) for name in PER_FEATURE}
-        columns |= {"drift": evidence.drift, "isolation": evidence.isolation, "residual": residual}
+        columns |= {"drift": evidence.drift, "isolation": evidence.isolation, "settled": evidence.settled,
+                    "residual": residual}
         if evidence.graph is not None:
             self.graph_analysis = evidence.graph.analysis
             columns |= {GRAPH_PREFIX + kind: values for kind, values in evidence.graph.values.items()}
@@ -89,7 +90,8 @@ class Recording:
                 features=tuple(f.name for f in features), roles=tuple(f.role for f in features),
                 level=get["level"], state=get["state"], surprise=get["surprise"], breach=get["breach"],
                 time_to_breach=get["time_to_breach"], novelty=get["novelty"], record=get["record"],
-                drift=get["drift"], isolation=get["isolation"], level_units=get["level_units"], graph=graph,
+                drift=get["drift"], isolation=get["isolation"], level_units=get["level_units"],
+                settled=get["settled"].astype(bool), graph=graph,
                 peers=compared_with_peers(int(part.stop - part.start), self.analysis.council.peers))
             yield moment, self.ready[cycle], tuple(keys[e] for e in entities[part]), evidence, get["residual"]
 

@@ -411,7 +411,7 @@ def _read_baseline(reader: Reader, value: Any, path: str) -> BaselineConfig:
         learn_below_zscore=reader.number(get("learn_below_zscore"), f"{path}.learn_below_zscore", 3.0, 0.0),
         forget_after=reader.duration(get("forget_after"), f"{path}.forget_after", 3600.0),
         save_interval=reader.duration(get("save_interval"), f"{path}.save_interval", 300.0),
-        learn_from_history=reader.duration(get("learn_from_history"), f"{path}.learn_from_history", 86400.0,
+        learn_from_history=reader.duration(get("learn_from_history"), f"{path}.learn_from_history", 2 * 86400.0,
                                            zero=True),
     )
 

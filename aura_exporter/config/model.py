@@ -77,7 +77,7 @@ class BaselineConfig:
     learn_below_zscore: float = 3.0  # windows this unusual never become or feed the baseline
     forget_after: float = 3600.0  # entities unseen this long lose their baseline
     save_interval: float = 300.0  # how often baselines are written to the state directory (and on shutdown)
-    learn_from_history: float = 86400.0  # with nothing saved, cycles replayed over this much history at start-up
+    learn_from_history: float = 2 * 86400.0  # with nothing saved, cycles replayed over this much history at start-up
 
 
 @dataclass(frozen=True)

@@ -5,28 +5,32 @@ Why: the council's raw risk is the strongest of many columns (features × kinds 
 maximum of 38 features' deviations is large on an ordinary day; how large differs per entity. One fixed
 threshold for every entity either pages all day on the noisy ones or never on the quiet ones.
 
-How (peaks over threshold, as SPOT: Siffer et al., KDD 2017):
+How (counted where the history has seen it, extrapolated only beyond, as peaks over threshold do:
+Siffer et al., KDD 2017):
 - The council's combined risk r is read as a strength, −ln(1 − r) (the sum over agents of
   −ln(1 − score), computed from the sigmas): the same order as the risk, without its saturation at 1.
-- Each entity keeps its last week of strengths (at most MOST_HISTORY), leaving out the cycles it
-  spent warning or worse once it has a tail (an incident does not teach that incidents are normal).
-  Every REFIT cycles it takes u, the strength exceeded by the top 5% of them, finds the episodes
-  above u (consecutive cycles are one episode: one page), lowering u step by step to the median
-  where the strengths move too slowly for MIN_EPISODES episodes above it (a day of 5-minute cycles),
-  and fits a generalised Pareto tail to their peaks' excesses (method of moments, shape clipped to
-  [0, MAX_SHAPE]: never lighter than exponential, so it errs towards fewer pages).
-- The tail is that of the strengths held for `confirm_cycles` (the lowest of each run of that many),
+- Each entity keeps its last two weeks of strengths (HISTORY_DAYS, at most MOST_HISTORY cycles; a weekly
+  rhythm seen twice), leaving out cycles whose evidence is still warming up (Evidence.settled: a new
+  entity's first deviations are measured against its window alone, thousands of sigmas that say nothing
+  about its normal behaviour) and, once it has a tail, the cycles it spent warning (an incident does not
+  teach that incidents are normal).
+- Every REFIT cycles it counts, for each level, how many times its strengths rose past it: a page is a
+  rise past the threshold, so λ(s), the episodes per week at least as strong as s, is counted, not
+  modelled, wherever the history holds MIN_EPISODES such rises or more. Beyond (u, the lowest level
+  fewer rises pass), the peaks of the few episodes above u set an exponential tail. A generalised
+  Pareto tail fitted above the top 5% of cycles (the first design) priced each entity's rare levels by
+  the shape of its common ones, and paged less well for it (README, 'Page budget').
+- The counts are those of the strengths held for `confirm_cycles` (the lowest of each run of that many),
   since a decision needs the risk at its threshold that long: the budget counts pages, not cycles.
-- λ(s), the episodes per week at least as strong as s in the entity's normal behaviour, follows from
-  the tail; the risk is warn^(λ(s) / budget): the warn threshold at exactly the budget, critical where
-  normal behaviour gets there about three times more rarely (with warn 0.4, quorum 0.75), and near 0
-  for what happens every day. Below u (what the top 5% of cycles exceed) the risk is 0: the tail says
-  nothing there, so a budget asking for more pages a week than λ(u) gets λ(u), and an ordinary cycle
-  always lets a warning clear (else an entity whose strengths sit at their floor, under a large budget,
-  would warn without end, and a warning is not learned from).
-- Until an entity has a day of strengths and MIN_EPISODES episodes above u it is learning
-  (`threshold` and λ are NaN), and the council keeps the fixed thresholds for it (CouncilStage.weigh):
-  a new entity is not blind for a day, it is only as noisy as without a budget.
+- The risk is warn^(λ(s) / budget): the warn threshold at exactly the budget, critical where normal
+  behaviour gets there about three times more rarely (with warn 0.4, quorum 0.75), and near 0 for what
+  happens every day. At or below the strength nine cycles in ten stay under (ORDINARY) the risk is 0:
+  a budget asking for more pages a week than the entity rises past it gets that many, and ordinary cycles
+  let a warning clear within `clear_cycles` (else an entity whose strengths sit at their floor, under a
+  large budget, would warn without end, and a warning is not learned from).
+- Until an entity has a day of settled strengths and MIN_EPISODES rises past a level above ORDINARY it
+  is learning (`threshold` and λ are NaN), and the council keeps the fixed thresholds for it
+  (CouncilStage.weigh): a new entity is not blind for a day, it is only as noisy as without a budget.
 """
 
 from __future__ import annotations
@@ -39,14 +43,15 @@ from aura_exporter.storage import keys_array, read_keys
 
 WEEK = 7 * 86400.0
 DAY = 86400.0
-MOST_HISTORY = 4096  # strengths kept per entity (float32: 16 KiB), a week of cycles when they fit
-MIN_EPISODES = 10
-TAIL_SHARES = (0.05, 0.1, 0.2, 0.3, 0.5)  # u: exceeded by the first of these shares with MIN_EPISODES episodes
-TAIL_SHARE = TAIL_SHARES[0]  # so a tail needs at least MIN_EPISODES / TAIL_SHARE = 200 cycles
-MAX_SHAPE = 0.45  # the method of moments needs a finite variance (shape < 0.5)
+HISTORY_DAYS = 14
+MOST_HISTORY = 4096  # strengths kept per entity (float32: 16 KiB), two weeks of 5-minute cycles
+MIN_EPISODES = 10  # rises past a level for its rate to be counted, not extrapolated
+ORDINARY = 0.9  # the quantile of an entity's strengths at or below which nothing is news
+CURVE_POINTS = 64  # levels kept per entity, rates about 10% apart from ORDINARY's to u's
+LEAST_CYCLES = 200  # a tail from fewer cycles than this (hourly cycles: a day is 24) would count noise
 REFIT = 12
 STATE_PREFIX = "council_budget_"  # its arrays in the analysis' state file (saved with the baselines)
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: settled strengths only, two weeks, counted rates
 
 
 def strength(per_agent: np.ndarray) -> np.ndarray:
@@ -55,48 +60,82 @@ def strength(per_agent: np.ndarray) -> np.ndarray:
     return np.sum(per_agent, axis=1)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Tail:
-    """Where an entity's normal strengths exceed u, and how fast they thin out beyond it."""
+    """How many times a week an entity's normal strengths rise past each level: counted up to u, an
+    exponential tail beyond."""
 
-    u: float
-    episodes_per_week: float  # at u
-    scale: float
-    shape: float
+    levels: np.ndarray  # [L] increasing, from the ORDINARY quantile to u
+    rates: np.ndarray  # [L] decreasing: episodes per week at least as strong as each level
+    scale: float  # of the exponential tail beyond u = levels[-1]
+
+    @property
+    def u(self) -> float:
+        return float(self.levels[-1])
+
+    @property
+    def floor(self) -> float:
+        """The ORDINARY quantile: no strength at or below it is news."""
+        return float(self.levels[0])
+
+    @property
+    def episodes_per_week(self) -> float:
+        """At u, where the tail begins."""
+        return float(self.rates[-1])
 
     def episodes_above(self, value: float) -> float:
-        """λ(value): episodes per week at least this strong in normal behaviour."""
-        excess = max(value - self.u, 0.0)
-        if self.shape < 1e-6:
-            return self.episodes_per_week * float(np.exp(-excess / self.scale))
-        return self.episodes_per_week * float((1.0 + self.shape * excess / self.scale) ** (-1.0 / self.shape))
+        """λ(value): episodes per week at least this strong in normal behaviour (the rate of the highest
+        counted level at or below it, so between levels it errs towards more episodes, fewer pages)."""
+        if value >= self.u:
+            return self.episodes_per_week * float(np.exp(-(value - self.u) / self.scale))
+        return float(self.rates[max(int(np.searchsorted(self.levels, value, side="right")) - 1, 0)])
 
     def threshold(self, per_week: float) -> float:
-        """The strength normal behaviour reaches `per_week` times a week."""
-        ratio = max(self.episodes_per_week / per_week, 1.0)
-        if self.shape < 1e-6:
-            return self.u + self.scale * float(np.log(ratio))
-        return self.u + self.scale / self.shape * float(ratio ** self.shape - 1.0)
+        """The lowest strength normal behaviour reaches at most `per_week` times a week (never below the
+        floor)."""
+        if per_week >= self.episodes_per_week:
+            return float(self.levels[int(np.argmax(self.rates <= per_week))])
+        return self.u + self.scale * float(np.log(self.episodes_per_week / per_week))
 
 
 def fit_tail(strengths: np.ndarray, interval: float, confirm: int = 1) -> Tail | None:
     """The tail of these consecutive strengths (one per cycle) as the decision sees them, held for
-    `confirm` cycles (a page needs the risk at warn that long); None with too few episodes above u."""
+    `confirm` cycles (a page needs the risk at warn that long); None when no level above the ORDINARY
+    quantile is risen past MIN_EPISODES times."""
     if confirm > 1:
         strengths = np.lib.stride_tricks.sliding_window_view(strengths, confirm).min(axis=1)
-    for share in TAIL_SHARES:  # slow strengths come in long episodes: a lower u finds enough of them
-        u = float(np.quantile(strengths, 1.0 - share))
-        peaks = episode_peaks(strengths, u)
-        if len(peaks) >= MIN_EPISODES:
-            break
-    else:
+    levels, rises = rises_past(strengths)
+    at_least = np.maximum.accumulate(rises[::-1])[::-1]  # a higher threshold never pages more often
+    news = levels >= np.quantile(strengths, ORDINARY)
+    levels, at_least = levels[news], at_least[news]
+    if not len(levels) or at_least[0] < MIN_EPISODES:
         return None
-    excess = peaks - u
-    mean, variance = float(excess.mean()), float(excess.var())
-    shape = 0.0 if variance <= 0 else float(np.clip(0.5 * (1.0 - mean * mean / variance), 0.0, MAX_SHAPE))
-    scale = max(mean * (1.0 - shape), 1e-9)
+    tail_start = int(np.argmax(at_least < MIN_EPISODES))  # the highest level always has none: it exists
+    u = float(levels[tail_start])
+    excess = episode_peaks(strengths, u) - u
+    scale = max(float(excess.mean()), 1e-9) if len(excess) else 1e-9  # none ever went beyond: beyond is new
     weeks = len(strengths) * interval / WEEK
-    return Tail(u, len(peaks) / weeks, scale, shape)
+    kept = curve_points(at_least[:tail_start + 1])
+    return Tail(levels[kept], at_least[kept] / weeks, scale)
+
+
+def rises_past(strengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """([L] the distinct strengths, increasing; [L] how many times the strengths rose from at or below
+    each to above it): a threshold at that level would have paged that many times."""
+    before = np.concatenate([[-np.inf], strengths[:-1]])
+    rising = strengths > before
+    lows, highs = np.sort(before[rising]), np.sort(strengths[rising])
+    levels = np.unique(strengths)
+    return levels, np.searchsorted(lows, levels, side="right") - np.searchsorted(highs, levels, side="right")
+
+
+def curve_points(at_least: np.ndarray) -> np.ndarray:
+    """Indices of at most CURVE_POINTS levels, each the lowest with its count or fewer, the counts spaced
+    evenly on a log scale from the first's to the last's (both kept)."""
+    wanted = np.geomspace(at_least[0], max(at_least[-1], 1), CURVE_POINTS)
+    descending = at_least[::-1]  # increasing, so that searchsorted counts the levels with at most each wanted count
+    lowest_at_most = len(at_least) - np.searchsorted(descending, wanted, side="right")
+    return np.unique(np.concatenate([[0], np.clip(lowest_at_most, 0, len(at_least) - 1), [len(at_least) - 1]]))
 
 
 def episode_peaks(strengths: np.ndarray, u: float) -> np.ndarray:
@@ -144,48 +183,44 @@ class PageBudget:
 
     @property
     def history(self) -> int:
-        """A week of cycles, within what the tail needs and what memory allows."""
-        return int(np.clip(WEEK / self.interval, 2 * self.least_cycles, MOST_HISTORY))
+        """HISTORY_DAYS of cycles, within what counting needs and what memory allows."""
+        return int(np.clip(HISTORY_DAYS * DAY / self.interval, 2 * LEAST_CYCLES, MOST_HISTORY))
 
     @property
     def min_cycles(self) -> int:
-        """A day of cycles, and at least enough for MIN_EPISODES above the top TAIL_SHARE."""
-        return int(min(max(DAY / self.interval, self.least_cycles), self.history))
+        """A day of cycles, and at least LEAST_CYCLES."""
+        return int(min(max(DAY / self.interval, LEAST_CYCLES), self.history))
 
-    @property
-    def least_cycles(self) -> int:
-        return int(np.ceil(MIN_EPISODES / TAIL_SHARE))
-
-    def assess(self, keys: tuple[tuple, ...], strengths: np.ndarray, warning: np.ndarray,
+    def assess(self, keys: tuple[tuple, ...], strengths: np.ndarray, warning: np.ndarray, settled: np.ndarray,
                now: float) -> tuple[np.ndarray, np.ndarray]:
         """([E] λ(s), [E] risk): how many times a week each entity's normal behaviour is at least this strong
-        (NaN while it learns), and the risk that makes of it; `warning` [E] marks entities whose decision is
-        warn or worse, whose strengths are not learned from."""
+        (NaN while it learns), and the risk that makes of it. Learned from: the strengths of `settled` [E]
+        entities (their evidence warmed up) whose decision is not warn or worse (`warning` [E])."""
         rates = np.full(len(keys), np.nan)
-        in_tail = np.zeros(len(keys), dtype=bool)
+        news = np.zeros(len(keys), dtype=bool)
         for i, key in enumerate(keys):
             entity = self.entities.get(key) or self.entities.setdefault(key, _Entity(self.history))
             entity.last_seen = now
             value = float(strengths[i])
             if entity.tail is not None:
                 rates[i] = entity.tail.episodes_above(value)
-                in_tail[i] = value >= entity.tail.u
-            if not (warning[i] and entity.tail is not None):  # while it learns, warnings are the fixed thresholds'
-                entity.learn(value)
+                news[i] = value > entity.tail.floor
+            if settled[i] and not (warning[i] and entity.tail is not None):  # while it learns, warnings are
+                entity.learn(value)                                          # the fixed thresholds'
             if entity.since_fit >= REFIT and entity.count >= self.min_cycles:
-                # a week too quiet for a tail (too few episodes above u) keeps the last one: once learned,
-                # an entity does not fall back to learning
+                # a fortnight too quiet to count (no level risen past often enough) keeps the last tail: once
+                # learned, an entity does not fall back to learning
                 entity.tail = fit_tail(entity.strengths(), self.interval, self.confirm) or entity.tail
                 entity.since_fit = 0
         for key in [k for k, e in self.entities.items() if now - e.last_seen > self.forget_after]:
             del self.entities[key]
-        return rates, self.risk(rates, in_tail)
+        return rates, self.risk(rates, news)
 
-    def risk(self, rates: np.ndarray, in_tail: np.ndarray) -> np.ndarray:
-        """[E] warn^(λ/budget) for strengths in the tail: warn at the budget, towards 1 for what normal behaviour
-        never does; 0 below the tail and while an entity learns (NaN λ; the council then keeps its fixed
-        thresholds)."""
-        return np.where(in_tail, self.warn ** (np.nan_to_num(rates, nan=np.inf) / self.per_week), 0.0)
+    def risk(self, rates: np.ndarray, news: np.ndarray) -> np.ndarray:
+        """[E] warn^(λ/budget) for strengths above the entity's floor (`news`): warn at the budget, towards 1
+        for what normal behaviour never does; 0 at or below the floor and while an entity learns (NaN λ; the
+        council then keeps its fixed thresholds)."""
+        return np.where(news, self.warn ** (np.nan_to_num(rates, nan=np.inf) / self.per_week), 0.0)
 
     def state(self, fingerprint: str) -> dict[str, np.ndarray]:
         """Every entity's strengths as arrays for the state file; `fingerprint` says what they were measured by."""

@@ -71,6 +71,7 @@ class Evidence:
     drift: np.ndarray  # [E] drift z-score
     isolation: np.ndarray  # [E] distance from the fleet's majority, in units of its noise threshold
     level_units: np.ndarray  # [E, F] the level deviation in the feature's own units
+    settled: np.ndarray  # [E] bool: every feature's usual state is learned (before, levels are the window's own)
     graph: GraphEvidence | None = None
     peers: bool = False  # levels are against the peers (else against each entity's own baseline)
 
@@ -107,6 +108,7 @@ def gather_evidence(analysis: Analysis, windows: Windows, topology: Topology, fo
         isolation=(topology.fleet.isolation / topology.fleet.threshold if analysis.council.peers
                    else np.zeros(entities)),  # entities that are no peers of each other are no fleet to leave
         level_units=level_units,
+        settled=topology.state_warm.all(axis=1),
         graph=graph_evidence(analysis, windows, graph) if analysis.graph_link is not None else None,
         peers=compared_with_peers(entities, analysis.council.peers),
     )

@@ -81,7 +81,8 @@ class CouncilStage:
         if self.budget is not None:
             strengths = strength(np.stack([a.strength(settings.sigmas) for a in assessments], axis=1)
                                  if assessments else np.zeros((evidence.entities, 0)))
-            usual, budgeted = self.budget.assess(keys, strengths, self.keeper.warning(keys), now)
+            usual, budgeted = self.budget.assess(keys, strengths, self.keeper.warning(keys), evidence.settled,
+                                                 now)
             risk = np.where(np.isnan(usual), risk, budgeted)  # fixed thresholds while learning
         return Verdict(
             evidence=evidence,
