@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from aura_exporter.config import Analysis, Feature, ForecastConfig
+from aura_exporter.forecast.data import SampleShape, held_out_split, training_samples
 from aura_exporter.forecast.manager import build_trained, train_on_history
 from aura_exporter.forecast.stage import predict
 from aura_exporter.sources.history import History
@@ -114,3 +115,15 @@ def test_forecasts_at_t_ignore_everything_after_t():
     cut_contexts, cut_grid = contexts_at(truncated, a, end)
     np.testing.assert_array_equal(grid, cut_grid)
     np.testing.assert_array_equal(predict(trained, full_contexts, grid), predict(trained, cut_contexts, cut_grid))
+
+
+def test_the_held_out_tail_is_the_end_of_what_each_entity_shows():
+    shape = SampleShape(input_steps=12, stride=2, horizons=(1, 4))
+    history = np.random.default_rng(0).normal(size=(3, 400, 2))
+    history[:, 300:] = np.nan  # a backtest's judged part, hidden from training
+    history[1, 200:] = np.nan  # ...which starts earlier for this entity
+    split = held_out_split(history, shape)
+    assert split.held_out_last.tolist() == [295, 195, 295]  # the last seen step less the longest horizon
+    assert np.all(split.train_last + 4 < split.held_out_first)  # training targets end before held-out contexts
+    train, held_out = training_samples(history, np.arange(400) * 60.0, shape, 1000, np.random.default_rng(1))
+    assert len(train) == 850 and len(held_out) == 150  # before: a held-out tail inside the hidden part, empty

@@ -78,35 +78,56 @@ class SampleShape:
         return ends[:, None] - self.stride * np.arange(self.input_steps - 1, -1, -1)[None, :]
 
 
-def training_samples(history: np.ndarray, timestamps: np.ndarray, shape: SampleShape, max_samples: int,
-                     rng: np.random.Generator, validation_share: float = 0.15,
-                     trend_share: float = 0.0) -> tuple[Samples, Samples]:
-    """Training and held-out samples from [E, N, F] history on a step grid [N].
+@dataclass(frozen=True)
+class Split:
+    """Per entity, the context ends samples may take: [first, last] inclusive, empty when last < first."""
 
-    The timeline is split at one point: training contexts and all their targets lie before it,
-    validation contexts end after it, so validation is strictly later than what the model learned
-    from (early stopping on a held-out tail). Samples touching missing values are left out.
+    train_first: int
+    train_last: np.ndarray  # [E]
+    held_out_first: np.ndarray  # [E]
+    held_out_last: np.ndarray  # [E]
+
+
+def held_out_split(history: np.ndarray, shape: SampleShape, validation_share: float = 0.15) -> Split:
+    """Each entity's observed span (up to its last step with any value) split at one point: training
+    contexts and all their targets lie before it, held-out contexts end after it, so validation is
+    strictly later than what the model learned from. A history whose end is hidden (a backtest's
+    judged part, a gap) is held out before what is hidden, not inside it, where no sample is complete.
     """
     steps = history.shape[1]
     reach = max(shape.horizons)
-    first_end, last_end = shape.span, steps - 1 - reach
-    if last_end - first_end < 8:
+    observed = ~np.isnan(history).all(axis=2)  # [E, N]
+    last_seen = np.where(observed.any(axis=1), steps - 1 - np.argmax(observed[:, ::-1], axis=1), -1)
+    first_end, last_end = shape.span, last_seen - reach
+    if (last_end - first_end).max(initial=-1) < 8:
         raise ValueError(f"history of {steps} steps is too short for contexts of {shape.span + 1} steps "
                          f"and horizons up to {reach} steps")
-    split = first_end + int((last_end + reach - first_end) * (1 - validation_share))
+    split = first_end + ((last_end + reach - first_end) * (1 - validation_share)).astype(int)
+    return Split(first_end, split - reach, split + 1, last_end)
+
+
+def training_samples(history: np.ndarray, timestamps: np.ndarray, shape: SampleShape, max_samples: int,
+                     rng: np.random.Generator, validation_share: float = 0.15,
+                     trend_share: float = 0.0) -> tuple[Samples, Samples]:
+    """Training and held-out samples from [E, N, F] history on a step grid [N], split by held_out_split.
+    Samples touching missing values are left out."""
+    split = held_out_split(history, shape, validation_share)
     budget = max(1, int(max_samples * validation_share))
     cut = (history, timestamps, shape, rng, trend_share)
-    return _cut(*cut, first_end, split - reach, max_samples - budget), _cut(*cut, split + 1, last_end, budget)
+    first = np.full(history.shape[0], split.train_first)
+    return (_cut(*cut, first, split.train_last, max_samples - budget),
+            _cut(*cut, split.held_out_first, split.held_out_last, budget))
 
 
 def _cut(history: np.ndarray, timestamps: np.ndarray, shape: SampleShape, rng: np.random.Generator,
-         trend_share: float, first_end: int, last_end: int, count: int) -> Samples:
-    """Up to `count` complete samples whose contexts end between first_end and last_end."""
-    if last_end < first_end:
+         trend_share: float, first_end: np.ndarray, last_end: np.ndarray, count: int) -> Samples:
+    """Up to `count` complete samples whose contexts end between first_end and last_end [E] of their entity."""
+    usable = np.flatnonzero(last_end >= first_end)
+    if not len(usable):
         return Samples(np.zeros((0, shape.input_steps, history.shape[2] + 2), np.float32),
                        np.zeros((0, history.shape[2], len(shape.horizons)), np.float32))
-    ends = rng.integers(first_end, last_end + 1, size=count * 2)
-    rows = rng.integers(0, history.shape[0], size=ends.size)
+    rows = rng.choice(usable, size=count * 2)
+    ends = rng.integers(first_end[rows], last_end[rows] + 1)
     index = shape.context_index(ends)
     contexts = history[rows[:, None], index]  # [S, n, F]
     future = history[rows[:, None], ends[:, None] + np.array(shape.horizons)[None, :]]  # [S, H, F]
