@@ -104,11 +104,9 @@ def fit_tail(strengths: np.ndarray, interval: float, confirm: int = 1) -> Tail |
     quantile is risen past MIN_EPISODES times."""
     if confirm > 1:
         strengths = np.lib.stride_tricks.sliding_window_view(strengths, confirm).min(axis=1)
-    levels, rises = rises_past(strengths)
+    levels, rises = rises_past(strengths, float(np.quantile(strengths, ORDINARY)))
     at_least = np.maximum.accumulate(rises[::-1])[::-1]  # a higher threshold never pages more often
-    news = levels >= np.quantile(strengths, ORDINARY)
-    levels, at_least = levels[news], at_least[news]
-    if not len(levels) or at_least[0] < MIN_EPISODES:
+    if at_least[0] < MIN_EPISODES:
         return None
     tail_start = int(np.argmax(at_least < MIN_EPISODES))  # the highest level always has none: it exists
     u = float(levels[tail_start])
@@ -119,13 +117,13 @@ def fit_tail(strengths: np.ndarray, interval: float, confirm: int = 1) -> Tail |
     return Tail(levels[kept], at_least[kept] / weeks, scale)
 
 
-def rises_past(strengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """([L] the distinct strengths, increasing; [L] how many times the strengths rose from at or below
-    each to above it): a threshold at that level would have paged that many times."""
+def rises_past(strengths: np.ndarray, lowest: float = -np.inf) -> tuple[np.ndarray, np.ndarray]:
+    """([L] the distinct strengths from `lowest` on, increasing; [L] how many times the strengths rose from
+    at or below each to above it): a threshold at that level would have paged that many times."""
     before = np.concatenate([[-np.inf], strengths[:-1]])
     rising = strengths > before
     lows, highs = np.sort(before[rising]), np.sort(strengths[rising])
-    levels = np.unique(strengths)
+    levels = np.unique(strengths[strengths >= lowest])
     return levels, np.searchsorted(lows, levels, side="right") - np.searchsorted(highs, levels, side="right")
 
 
