@@ -215,7 +215,9 @@ def test_backtest_and_evaluate_on_files(tmp_path, capsys):
         rows = list(csv.DictReader(handle))
     assert {r["series"] for r in rows} == {"cat/calm", f"cat/{hostile}", "cat/spiky"} and len(rows) == 1800
     spiky = [float(r["risk"]) for r in rows if r["series"] == "cat/spiky"]
-    assert max(spiky[450:480]) > max(spiky[100:440])  # the spike stands out
+    # the spike stands out from the calm rows since the usual state warmed up (200 cycles; before, levels are
+    # judged against the window alone, and the budget is still learning: fixed thresholds)
+    assert max(spiky[450:480]) > 2 * max(spiky[210:440])
     alerts = json.loads((out / "alerts.json").read_text())["alerts"]
     # one page per warning, at the first row at or after it starts firing (ISO times sort as times)
     warnings = {(a["entity"]["series"], min(r["time"] for r in rows if r["series"] == a["entity"]["series"]

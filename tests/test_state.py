@@ -173,8 +173,12 @@ def test_the_page_budget_is_saved_with_the_baselines_and_refused_when_measured_o
     before = cycle_with_storage(tmp_path, budgeted)
     before.restore(START)
     run_cycles(before, 5)
-    before.save()
     assert before.council.budget is not None and len(before.council.budget.entities) == 8
+    keys = tuple(before.council.budget.entities)
+    for cycle in range(5):  # five cycles are no usual state (200): strengths as settled cycles would give them
+        before.council.budget.assess(keys, np.full(len(keys), float(cycle)), np.zeros(len(keys), dtype=bool),
+                                     np.ones(len(keys), dtype=bool), START + cycle * ANALYSIS.interval)
+    before.save()
     after = cycle_with_storage(tmp_path, budgeted)
     after.restore(START + 5 * ANALYSIS.interval)
     assert after.council.budget is not None
