@@ -80,12 +80,12 @@ class SampleShape:
 
 @dataclass(frozen=True)
 class Split:
-    """Per entity, the context ends samples may take: [first, last] inclusive, empty when last < first."""
+    """Per entity [E], the context ends samples may take: [first, last] inclusive, empty when last < first."""
 
-    train_first: int
-    train_last: np.ndarray  # [E]
-    held_out_first: np.ndarray  # [E]
-    held_out_last: np.ndarray  # [E]
+    train_first: np.ndarray
+    train_last: np.ndarray
+    held_out_first: np.ndarray
+    held_out_last: np.ndarray
 
 
 def held_out_split(history: np.ndarray, shape: SampleShape, validation_share: float = 0.15) -> Split:
@@ -103,7 +103,7 @@ def held_out_split(history: np.ndarray, shape: SampleShape, validation_share: fl
         raise ValueError(f"history of {steps} steps is too short for contexts of {shape.span + 1} steps "
                          f"and horizons up to {reach} steps")
     split = first_end + ((last_end + reach - first_end) * (1 - validation_share)).astype(int)
-    return Split(first_end, split - reach, split + 1, last_end)
+    return Split(np.full(len(split), first_end), split - reach, split + 1, last_end)
 
 
 def training_samples(history: np.ndarray, timestamps: np.ndarray, shape: SampleShape, max_samples: int,
@@ -114,8 +114,7 @@ def training_samples(history: np.ndarray, timestamps: np.ndarray, shape: SampleS
     split = held_out_split(history, shape, validation_share)
     budget = max(1, int(max_samples * validation_share))
     cut = (history, timestamps, shape, rng, trend_share)
-    first = np.full(history.shape[0], split.train_first)
-    return (_cut(*cut, first, split.train_last, max_samples - budget),
+    return (_cut(*cut, split.train_first, split.train_last, max_samples - budget),
             _cut(*cut, split.held_out_first, split.held_out_last, budget))
 
 
