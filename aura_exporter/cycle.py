@@ -22,7 +22,7 @@ from aura_exporter.sources.base import QueryError, RangeResult, Source
 from aura_exporter.topology import TopologyStage
 from aura_exporter.topology.baseline_file import BaselineFileError, baselines_path, load_baselines, save_baselines
 from aura_exporter.window_cache import WindowCache
-from aura_exporter.windows import Context, Windows, build_context, context_grid, step_grid
+from aura_exporter.windows import Context, Windows, build_context, build_lagged, context_grid, lagged_grid, step_grid
 
 log = logging.getLogger(__name__)
 
@@ -250,4 +250,25 @@ class AnalysisCycle(Cycle):
             results = await self._timed("query", self._fetch(grid[0], grid[-1], self.analysis.forecast.context_step))
         except CycleFailed:
             return None
-        return build_context(self.analysis, results, grid, windows)
+        context = build_context(self.analysis, results, grid, windows)
+        return Context(context.timestamps, context.values, await self._lagged(grid, windows))
+
+    async def _lagged(self, grid: np.ndarray, windows: Windows) -> np.ndarray:
+        """[E, S, n + H, F] each season's values one season before the context and the horizons' targets,
+        fetched only for seasons the model has learned; NaN (the season absent) where a fetch fails."""
+        trained = self.forecast.trained
+        assert trained is not None
+        seasons = self.analysis.forecast.seasons
+        times = np.concatenate([grid, grid[-1] + np.array(self.forecast.horizons)])
+        lagged = np.full((len(windows.entities), len(seasons), len(times), len(windows.features)), np.nan)
+        for k, (season, learned) in enumerate(zip(seasons, trained.seasons_learned, strict=True)):
+            if not learned:
+                continue
+            fetched = lagged_grid(self.analysis, times - season)
+            try:
+                results = await self._timed("query", self._fetch(fetched[0], fetched[-1],
+                                                                 self.analysis.forecast.context_step))
+            except CycleFailed:
+                continue
+            lagged[:, k] = build_lagged(self.analysis, results, fetched, times - season, windows)
+        return lagged

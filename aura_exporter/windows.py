@@ -165,11 +165,37 @@ class Context:
 
     timestamps: np.ndarray  # [n], context_step apart, ending at the window's end
     values: np.ndarray  # [E, n, F], NaN rows for entities whose context is incomplete
+    lagged: np.ndarray | None = None  # [E, S, n + H, F] one season before the context and each horizon's target
 
 
 def context_grid(analysis: Analysis, end: float) -> np.ndarray:
     settings = analysis.forecast
     return end - settings.context_step * np.arange(settings.input_steps - 1, -1, -1, dtype=np.float64)
+
+
+def lagged_grid(analysis: Analysis, times: np.ndarray) -> np.ndarray:
+    """The context_step grid a lagged fetch covers so that every one of `times` lies on it or between two points."""
+    step = analysis.forecast.context_step
+    return times[0] + step * np.arange(int(np.ceil((times[-1] - times[0]) / step)) + 1, dtype=np.float64)
+
+
+def build_lagged(analysis: Analysis, results: Sequence[RangeResult], grid: np.ndarray, times: np.ndarray,
+                 windows: Windows) -> np.ndarray:
+    """[E, len(times), F] the windows' entities' values at `times` (increasing, within `grid`, the lagged_grid
+    fetched), interpolated between grid points; short gaps (2 points) filled, NaN where nothing is known."""
+    keys, values, duplicated = place_series(analysis, results, grid, analysis.forecast.context_step)
+    filled, _ = fill_gaps(values, max_gap=2, max_missing_ratio=1.0)
+    position = (times - grid[0]) / analysis.forecast.context_step
+    low = np.clip(np.floor(position).astype(int), 0, len(grid) - 1)
+    high = np.minimum(low + 1, len(grid) - 1)
+    weight = (position - low)[None, :, None]
+    at_times = filled[:, low] * (1.0 - weight) + filled[:, high] * weight
+    rows = {key: i for i, key in enumerate(keys) if not duplicated[i]}
+    lagged = np.full((len(windows.entities), len(times), len(windows.features)), np.nan)
+    for i, key in enumerate(windows.entities):
+        if key in rows:
+            lagged[i] = at_times[rows[key]]
+    return lagged
 
 
 def build_context(analysis: Analysis, results: Sequence[RangeResult], grid: np.ndarray, windows: Windows) -> Context:

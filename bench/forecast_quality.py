@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from aura_exporter.config import Analysis, Feature, ForecastConfig, parse_config
-from aura_exporter.forecast.data import Samples, training_samples
+from aura_exporter.forecast.data import Samples, lagged_values, training_samples
 from aura_exporter.forecast.manager import build_trained, model_shape, sample_shape
 from aura_exporter.forecast.model import pick_device
 from aura_exporter.forecast.stage import predict
@@ -115,7 +115,8 @@ def train(analysis: Analysis, series: list[Series], seed: int = 0):
             continue
         train_parts.append(tr)
         held_out.append(va)
-    join = lambda parts: Samples(np.concatenate([p.inputs for p in parts]), np.concatenate([p.targets for p in parts]))  # noqa: E731
+    join = lambda parts: Samples(*(np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
+                                   for name in ("inputs", "anchors", "targets")))
     model, report = train_model(model_shape(analysis), join(train_parts), join(held_out),
                                 pick_device(analysis.forecast.device), analysis.forecast.max_epochs,
                                 analysis.forecast.max_train_time, progress=progress_bar(), seed=seed)
@@ -137,7 +138,7 @@ def evaluate(analysis: Analysis, trained, series: list[Series], every: int = 6):
         ends, contexts = ends[complete], contexts[complete]
         if len(ends) < 10 or not scale > 0:
             continue
-        forecast = predict(trained, contexts[..., None], s.timestamps[shape.context_index(ends)])[:, 0, :, 1]
+        forecast = forecasts(trained, shape, s, ends)[:, 0, :, 1]
         row = {"name": s.name}
         for h, column in zip(horizons, columns, strict=True):
             truth, seasonal = s.values[ends + h], s.values[ends + h - season]
@@ -146,6 +147,13 @@ def evaluate(analysis: Analysis, trained, series: list[Series], every: int = 6):
             row[h * analysis.step] = tuple(float(np.mean(np.abs(g[ok] - truth[ok])) / scale) for g in guesses)
         results.append(row)
     return [h * analysis.step for h in horizons], results
+
+
+def forecasts(trained, shape, series: Series, ends: np.ndarray) -> np.ndarray:
+    """[B, 1, H, 3] the model's forecasts from contexts of `series` ending at `ends`, seasons included."""
+    index = shape.context_index(ends)
+    lagged = lagged_values(series.values[None, :, None], np.zeros(len(ends), dtype=int), index, ends, shape)
+    return predict(trained, series.values[index][..., None], series.timestamps[index], lagged)
 
 
 def horizon_label(seconds: float) -> str:
@@ -190,8 +198,7 @@ def plot(out: Path, name: str, analysis: Analysis, trained, example: Series, set
     figure, axes = plt.subplots(1, 1 + len(sets), figsize=(6 + 5 * len(sets), 4))
     hour = shape.horizons.index(int(3600 / analysis.step))
     ends = np.arange(max(example.split, shape.span), len(example.values) - shape.horizons[-1], 4)
-    contexts = example.values[shape.context_index(ends)][..., None]
-    quantiles = predict(trained, contexts, example.timestamps[shape.context_index(ends)])[:, 0, hour]
+    quantiles = forecasts(trained, shape, example, ends)[:, 0, hour]
     hours = (example.timestamps - example.timestamps[example.split]) / 3600
     axes[0].plot(hours, example.values, color="black", linewidth=0.8, label="observed")
     target_hours = hours[ends] + 1.0

@@ -16,8 +16,11 @@ import time
 import torch
 
 from aura_exporter.forecast.captured import CapturedForward
+from aura_exporter.forecast.data import input_width
 from aura_exporter.forecast.model import Forecaster, ModelShape, pinball_loss
 from aura_exporter.forecast.train import autocast
+
+SEASONS = 2
 
 
 def synchronise(device: torch.device) -> None:
@@ -25,14 +28,15 @@ def synchronise(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def inference_seconds(forward, inputs: torch.Tensor, device: torch.device, repeat: int = 5) -> float:
+def inference_seconds(forward, inputs: tuple[torch.Tensor, torch.Tensor], device: torch.device,
+                      repeat: int = 5) -> float:
     times = []
     with torch.inference_mode(), autocast(device):
-        forward(inputs)  # warm-up (and, for the captured pass, the capture)
+        forward(*inputs)  # warm-up (and, for the captured pass, the capture)
         for _ in range(repeat):
             synchronise(device)
             started = time.perf_counter()
-            forward(inputs)
+            forward(*inputs)
             synchronise(device)
             times.append(time.perf_counter() - started)
     return statistics.median(times)
@@ -41,12 +45,12 @@ def inference_seconds(forward, inputs: torch.Tensor, device: torch.device, repea
 def training_windows_per_second(model: Forecaster, steps: int, features: int, device: torch.device,
                                 batch: int = 256, iterations: int = 10) -> float:
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x = torch.randn(batch, steps, features + 2, device=device)
+    x, anchors = random_inputs(model.shape, batch, steps, device)
     y = torch.randn(batch, features, model.shape.horizons, device=device)
 
     def step() -> None:
         with autocast(device):
-            loss = pinball_loss(model(x).float(), y)
+            loss = pinball_loss(model(x, anchors).float(), y)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -58,6 +62,11 @@ def training_windows_per_second(model: Forecaster, steps: int, features: int, de
         step()
     synchronise(device)
     return batch * iterations / (time.perf_counter() - started)
+
+
+def random_inputs(shape: ModelShape, rows: int, steps: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    return (torch.randn(rows, steps, input_width(shape.features, shape.seasons), device=device),
+            torch.randn(rows, shape.seasons, shape.features, shape.horizons, device=device))
 
 
 def main() -> None:
@@ -76,11 +85,12 @@ def main() -> None:
     for device in devices:
         for steps in args.steps:
             torch.manual_seed(0)
-            model = Forecaster(ModelShape(args.features, shape_horizons, args.units)).to(device)
+            model = Forecaster(ModelShape(args.features, shape_horizons, args.units, seasons=SEASONS)).to(device)
+            model.seasons_learned.fill_(1.0)  # a day and a week, both in use (the default seasons)
             throughput = training_windows_per_second(model, steps, args.features, device)
             model.eval()
             for entities in args.entities:
-                inputs = torch.randn(entities, steps, args.features + 2, device=device)
+                inputs = random_inputs(model.shape, entities, steps, device)
                 seconds = inference_seconds(model, inputs, device)
                 captured = (f"{inference_seconds(CapturedForward(model), inputs, device) * 1000:.2f} ms"
                             if device.type == "cuda" else "–")

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from aura_exporter.config import Analysis, Feature, ForecastConfig
-from aura_exporter.forecast.data import SampleShape, held_out_split, training_samples
-from aura_exporter.forecast.manager import build_trained, train_on_history
+from aura_exporter.forecast.data import SampleShape, held_out_split, lagged_values, training_samples
+from aura_exporter.forecast.manager import build_trained, sample_shape, train_on_history
 from aura_exporter.forecast.stage import predict
 from aura_exporter.sources.history import History
 from aura_exporter.windows import context_grid
@@ -115,6 +115,11 @@ def test_forecasts_at_t_ignore_everything_after_t():
     cut_contexts, cut_grid = contexts_at(truncated, a, end)
     np.testing.assert_array_equal(grid, cut_grid)
     np.testing.assert_array_equal(predict(trained, full_contexts, grid), predict(trained, cut_contexts, cut_grid))
+    # a season back, every horizon's target is already past: the lags of the cut history are the same
+    index, rows, ends = np.tile(np.searchsorted(h.timestamps, grid), (4, 1)), np.arange(4), np.full(4, end)
+    lagged = lagged_values(h.values, rows, index, ends, sample_shape(a))
+    np.testing.assert_array_equal(lagged, lagged_values(truncated.values, rows, index, ends, sample_shape(a)))
+    assert trained.seasons_learned[0] and not np.isnan(lagged[:, 0]).any()
 
 
 def test_the_held_out_tail_is_the_end_of_what_each_entity_shows():
@@ -127,3 +132,37 @@ def test_the_held_out_tail_is_the_end_of_what_each_entity_shows():
     assert np.all(split.train_last + 4 < split.held_out_first)  # training targets end before held-out contexts
     train, held_out = training_samples(history, np.arange(400) * 60.0, shape, 1000, np.random.default_rng(1))
     assert len(train) == 850 and len(held_out) == 150  # before: a held-out tail inside the hidden part, empty
+
+
+def daily_profiles(entities: int, days: int, rng: np.random.Generator, noise: float) -> np.ndarray:
+    """[E, days * 1440] series that repeat a rough daily profile of their own (a level every 20 minutes,
+    smoothed over 10), plus noise: what the next hours hold is written in yesterday, not in the last two hours."""
+    levels = rng.uniform(10, 50, size=(entities, 72)).repeat(20, axis=1)  # [E, 1440]
+    kernel = np.ones(10) / 10
+    day = np.array([np.convolve(np.concatenate([row[-9:], row]), kernel, mode="valid") for row in levels])
+    return np.tile(day, days) + rng.normal(0, noise, size=(entities, days * 1440))
+
+
+def test_a_daily_pattern_is_forecast_from_yesterday():
+    rng = np.random.default_rng(5)
+    noise = 0.5
+    a = analysis(history=3 * 86400.0, max_epochs=30, max_train_time=90.0)
+    state, report = train_on_history(a, history(daily_profiles(24, 3, rng, noise)))
+    trained = build_trained(a, state, {})
+    assert trained.seasons_learned == (True, False)  # a day is in three days of history, a week is not
+    unseen = history(daily_profiles(16, 2, np.random.default_rng(6), noise))
+    shape = sample_shape(a)
+    ends = np.arange(1600, 2800, 23)  # contexts whose day before is all in the data
+    errors, naive, without = [], [], []
+    for end in ends:
+        contexts, grid = contexts_at(unseen, a, end)
+        index = np.searchsorted(unseen.timestamps, grid)
+        lagged = lagged_values(unseen.values, np.arange(16), np.tile(index, (16, 1)), np.full(16, end), shape)
+        truth = unseen.values[:, end + 60, 0]
+        errors.append(np.abs(predict(trained, contexts, grid, lagged)[:, 0, 2, 1] - truth))
+        without.append(np.abs(predict(trained, contexts, grid)[:, 0, 2, 1] - truth))  # yesterday unknown
+        naive.append(np.abs(unseen.values[:, end, 0] - truth))
+    mae = np.mean(errors)
+    # within noise: the difference of two noisy values has a mean absolute size of 2 / sqrt(pi) noise ≈ 1.13 noise
+    assert mae < 1.5 * noise, (mae, np.mean(naive), np.mean(without), report)
+    assert mae < 0.3 * np.mean(without), (mae, np.mean(without))

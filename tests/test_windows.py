@@ -8,7 +8,7 @@ import numpy as np
 
 from aura_exporter.config import Analysis, Feature
 from aura_exporter.sources.base import RangeResult, Series
-from aura_exporter.windows import build_windows, fill_gaps, step_grid
+from aura_exporter.windows import build_lagged, build_windows, fill_gaps, lagged_grid, step_grid
 
 ANALYSIS = Analysis(name="a", entity_labels=("instance",), step=10, window=100, interval=10,
                     features=(Feature("x", "x", "resources"), Feature("y", "y", "network")))
@@ -62,3 +62,19 @@ def test_points_off_the_grid_are_ignored():
     windows = build_windows(ANALYSIS, [x, y], grid)
     assert windows.entities == (("a",),)
     assert windows.values[0, -1].tolist() == [9, 9]
+
+
+def test_lagged_values_are_read_between_fetched_points():
+    analysis = dataclasses.replace(ANALYSIS, forecast=dataclasses.replace(ANALYSIS.forecast, context=400.0,
+                                                                          input_steps=20))  # a 20 s context step
+    grid = step_grid(ANALYSIS, now=1000.0)
+    windows = build_windows(ANALYSIS, [RangeResult(f, tuple(series(e, grid, np.zeros(10)) for e in ("a", "b")))
+                                       for f in ("x", "y")], grid)
+    times = np.array([100.0, 120.0, 150.0, 175.0])  # the last two between points of the 20 s grid
+    fetched = lagged_grid(analysis, times)
+    assert fetched.tolist() == [100.0, 120.0, 140.0, 160.0, 180.0]
+    x = RangeResult("x", (series("a", fetched, 2 * fetched),))  # "b" was not there a season ago
+    y = RangeResult("y", (series("a", fetched[[0, 1, 3, 4]], 3 * fetched[[0, 1, 3, 4]]),))  # one point missing
+    lagged = build_lagged(analysis, [x, y], fetched, times, windows)
+    np.testing.assert_allclose(lagged[0], np.stack([2 * times, 3 * times], axis=1))  # the gap filled, then read
+    assert np.isnan(lagged[1]).all()

@@ -454,9 +454,27 @@ def _read_evidence(reader: Reader, value: Any, path: str) -> tuple[str, ...]:
     return tuple(kind for kind in EVIDENCE_KINDS if kind in value)
 
 
+def _read_seasons(reader: Reader, value: Any, path: str, step: float | None, longest: float,
+                  default: tuple[float, ...]) -> tuple[float, ...]:
+    """The forecaster's seasonal lags: distinct durations, each a whole number of steps and longer than the
+    longest horizon, whose target a season back must already be known (an empty list: none)."""
+    if value is None:  # the defaults that fit these horizons and this step
+        return tuple(s for s in default if s > longest and not (step and s % step))
+    if not isinstance(value, list):
+        reader.fail(path, f"expected a list of durations, found {value!r}")
+        return default
+    seasons = tuple(sorted({reader.duration(s, f"{path}[{i}]", 0.0) for i, s in enumerate(value)}))
+    for season in seasons:
+        if step and season % step:
+            reader.fail(path, f"{season:g}s is not a whole number of steps of {step:g}s")
+        if season <= longest:
+            reader.fail(path, f"{season:g}s is not longer than the longest horizon, {longest:g}s")
+    return seasons
+
+
 def _read_forecast(reader: Reader, value: Any, path: str, step: float | None) -> ForecastConfig:
     allowed = {"enabled", "horizons", "context", "history", "retrain_interval", "device", "units", "input_steps",
-               "max_epochs", "max_train_time", "max_samples", "trend_share"}
+               "max_epochs", "max_train_time", "max_samples", "trend_share", "seasons"}
     node = reader.mapping(value, path, allowed)
     defaults = ForecastConfig()
     horizons = node.get("horizons", ["15m", "1h", "2h", "4h"])
@@ -482,6 +500,7 @@ def _read_forecast(reader: Reader, value: Any, path: str, step: float | None) ->
         reader.fail(f"{path}.device", f"{device!r} is not one of auto, cpu, cuda")
     retrain = node.get("retrain_interval")
     return ForecastConfig(
+        seasons=_read_seasons(reader, node.get("seasons"), f"{path}.seasons", step, longest, defaults.seasons),
         enabled=reader.boolean(node.get("enabled"), f"{path}.enabled", True),
         horizons=tuple(h for h in seconds if h),
         context=context,

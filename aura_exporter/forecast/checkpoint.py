@@ -43,6 +43,7 @@ def fingerprint(analysis: Analysis) -> str:
         "context": analysis.forecast.context,
         "input_steps": analysis.forecast.input_steps,
         "trend_share": analysis.forecast.trend_share,
+        "seasons": list(analysis.forecast.seasons),
     }
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -6,6 +6,11 @@ The forecaster looks further back than the topology window: its context spans `f
 itself (in the spirit of RevIN): its last value is the origin and its robust spread the unit, so
 one model serves entities of any level and "no change" is 0. Targets are the values at each
 horizon in the same units. Two time-of-day inputs (sine, cosine) let the model learn daily shapes.
+
+Seasons (`forecast.seasons`, by default a day and a week): for each, the model also sees the same
+context one season earlier and the values one season before each horizon's target time (its
+anchors), in the context's units. Where a season's lag is not all there (history shorter than a
+week, a gap a season ago), that season is marked absent and its inputs are 0.
 """
 
 from __future__ import annotations
@@ -22,19 +27,48 @@ CLIP = 50.0  # normalised values beyond this are clipped: one spike must not dom
 
 @dataclass(frozen=True)
 class ModelInputs:
-    inputs: np.ndarray  # [B, steps, features + 2] float32
+    inputs: np.ndarray  # [B, steps, input_width] float32: context, lagged contexts, seasons present, time of day
+    anchors: np.ndarray  # [B, S, F, H] float32: each season's values at the horizons' target times, one season back
     center: np.ndarray  # [B, F] the context's last value
     scale: np.ndarray  # [B, F] the context's robust spread
 
 
-def model_inputs(values: np.ndarray, timestamps: np.ndarray) -> ModelInputs:
-    """Normalise [B, n, F] contexts sampled at timestamps [B, n] (or a shared [n]) for the model."""
+def input_width(features: int, seasons: int) -> int:
+    return features * (1 + seasons) + seasons + 2
+
+
+def model_inputs(values: np.ndarray, timestamps: np.ndarray, lagged: np.ndarray) -> ModelInputs:
+    """Normalise [B, n, F] contexts sampled at timestamps [B, n] (or a shared [n]) for the model, with their
+    lagged values [B, S, n + H, F] (lagged_values); a season with any value missing counts as absent."""
+    steps = values.shape[1]
     center = values[:, -1, :]
+    present = ~np.isnan(lagged).any(axis=(2, 3))  # [B, S]
     _, scale = robust_scale(values)
     normalised = np.clip((values - center[:, None, :]) / scale[:, None, :], -CLIP, CLIP)
+    lags = np.clip((lagged - center[:, None, None, :]) / scale[:, None, None, :], -CLIP, CLIP)
+    lags = np.where(present[:, :, None, None], lags, 0.0)
+    lagged_context = lags[:, :, :steps].transpose(0, 2, 1, 3).reshape(len(values), steps, -1)  # [B, n, S * F]
     phase = 2 * np.pi * (np.broadcast_to(timestamps, values.shape[:2]) % DAY) / DAY
-    features = np.concatenate([normalised, np.sin(phase)[..., None], np.cos(phase)[..., None]], axis=2)
-    return ModelInputs(features.astype(np.float32), center, scale)
+    flags = np.broadcast_to(present[:, None, :], (len(values), steps, present.shape[1]))
+    features = np.concatenate([normalised, lagged_context, flags, np.sin(phase)[..., None], np.cos(phase)[..., None]],
+                              axis=2)
+    anchors = lags[:, :, steps:].transpose(0, 1, 3, 2)  # [B, S, F, H]
+    return ModelInputs(features.astype(np.float32), anchors.astype(np.float32), center, scale)
+
+
+def lagged_values(history: np.ndarray, rows: np.ndarray, context_index: np.ndarray, ends: np.ndarray,
+                  shape: SampleShape) -> np.ndarray:
+    """[B, S, n + H, F] values of [E, N, F] history one season before each context point and each horizon's
+    target, for samples of entity `rows` [B] whose contexts sit at `context_index` [B, n] and end at `ends` [B];
+    NaN before the history begins."""
+    targets = ends[:, None] + np.array(shape.horizons, dtype=np.int64)[None, :]
+    points = np.concatenate([context_index, targets], axis=1)  # [B, n + H]
+    lagged = np.full((len(rows), len(shape.seasons), points.shape[1], history.shape[2]), np.nan)
+    for k, season in enumerate(shape.seasons):
+        index = points - season
+        inside = index >= 0
+        lagged[:, k] = np.where(inside[..., None], history[rows[:, None], np.maximum(index, 0)], np.nan)
+    return lagged
 
 
 def normalised_targets(future: np.ndarray, inputs: ModelInputs) -> np.ndarray:
@@ -55,7 +89,8 @@ def model_horizons(interval: float, horizons: tuple[float, ...]) -> tuple[float,
 
 @dataclass(frozen=True)
 class Samples:
-    inputs: np.ndarray  # [N, steps, F + 2]
+    inputs: np.ndarray  # [N, steps, input_width]
+    anchors: np.ndarray  # [N, S, F, H]
     targets: np.ndarray  # [N, F, H]
 
     def __len__(self) -> int:
@@ -69,6 +104,7 @@ class SampleShape:
     input_steps: int  # points per context
     stride: int  # context_step / step
     horizons: tuple[int, ...]
+    seasons: tuple[int, ...] = ()
 
     @property
     def span(self) -> int:
@@ -122,9 +158,11 @@ def _cut(history: np.ndarray, timestamps: np.ndarray, shape: SampleShape, rng: n
          trend_share: float, first_end: np.ndarray, last_end: np.ndarray, count: int) -> Samples:
     """Up to `count` complete samples whose contexts end between first_end and last_end [E] of their entity."""
     usable = np.flatnonzero(last_end >= first_end)
+    features, seasons, horizons = history.shape[2], len(shape.seasons), len(shape.horizons)
     if not len(usable):
-        return Samples(np.zeros((0, shape.input_steps, history.shape[2] + 2), np.float32),
-                       np.zeros((0, history.shape[2], len(shape.horizons)), np.float32))
+        return Samples(np.zeros((0, shape.input_steps, input_width(features, seasons)), np.float32),
+                       np.zeros((0, seasons, features, horizons), np.float32),
+                       np.zeros((0, features, horizons), np.float32))
     rows = rng.choice(usable, size=count * 2)
     ends = rng.integers(first_end[rows], last_end[rows] + 1)
     index = shape.context_index(ends)
@@ -132,9 +170,10 @@ def _cut(history: np.ndarray, timestamps: np.ndarray, shape: SampleShape, rng: n
     future = history[rows[:, None], ends[:, None] + np.array(shape.horizons)[None, :]]  # [S, H, F]
     complete = ~(np.isnan(contexts).any(axis=(1, 2)) | np.isnan(future).any(axis=(1, 2)))
     keep = np.flatnonzero(complete)[:count]
+    lagged = lagged_values(history, rows[keep], index[keep], ends[keep], shape)
     contexts, future = add_trends(contexts[keep], future[keep], shape, trend_share, rng)
-    prepared = model_inputs(contexts, timestamps[index[keep]])
-    return Samples(prepared.inputs, normalised_targets(future, prepared))
+    prepared = model_inputs(contexts, timestamps[index[keep]], lagged)
+    return Samples(prepared.inputs, prepared.anchors, normalised_targets(future, prepared))
 
 
 def add_trends(contexts: np.ndarray, future: np.ndarray, shape: SampleShape, share: float,

@@ -45,7 +45,8 @@ FINE_TUNE_EPOCHS = 5
 def model_shape(analysis: Analysis) -> ModelShape:
     horizons = model_horizons(analysis.interval, analysis.forecast.horizons)
     in_context_steps = tuple(h / analysis.forecast.context_step for h in horizons)  # the trend's unit
-    return ModelShape(features=len(analysis.features), horizon_steps=in_context_steps, units=analysis.forecast.units)
+    return ModelShape(features=len(analysis.features), horizon_steps=in_context_steps, units=analysis.forecast.units,
+                      seasons=len(analysis.forecast.seasons))
 
 
 def sample_shape(analysis: Analysis) -> SampleShape:
@@ -53,7 +54,8 @@ def sample_shape(analysis: Analysis) -> SampleShape:
     settings = analysis.forecast
     horizons = model_horizons(analysis.interval, settings.horizons)
     return SampleShape(input_steps=settings.input_steps, stride=int(round(settings.context_step / analysis.step)),
-                       horizons=tuple(int(round(h / analysis.step)) for h in horizons))
+                       horizons=tuple(int(round(h / analysis.step)) for h in horizons),
+                       seasons=tuple(int(round(s / analysis.step)) for s in settings.seasons))
 
 
 def train_on_history(analysis: Analysis, history: History, initial: dict | None = None,
@@ -79,11 +81,11 @@ def build_trained(analysis: Analysis, state: dict, meta: dict) -> TrainedModel:
     return TrainedModel(model, device, float(meta.get("trained_at", time.time())), meta, forward_pass(model, device))
 
 
-def forward_pass(model: Forecaster, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+def forward_pass(model: Forecaster, device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """Inference on CUDA replays captured graphs (see captured.py); on the CPU it is the plain model."""
     if device.type == "cuda":
         return CapturedForward(model)
-    return lambda batch: model(batch).float()
+    return lambda batch, anchors: model(batch, anchors).float()
 
 
 def _to_bytes(state: dict) -> bytes:

@@ -8,6 +8,13 @@ carried forward, the context's whole and its most recent quarter's, each damped 
 (0, 1) the network chooses per feature and horizon (Gardner's damped trend, a strong classic of
 forecasting competitions): extrapolating a ramp, one that began long ago or lately, is then
 something the network switches on, not something its bounded hidden state must imitate.
+
+Seasons work the same way: for each (a day, a week), the median adds, behind a gate the network sets
+per feature and horizon, the value one season before the target time minus a share (also the
+network's) of the value one season before now. A gate open and the share 0 is seasonal naive; the
+share 1 is today's level plus yesterday's change over the horizon. A season the training history
+never held (a week, from three days) stays shut: `seasons_learned` is 0 for it and its inputs are
+hidden, so untrained weights never see it.
 """
 
 from __future__ import annotations
@@ -18,8 +25,10 @@ import torch
 from ncps.torch import CfC
 from torch import nn
 
+from aura_exporter.forecast.data import input_width
+
 QUANTILES = (0.1, 0.5, 0.9)
-MODEL_VERSION = 3  # bump when the architecture changes: older checkpoints are then retrained
+MODEL_VERSION = 4  # bump when the architecture changes: older checkpoints are then retrained
 
 
 @dataclass(frozen=True)
@@ -27,6 +36,7 @@ class ModelShape:
     features: int
     horizon_steps: tuple[float, ...]  # each horizon in input (pooled) steps after the window's end
     units: int = 64
+    seasons: int = 0
 
     @property
     def horizons(self) -> int:
@@ -38,27 +48,43 @@ class ModelShape:
 
 class Forecaster(nn.Module):
     horizon_steps: torch.Tensor
+    seasons_learned: torch.Tensor
 
     def __init__(self, shape: ModelShape):
         super().__init__()
         self.shape = shape
-        self.cell = CfC(shape.features + 2, shape.units, batch_first=True, return_sequences=False)
-        self.head = nn.Linear(shape.units, shape.features * shape.horizons * (len(QUANTILES) + 2))
+        features, seasons = shape.features, shape.seasons
+        self.outputs = len(QUANTILES) + 2 + 2 * seasons  # quantiles, two trend gates, a gate and a share per season
+        self.cell = CfC(input_width(features, seasons), shape.units, batch_first=True, return_sequences=False)
+        self.head = nn.Linear(shape.units, features * shape.horizons * self.outputs)
         self.register_buffer("horizon_steps", torch.tensor(shape.horizon_steps, dtype=torch.float32))
+        self.register_buffer("seasons_learned", torch.zeros(seasons))
         # Trends start switched off (sigmoid(-4) ≈ 0.02) and are turned on where they pay: started
         # half on, training settles in a worse basin (measured on noisy sines: MASE 0.9 against 0.4).
         with torch.no_grad():
-            self.head.bias.view(shape.features, shape.horizons, len(QUANTILES) + 2)[..., 3:] = -4.0
+            self.head.bias.view(features, shape.horizons, self.outputs)[..., 3:5] = -4.0
 
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        """[B, steps, F + 2] normalised windows → [B, F, H, 3] quantiles in the same units."""
+    def forward(self, inputs: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+        """[B, steps, input_width] normalised windows and [B, S, F, H] seasonal anchors (forecast/data.py)
+        → [B, F, H, 3] quantiles in the same units."""
+        features, seasons = self.shape.features, self.shape.seasons
+        learned = self.seasons_learned
+        if seasons:  # a season never learned is hidden from the network
+            ones = learned.new_ones(features)
+            shown = torch.cat([ones, learned.repeat_interleave(features), learned, learned.new_ones(2)])
+            inputs = inputs * shown
         hidden, _ = self.cell(inputs)
-        raw = self.head(hidden).view(-1, self.shape.features, self.shape.horizons, len(QUANTILES) + 2)
-        values = inputs[..., : self.shape.features]
+        raw = self.head(hidden).view(-1, features, self.shape.horizons, self.outputs)
+        values = inputs[..., :features]
         recent = values[:, -max(4, values.shape[1] // 4) :]
         whole_trend = window_slope(values)[..., None] * self.horizon_steps
         recent_trend = window_slope(recent)[..., None] * self.horizon_steps
         median = raw[..., 1] + torch.sigmoid(raw[..., 3]) * whole_trend + torch.sigmoid(raw[..., 4]) * recent_trend
+        if seasons:
+            then = inputs[:, -1, features : features * (1 + seasons)].view(-1, seasons, features)  # a season before now
+            target = anchors.permute(0, 2, 3, 1) * learned  # [B, F, H, S]
+            gate, share = torch.sigmoid(raw[..., 5::2]), torch.sigmoid(raw[..., 6::2])
+            median = median + (gate * (target - share * then.transpose(1, 2)[:, :, None, :])).sum(dim=-1)
         lower = median - nn.functional.softplus(raw[..., 0])
         upper = median + nn.functional.softplus(raw[..., 2])
         return torch.stack([lower, median, upper], dim=-1)

@@ -28,7 +28,11 @@ class TrainedModel:
     device: torch.device
     trained_at: float
     meta: dict
-    forward: Callable[[torch.Tensor], torch.Tensor]  # [B, steps, F + 2] on `device` -> float32 [B, F, H, 3]
+    forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (inputs, anchors) on `device` -> [B, F, H, 3]
+
+    @property
+    def seasons_learned(self) -> tuple[bool, ...]:
+        return tuple(bool(learned) for learned in self.model.seasons_learned.tolist())
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ class ForecastStage:
         trained = self.trained
         if trained is None or context is None:
             return None
-        quantiles = predict(trained, context.values, context.timestamps)
+        quantiles = predict(trained, context.values, context.timestamps, context.lagged)
         data_time = float(windows.timestamps[-1])
         current = windows.values[:, -1, :]
         nowcast = quantiles[:, :, self.nowcast, :]
@@ -76,15 +80,19 @@ class ForecastStage:
 
 
 @torch.inference_mode()
-def predict(trained: TrainedModel, values: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
-    """[E, F, H, 3] forecasts in the features' units for [E, n, F] contexts, in batches; NaN for
-    contexts with missing values."""
+def predict(trained: TrainedModel, values: np.ndarray, timestamps: np.ndarray,
+            lagged: np.ndarray | None = None) -> np.ndarray:
+    """[E, F, H, 3] forecasts in the features' units for [E, n, F] contexts and their seasons' lagged values
+    [E, S, n + H, F] (None: no season at hand), in batches; NaN for contexts with missing values."""
     shape = trained.model.shape
     result = np.full((len(values), shape.features, shape.horizons, 3), np.nan)
     usable = np.flatnonzero(~np.isnan(values).any(axis=(1, 2)))
-    prepared = model_inputs(values[usable], timestamps)
+    if lagged is None:
+        lagged = np.full((len(values), shape.seasons, values.shape[1] + shape.horizons, shape.features), np.nan)
+    prepared = model_inputs(values[usable], timestamps, lagged[usable])
     for start in range(0, len(usable), INFERENCE_BATCH):
-        batch = torch.from_numpy(prepared.inputs[start : start + INFERENCE_BATCH]).to(trained.device)
-        result[usable[start : start + INFERENCE_BATCH]] = trained.forward(batch).cpu().numpy()
+        batch, anchors = (torch.from_numpy(array[start : start + INFERENCE_BATCH]).to(trained.device)
+                          for array in (prepared.inputs, prepared.anchors))
+        result[usable[start : start + INFERENCE_BATCH]] = trained.forward(batch, anchors).cpu().numpy()
     result[usable] = denormalise(result[usable], prepared)
     return result

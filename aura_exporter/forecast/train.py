@@ -16,6 +16,7 @@ from aura_exporter.forecast.data import Samples
 from aura_exporter.forecast.model import Forecaster, ModelShape, pinball_loss
 
 Progress = Callable[[int, int, float, float], None]
+MIN_SEASON_SAMPLES = 64  # training samples that must hold a season's lag before the model may use it
 
 
 @dataclass(frozen=True)
@@ -55,10 +56,11 @@ def train_model(shape: ModelShape, train: Samples, validation: Samples, device: 
     model = Forecaster(shape).to(device)
     if initial is not None:
         model.load_state_dict(initial)
+    model.seasons_learned.copy_(torch.maximum(model.seasons_learned, seasons_held(train, shape).to(device)))
     optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate)
     # halve the step size when the held-out loss stalls; stop after `patience` epochs without progress
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, factor=0.5, patience=2)
-    x, y = torch.from_numpy(train.inputs).to(device), torch.from_numpy(train.targets).to(device)
+    x, a, y = (torch.from_numpy(array).to(device) for array in (train.inputs, train.anchors, train.targets))
     started, best, best_state, since_best = time.monotonic(), math.inf, None, 0
     train_loss, reason, epoch = math.inf, "max_epochs", 0
     generator = torch.Generator().manual_seed(seed)
@@ -68,7 +70,7 @@ def train_model(shape: ModelShape, train: Samples, validation: Samples, device: 
         losses = []
         for batch in order.split(batch_size):
             with autocast(device):
-                loss = pinball_loss(model(x[batch]).float(), y[batch])
+                loss = pinball_loss(model(x[batch], a[batch]).float(), y[batch])
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -97,6 +99,13 @@ def train_model(shape: ModelShape, train: Samples, validation: Samples, device: 
     return model, report
 
 
+def seasons_held(samples: Samples, shape: ModelShape) -> torch.Tensor:
+    """[S] 1 for each season whose lag MIN_SEASON_SAMPLES training samples or more hold, else 0."""
+    first = shape.features * (1 + shape.seasons)
+    present = samples.inputs[:, 0, first : first + shape.seasons].sum(axis=0)
+    return torch.from_numpy((present >= MIN_SEASON_SAMPLES).astype(np.float32))
+
+
 @torch.no_grad()
 def evaluate(model: Forecaster, samples: Samples, device: torch.device, batch_size: int = 2048) -> float:
     if len(samples) == 0:
@@ -104,8 +113,8 @@ def evaluate(model: Forecaster, samples: Samples, device: torch.device, batch_si
     model.eval()
     total = 0.0
     for start in range(0, len(samples), batch_size):
-        x = torch.from_numpy(samples.inputs[start : start + batch_size]).to(device)
-        y = torch.from_numpy(samples.targets[start : start + batch_size]).to(device)
+        x, a, y = (torch.from_numpy(array[start : start + batch_size]).to(device)
+                   for array in (samples.inputs, samples.anchors, samples.targets))
         with autocast(device):
-            total += pinball_loss(model(x).float(), y).item() * len(x)
+            total += pinball_loss(model(x, a).float(), y).item() * len(x)
     return total / len(samples)
