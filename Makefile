@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS   ?=
 
-.PHONY: install rules dashboards screenshots bench-deps system-deps run test lint bench bench-cycle bench-topology bench-forecast forecast-quality clean soak scrape-load attacks evaluate bench-exposition
+.PHONY: install rules dashboards screenshots bench-deps system-deps run test lint bench bench-cycle bench-topology bench-forecast forecast-quality breach-lead clean soak scrape-load attacks evaluate bench-exposition
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,9 @@ bench-deps: install
 
 forecast-quality: bench-deps
 	$(BIN)/python bench/forecast_quality.py $(ARGS)
+
+breach-lead: bench-deps
+	$(BIN)/python bench/breach_lead.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -29,8 +29,6 @@ the CfC's error is below each anchor's; and the CfC's calibration, the share of 
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime as dt
 import sys
 import time
 import warnings
@@ -42,34 +40,28 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from smd_baselines import read_smd_machine  # noqa: E402
+from forecast_corpora import (  # noqa: E402
+    HORIZONS,
+    REPO,
+    SEASON,
+    STEP,
+    WEEK,
+    Series,
+    cfc_forecasts,
+    nab_series,
+    replace_section,
+    replay_series,
+    smd_series,
+    trained_model,
+    univariate,
+)
 
-from aura_exporter.config import Analysis, Feature, ForecastConfig  # noqa: E402
-from aura_exporter.forecast.data import Samples, lagged_values, training_samples  # noqa: E402
-from aura_exporter.forecast.manager import build_trained, model_shape, sample_shape  # noqa: E402
-from aura_exporter.forecast.model import pick_device  # noqa: E402
-from aura_exporter.forecast.stage import predict  # noqa: E402
-from aura_exporter.forecast.train import progress_bar, train_model  # noqa: E402
-from aura_exporter.sources.replay import FEATURES, ReplayFleet  # noqa: E402
-from aura_exporter.windows import fill_gaps  # noqa: E402
+from aura_exporter.config import Analysis  # noqa: E402
+from aura_exporter.forecast.manager import sample_shape  # noqa: E402
 
-STEP = 300.0
-DAY = 86400.0
-SEASON = int(DAY / STEP)  # 288 steps
-WEEK = 7 * SEASON
-HORIZONS = (900.0, 3600.0, 7200.0, 14400.0)
 MSTL_HISTORY = 4 * SEASON  # steps before each origin MSTL decomposes
 ORIGINS = 12  # forecast origins per series (--origins)
 ANCHORS = ("seasonal naive", "last value", "AutoETS", "MSTL (day)")
-REPO = Path(__file__).resolve().parent.parent
-
-
-@dataclass
-class Series:
-    name: str
-    timestamps: np.ndarray  # [N] on the 5-minute grid
-    values: np.ndarray  # [N], NaN where missing
-    split: int  # learning part is [:split]
 
 
 @dataclass
@@ -81,82 +73,6 @@ class Judged:
     inside: np.ndarray  # [S, H] share of outcomes inside the CfC's 10-90% band
 
 
-def on_grid(stamps: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    grid = np.arange(stamps[0], stamps[-1] + STEP / 2, STEP)
-    placed = np.full(len(grid), np.nan)
-    placed[np.rint((stamps - grid[0]) / STEP).astype(int)] = values
-    filled, _ = fill_gaps(placed[None, :, None], max_gap=4, max_missing_ratio=1.0)
-    return grid, filled[0, :, 0]
-
-
-def nab_series(root: Path) -> tuple[list[Series], list[str]]:
-    kept, skipped = [], []
-    for path in sorted((root / "data").glob("*/*.csv")):
-        rows = list(csv.DictReader(path.open()))
-        stamps = np.array([dt.datetime.strptime(r["timestamp"], "%Y-%m-%d %H:%M:%S")
-                           .replace(tzinfo=dt.UTC).timestamp() for r in rows])
-        name = f"{path.parent.name}/{path.name}"
-        if np.median(np.diff(stamps)) != STEP:
-            skipped.append(name)
-            continue
-        grid, values = on_grid(stamps, np.array([float(r["value"]) for r in rows]))
-        kept.append(Series(name, grid, values, int(len(grid) * 0.6)))
-    return kept, skipped
-
-
-def replay_series(origin: float = 1_764_000_000.0) -> list[Series]:
-    fleet = ReplayFleet(hosts=20, origin=origin)
-    learn, judge = 10 * SEASON, 2 * SEASON
-    grid = origin + STEP * np.arange(learn + judge)
-    return [Series(f"host-{h:02d}/{feature}", grid, values[h], learn)
-            for feature in FEATURES for values in [fleet.values(feature, grid)] for h in range(fleet.hosts)]
-
-
-def smd_series(root: Path) -> list[Series]:
-    out = []
-    for path in sorted(root.glob("*.csv.gz")):
-        times, values, train, _ = read_smd_machine(path)
-        rows = len(times) // 5 * 5
-        grid = times[:rows:5] + 4 * 60.0  # a 5-minute mean is known at its last minute
-        means = values[:rows].reshape(-1, 5, values.shape[1]).mean(axis=1)
-        split = int(train[:rows:5].sum())
-        for metric in range(means.shape[1]):
-            column = means[:, metric]
-            if np.ptp(column[:split]) > 0 and np.ptp(column[split:]) > 0:  # a metric that never moves says nothing
-                out.append(Series(f"{path.name.removesuffix('.csv.gz')}/m{metric:02d}", grid, column, split))
-    return out
-
-
-def univariate(train_time: float) -> Analysis:
-    forecast = ForecastConfig(horizons=HORIZONS, context=14400.0, input_steps=48, history=30 * DAY, max_epochs=60,
-                              max_train_time=train_time, max_samples=30000)
-    return Analysis(name="quality", entity_labels=("series",), step=STEP, window=10 * STEP, interval=STEP,
-                    features=(Feature("value", "value", "resources"),), forecast=forecast)
-
-
-def train(analysis: Analysis, series: list[Series], seed: int = 0):
-    """One model for all series of a corpus: samples cut from each series' learning part, pooled."""
-    rng = np.random.default_rng(seed)
-    shape = sample_shape(analysis)
-    per_series = max(64, analysis.forecast.max_samples // len(series))
-    parts = []
-    for s in series:
-        try:
-            parts.append(training_samples(s.values[None, : s.split, None], s.timestamps[: s.split], shape,
-                                          per_series, rng, trend_share=analysis.forecast.trend_share))
-        except ValueError:  # a learning part too short for one context and horizon
-            continue
-
-    def join(samples: list[Samples]) -> Samples:
-        return Samples(*(np.concatenate([getattr(p, name) for p in samples])
-                         for name in ("inputs", "anchors", "targets")))
-
-    model, report = train_model(model_shape(analysis), join([p[0] for p in parts]), join([p[1] for p in parts]),
-                                pick_device(analysis.forecast.device), analysis.forecast.max_epochs,
-                                analysis.forecast.max_train_time, progress=progress_bar(), seed=seed)
-    return build_trained(analysis, model.state_dict(), {}), report
-
-
 def origins(series: Series, count: int, span: int, reach: int) -> np.ndarray:
     """`count` forecast origins spread over the judged part, each with a full context, a day before it
     (seasonal naive) and every horizon's outcome in the data."""
@@ -165,13 +81,6 @@ def origins(series: Series, count: int, span: int, reach: int) -> np.ndarray:
     if last - first < count:
         return np.zeros(0, dtype=int)
     return np.linspace(first, last, count).astype(int)
-
-
-def cfc_forecasts(trained, shape, series: Series, ends: np.ndarray) -> np.ndarray:
-    """[O, H, 3] the model's quantiles at `shape`'s horizons from contexts ending at `ends`, seasons included."""
-    index = shape.context_index(ends)
-    lagged = lagged_values(series.values[None, :, None], np.zeros(len(ends), dtype=int), index, ends, shape)
-    return predict(trained, series.values[index][..., None], series.timestamps[index], lagged)[:, 0]
 
 
 def statistical_forecasts(job: tuple[np.ndarray, int, np.ndarray, tuple[int, ...], bool]) -> dict[str, np.ndarray]:
@@ -334,8 +243,7 @@ def main() -> None:
     corpora = {"NAB": nab, "Replay fleet": replay_series(), "SMD": smd_series(args.smd)}
     judged, reports, example = {}, {}, None
     for title, series in corpora.items():
-        print(f"{title}: training on {len(series)} series", file=sys.stderr)
-        trained, reports[title] = train(analysis, series)
+        trained, reports[title] = trained_model(title, analysis, series)
         print(f"{title}: judging", file=sys.stderr)
         judged[title] = judge(analysis, trained, series, args.origins, args.weekly_mstl, args.workers)
         if title == "Replay fleet":
@@ -361,7 +269,7 @@ def main() -> None:
     for title, result in judged.items():
         lines += [f"## {title}: {len(result.names)} series", "",
                   f"{described[title]}. Training: {summary(reports[title])}.", "", *table(result), ""]
-    (args.out / "forecast-quality.md").write_text("\n".join(lines))
+    replace_section(args.out / "forecast-quality.md", "forecast-quality", lines)
     print("\n".join(lines))
 
 

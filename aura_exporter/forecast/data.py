@@ -56,21 +56,6 @@ def model_inputs(values: np.ndarray, timestamps: np.ndarray, lagged: np.ndarray)
     return ModelInputs(features.astype(np.float32), anchors.astype(np.float32), center, scale)
 
 
-def lagged_values(history: np.ndarray, rows: np.ndarray, context_index: np.ndarray, ends: np.ndarray,
-                  shape: SampleShape) -> np.ndarray:
-    """[B, S, n + H, F] values of [E, N, F] history one season before each context point and each horizon's
-    target, for samples of entity `rows` [B] whose contexts sit at `context_index` [B, n] and end at `ends` [B];
-    NaN before the history begins."""
-    targets = ends[:, None] + np.array(shape.horizons, dtype=np.int64)[None, :]
-    points = np.concatenate([context_index, targets], axis=1)  # [B, n + H]
-    lagged = np.full((len(rows), len(shape.seasons), points.shape[1], history.shape[2]), np.nan)
-    for k, season in enumerate(shape.seasons):
-        index = points - season
-        inside = index >= 0
-        lagged[:, k] = np.where(inside[..., None], history[rows[:, None], np.maximum(index, 0)], np.nan)
-    return lagged
-
-
 def normalised_targets(future: np.ndarray, inputs: ModelInputs) -> np.ndarray:
     """[B, F, H] targets from future values [B, H, F]."""
     targets = (future - inputs.center[:, None, :]) / inputs.scale[:, None, :]
@@ -112,6 +97,21 @@ class SampleShape:
 
     def context_index(self, ends: np.ndarray) -> np.ndarray:
         return ends[:, None] - self.stride * np.arange(self.input_steps - 1, -1, -1)[None, :]
+
+
+def lagged_values(history: np.ndarray, rows: np.ndarray, context_index: np.ndarray, ends: np.ndarray,
+                  shape: SampleShape) -> np.ndarray:
+    """[B, S, n + H, F] values of [E, N, F] history one season before each context point and each horizon's
+    target, for samples of entity `rows` [B] whose contexts sit at `context_index` [B, n] and end at `ends` [B];
+    NaN before the history begins."""
+    targets = ends[:, None] + np.array(shape.horizons, dtype=np.int64)[None, :]
+    points = np.concatenate([context_index, targets], axis=1)  # [B, n + H]
+    lagged = np.full((len(rows), len(shape.seasons), points.shape[1], history.shape[2]), np.nan)
+    for k, season in enumerate(shape.seasons):
+        index = points - season
+        inside = index >= 0
+        lagged[:, k] = np.where(inside[..., None], history[rows[:, None], np.maximum(index, 0)], np.nan)
+    return lagged
 
 
 @dataclass(frozen=True)
