@@ -15,8 +15,9 @@ of its learned range (1st to 99th percentile).
 
 Every 5-minute cycle from the injection's start, both detectors are asked whether the limit will be
 reached within 4 hours:
-- the CfC: the forecast's probability of reaching the limit within its horizons is at least p
-  (p = 0.5 is what the exporter exports and the shipped alerts read; other p trace its curve);
+- the CfC (as shipped, and with seasons of a day and a week: bench/forecast_corpora.py): the
+  forecast's probability of reaching the limit within its horizons is at least p (p = 0.5 is what
+  the exporter exports and the shipped alerts read; other p trace its curve);
 - predict_linear: the least-squares line through the last hour (12 points), at the current time
   plus a look-ahead (4 h is the rule above; others trace its curve), is at or above the limit.
 The lead is the limit's time minus the first announcement's. False announcements: on the same
@@ -38,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from forecast_corpora import (  # noqa: E402
     REPO,
     STEP,
+    VARIANTS,
     Series,
     cfc_forecasts,
     nab_series,
@@ -99,7 +101,10 @@ def inject(series: Series, shape: str, reach: float, rng: np.random.Generator) -
         return None
     start = int(rng.integers(first, last))
     limit = limit_of(series)
-    level = np.nanmedian(series.values[start - 12 : start])
+    before = series.values[start - 12 : start]
+    if np.isnan(before).all() or np.nanmedian(before) >= limit:  # nothing known, or already past the limit
+        return None
+    level = np.nanmedian(before)
     values = series.values.copy()
     length = min(int(steps * 1.2), len(values) - start)  # on past the limit, as a failure goes
     values[start : start + length] += ramp(shape, steps, length, limit - level, rng)
@@ -142,20 +147,31 @@ def rises(announcing: np.ndarray, counted: np.ndarray) -> int:
 @dataclass
 class Corpus:
     injections: list[Injection]
-    cfc_first: dict[float, np.ndarray]  # p -> [injections] first announcing step (NaN: never)
-    line_first: dict[float, np.ndarray]  # look-ahead hours -> the same
-    cfc_false: dict[float, int]
-    line_false: dict[float, int]
+    first: dict[tuple[str, float], np.ndarray]  # (detector, setting) -> [injections] first announcing step (NaN: never)
+    false: dict[tuple[str, float], int]  # (detector, setting) -> false announcements
     weeks: float  # entity-weeks judged for false announcements
 
 
-def run_corpus(trained, analysis, series: list[Series], rng: np.random.Generator) -> Corpus:
-    shape = sample_shape(analysis)
+def detectors(models: dict, series: Series, limit: float) -> dict[str, tuple[tuple[float, ...], object]]:
+    """Per detector: its settings, and what answers "the limit within 4 hours?" for each, as [settings, O] bool
+    from (values, ends)."""
+    found: dict[str, tuple[tuple[float, ...], object]] = {}
+    for variant, (analysis, trained) in models.items():
+        def announcing(values, ends, analysis=analysis, trained=trained):
+            probability = cfc_probability(trained, sample_shape(analysis), series, values, ends, limit)
+            return probability[None, :] >= np.array(PROBABILITIES)[:, None]
+        found[variant] = (PROBABILITIES, announcing)
+    found["predict_linear"] = (LOOK_AHEADS, lambda values, ends: np.stack(
+        [linear_at(values, ends, ahead * HOUR) >= limit for ahead in LOOK_AHEADS]))
+    return found
+
+
+def run_corpus(models: dict, series: list[Series], rng: np.random.Generator) -> Corpus:
+    """`models` maps each CfC variant to its (analysis, trained model)."""
+    shape = sample_shape(next(iter(models.values()))[0])
     injections: list[Injection] = []
-    cfc_first = {p: [] for p in PROBABILITIES}
-    line_first = {a: [] for a in LOOK_AHEADS}
-    cfc_false = dict.fromkeys(PROBABILITIES, 0)
-    line_false = dict.fromkeys(LOOK_AHEADS, 0)
+    first: dict[tuple[str, float], list[float]] = {}
+    false: dict[tuple[str, float], int] = {}
     weeks = 0.0
     for number, s in enumerate(series):
         limit = limit_of(s)
@@ -163,13 +179,12 @@ def run_corpus(trained, analysis, series: list[Series], rng: np.random.Generator
         ends = ends[~np.isnan(s.values[shape.context_index(ends)]).any(axis=1)]
         if len(ends) < 2 * LOOK:
             continue
+        asking = detectors(models, s, limit)
         # false announcements on the series as it is, where it does not reach the limit within 4 hours itself
         quiet = ~reaches_within(s.values, ends, limit)
-        probability = cfc_probability(trained, shape, s, s.values, ends, limit)
-        for p in PROBABILITIES:
-            cfc_false[p] += rises(probability >= p, quiet)
-        for ahead in LOOK_AHEADS:
-            line_false[ahead] += rises(linear_at(s.values, ends, ahead * HOUR) >= limit, quiet)
+        for name, (settings, ask) in asking.items():
+            for setting, announcing in zip(settings, ask(s.values, ends), strict=True):
+                false[name, setting] = false.get((name, setting), 0) + rises(announcing, quiet)
         weeks += len(ends) / WEEK_STEPS
         for k, failure in enumerate(SHAPES):
             reach = REACH_HOURS[(number + k) % len(REACH_HOURS)]
@@ -179,13 +194,10 @@ def run_corpus(trained, analysis, series: list[Series], rng: np.random.Generator
             values, start, breach = made
             injections.append(Injection(number, failure, start, reach, breach))
             asked = np.arange(start, breach + 1)
-            probability = cfc_probability(trained, shape, s, values, asked, limit)
-            for p in PROBABILITIES:
-                cfc_first[p].append(first_step(asked, probability >= p))
-            for ahead in LOOK_AHEADS:
-                line_first[ahead].append(first_step(asked, linear_at(values, asked, ahead * HOUR) >= limit))
-    return Corpus(injections, {p: np.array(v, float) for p, v in cfc_first.items()},
-                  {a: np.array(v, float) for a, v in line_first.items()}, cfc_false, line_false, weeks)
+            for name, (settings, ask) in asking.items():
+                for setting, announcing in zip(settings, ask(values, asked), strict=True):
+                    first.setdefault((name, setting), []).append(first_step(asked, announcing))
+    return Corpus(injections, {key: np.array(v, float) for key, v in first.items()}, false, weeks)
 
 
 def first_step(asked: np.ndarray, announcing: np.ndarray) -> float:
@@ -213,24 +225,31 @@ def row(name: str, corpus: Corpus, first: np.ndarray, false: int) -> str:
 def table(corpus: Corpus) -> list[str]:
     lines = ["| detector | ramps over 3 h announced >= 2 h before | ramps announced before the limit | "
              "median lead | false announcements per entity-week |", "|---|---|---|---|---|"]
-    for p in PROBABILITIES:
-        lines.append(row(f"CfC, p >= {p:g}" + (" (exported)" if p == 0.5 else ""), corpus, corpus.cfc_first[p],
-                         corpus.cfc_false[p]))
-    for ahead in LOOK_AHEADS:
-        lines.append(row(f"predict_linear(x[1h], {ahead:g}h)" + (" (the usual rule)" if ahead == 4 else ""), corpus,
-                         corpus.line_first[ahead], corpus.line_false[ahead]))
+    for (name, setting), first in corpus.first.items():
+        if name == "predict_linear":
+            label = f"predict_linear(x[1h], {setting:g}h)" + (" (the usual rule)" if setting == 4.0 else "")
+        else:
+            label = f"{name}, p >= {setting:g}" + (" (exported)" if setting == 0.5 else "")
+        lines.append(row(label, corpus, first, corpus.false[name, setting]))
     return lines
 
 
+def early_share(corpus: Corpus, first: np.ndarray, chosen: np.ndarray) -> float:
+    """Of the `chosen` injections, the share announced 2 h or more before their limit."""
+    return float(np.mean(np.nan_to_num(leads_hours(corpus, first)[chosen], nan=-1.0) >= 2.0)) if chosen.any() \
+        else float("nan")
+
+
 def by_shape(corpus: Corpus) -> list[str]:
-    lines = ["| failure | ramps over 3 h | CfC (p >= 0.5) announced >= 2 h before | predict_linear 4 h |",
-             "|---|---|---|---|"]
+    shown = [key for key in corpus.first if key[1] in (0.5, 4.0)]  # as exported, and the usual rule
+    names = [f"{name} (p >= 0.5)" if name != "predict_linear" else "predict_linear 4 h" for name, _ in shown]
+    lines = ["| failure | ramps over 3 h | " + " | ".join(f"{n}: announced >= 2 h before" for n in names) + " |",
+             "|---|---|" + "---|" * len(names)]
     long = long_ramps(corpus)
     for failure in SHAPES:
         mine = long & np.array([i.shape == failure for i in corpus.injections])
-        shares = [np.mean(np.nan_to_num(leads_hours(corpus, first)[mine], nan=-1.0) >= 2.0) if mine.any() else np.nan
-                  for first in (corpus.cfc_first[0.5], corpus.line_first[4.0])]
-        lines.append(f"| {failure} | {mine.sum()} | {shares[0]:.0%} | {shares[1]:.0%} |")
+        lines.append(f"| {failure} | {mine.sum()} | "
+                     + " | ".join(f"{early_share(corpus, corpus.first[key], mine):.0%}" for key in shown) + " |")
     return lines
 
 
@@ -243,14 +262,13 @@ def plot(out: Path, corpora: dict[str, Corpus]) -> str:
     figure, axes = plt.subplots(1, len(corpora), figsize=(5 * len(corpora), 4), squeeze=False)
     for axis, (title, corpus) in zip(axes[0], corpora.items(), strict=True):
         long = long_ramps(corpus)
-        for label, firsts, falses, marker in (("CfC (p)", corpus.cfc_first, corpus.cfc_false, "o"),
-                                               ("predict_linear (look-ahead)", corpus.line_first, corpus.line_false,
-                                                "s")):
-            x = [falses[k] / corpus.weeks for k in firsts]
-            y = [np.mean(np.nan_to_num(leads_hours(corpus, firsts[k])[long], nan=-1.0) >= 2.0) for k in firsts]
-            axis.plot(x, y, marker=marker, label=label)
-            for k, xi, yi in zip(firsts, x, y, strict=True):
-                axis.annotate(f"{k:g}", (xi, yi), fontsize=7, textcoords="offset points", xytext=(3, 3))
+        for name in dict.fromkeys(name for name, _ in corpus.first):
+            keys = [key for key in corpus.first if key[0] == name]
+            x = [corpus.false[key] / corpus.weeks for key in keys]
+            y = [early_share(corpus, corpus.first[key], long) for key in keys]
+            axis.plot(x, y, marker="o", label=name + (" (look-ahead, h)" if name == "predict_linear" else " (p)"))
+            for (_, setting), xi, yi in zip(keys, x, y, strict=True):
+                axis.annotate(f"{setting:g}", (xi, yi), fontsize=7, textcoords="offset points", xytext=(3, 3))
         axis.axvline(1.0, color="grey", linewidth=0.8, linestyle="--")
         axis.set_xscale("symlog", linthresh=0.1)
         axis.set_xlabel("false announcements per entity-week")
@@ -273,13 +291,15 @@ def main() -> None:
     parser.add_argument("--train-time", type=float, default=240.0, help="seconds of training per corpus")
     args = parser.parse_args()
     started = time.time()
-    analysis = univariate(args.train_time)
     corpora = {"NAB": nab_series(args.nab)[0], "Replay fleet": replay_series(), "SMD": smd_series(args.smd)}
     results = {}
     for title, series in corpora.items():
-        trained, _ = trained_model(title, analysis, series)
+        models = {}
+        for variant, seasons in VARIANTS.items():
+            analysis = univariate(args.train_time, seasons)
+            models[variant] = (analysis, trained_model(title, analysis, series)[0])
         print(f"{title}: injecting into {len(series)} series", file=sys.stderr)
-        results[title] = run_corpus(trained, analysis, series, np.random.default_rng(0))
+        results[title] = run_corpus(models, series, np.random.default_rng(0))
         print("\n".join(table(results[title])), file=sys.stderr)
     image = plot(args.out, results)
     lines = ["## Breach lead", "",

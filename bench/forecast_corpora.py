@@ -41,6 +41,8 @@ WEEK = 7 * SEASON
 HORIZONS = (900.0, 3600.0, 7200.0, 14400.0)
 REPO = Path(__file__).resolve().parent.parent
 MODELS = REPO / "results" / "forecast-models"
+# The forecasters compared: as shipped (no seasons), and with a day's and a week's seasons (forecast.seasons).
+VARIANTS = {"CfC": (), "CfC + seasons": (DAY, 7 * DAY)}
 
 
 @dataclass
@@ -97,9 +99,9 @@ def smd_series(root: Path) -> list[Series]:
     return out
 
 
-def univariate(train_time: float) -> Analysis:
+def univariate(train_time: float, seasons: tuple[float, ...] = ()) -> Analysis:
     forecast = ForecastConfig(horizons=HORIZONS, context=14400.0, input_steps=48, history=30 * DAY, max_epochs=60,
-                              max_train_time=train_time, max_samples=30000)
+                              max_train_time=train_time, max_samples=30000, seasons=seasons)
     return Analysis(name="quality", entity_labels=("series",), step=STEP, window=10 * STEP, interval=STEP,
                     features=(Feature("value", "value", "resources"),), forecast=forecast)
 
@@ -108,19 +110,19 @@ def trained_model(corpus: str, analysis: Analysis, series: list[Series], seed: i
                   ) -> tuple[TrainedModel, TrainingReport]:
     """The corpus' model: from results/forecast-models/ when one was trained on the same series the same
     way, else trained now (and kept there)."""
-    key = {"model_version": MODEL_VERSION, "forecast": asdict(analysis.forecast), "seed": seed,
-           "series": hashlib.sha256("\n".join(s.name for s in series).encode()).hexdigest()[:16]}
-    path = MODELS / f"{corpus.lower().replace(' ', '-')}.pt"
+    key = json.dumps({"model_version": MODEL_VERSION, "forecast": asdict(analysis.forecast), "seed": seed,
+                      "series": hashlib.sha256("\n".join(s.name for s in series).encode()).hexdigest()[:16]},
+                     sort_keys=True)
+    path = MODELS / f"{corpus.lower().replace(' ', '-')}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.pt"
     if path.exists():
         saved = torch.load(path, weights_only=True)
-        if saved["key"] == json.dumps(key, sort_keys=True):
+        if saved["key"] == key:
             print(f"{corpus}: the model in {path.relative_to(REPO)}", file=sys.stderr)
             return build_trained(analysis, saved["state"], {}), TrainingReport(**saved["report"])
     print(f"{corpus}: training on {len(series)} series", file=sys.stderr)
     trained, report = train(analysis, series, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"key": json.dumps(key, sort_keys=True), "state": trained.model.state_dict(), "report": asdict(report)},
-               path)
+    torch.save({"key": key, "state": trained.model.state_dict(), "report": asdict(report)}, path)
     return trained, report
 
 

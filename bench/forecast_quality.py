@@ -11,7 +11,8 @@ Every corpus at 5-minute steps, each series split in time (the model never sees 
 
 At forecast origins spread over each judged part, every method forecasts 15 min, 1 h, 2 h and 4 h
 ahead from what is known at the origin:
-- CfC: one model per corpus (aura_exporter.forecast), seasons of a day and a week;
+- CfC: one model per corpus (aura_exporter.forecast) as shipped, and "CfC + seasons", the same with
+  `forecast.seasons` of a day and a week;
 - seasonal naive: the value one day before the target time;
 - last value;
 - AutoETS (statsforecast; non-seasonal: ETS refuses a 288-step season), fitted once on the
@@ -22,8 +23,8 @@ ahead from what is known at the origin:
 
 Reported per horizon: MASE relative to seasonal naive (each series' mean absolute error over the
 seasonal naive's on the same origins), as a geometric mean over series; the share of series on which
-the CfC's error is below each anchor's; and the CfC's calibration, the share of outcomes inside its
-10-90% band (80% is exact). Writes docs/forecast-quality.md and a plot per corpus.
+each CfC variant's error is below each statistical anchor's; and their calibration, the share of
+outcomes inside the 10-90% band (80% is exact). Writes a section of docs/forecast-quality.md and a plot.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from forecast_corpora import (  # noqa: E402
     REPO,
     SEASON,
     STEP,
+    VARIANTS,
     WEEK,
     Series,
     cfc_forecasts,
@@ -58,6 +60,7 @@ from forecast_corpora import (  # noqa: E402
 
 from aura_exporter.config import Analysis  # noqa: E402
 from aura_exporter.forecast.manager import sample_shape  # noqa: E402
+from aura_exporter.forecast.stage import TrainedModel  # noqa: E402
 
 MSTL_HISTORY = 4 * SEASON  # steps before each origin MSTL decomposes
 ORIGINS = 12  # forecast origins per series (--origins)
@@ -70,7 +73,7 @@ class Judged:
 
     names: list[str]
     errors: dict[str, np.ndarray]  # method -> [S, H] mean absolute error over the series' origins
-    inside: np.ndarray  # [S, H] share of outcomes inside the CfC's 10-90% band
+    inside: dict[str, np.ndarray]  # CfC variant -> [S, H] share of outcomes inside its 10-90% band
 
 
 def origins(series: Series, count: int, span: int, reach: int) -> np.ndarray:
@@ -112,8 +115,10 @@ def statistical_forecasts(job: tuple[np.ndarray, int, np.ndarray, tuple[int, ...
     return {name: forecast[:, [s - 1 for s in steps]] for name, forecast in out.items()}
 
 
-def judge(analysis: Analysis, trained, series: list[Series], count: int, weekly_mstl: bool, workers: int) -> Judged:
-    shape = sample_shape(analysis)
+def judge(models: dict[str, tuple[Analysis, TrainedModel]], series: list[Series], count: int, weekly_mstl: bool,
+          workers: int) -> Judged:
+    """Every method's errors on `series`; `models` maps each CfC variant to its analysis and trained model."""
+    shape = sample_shape(next(iter(models.values()))[0])  # the variants differ in seasons only
     steps = tuple(int(h / STEP) for h in HORIZONS)
     columns = [shape.horizons.index(s) for s in steps]
     reach = max(steps)
@@ -126,21 +131,23 @@ def judge(analysis: Analysis, trained, series: list[Series], count: int, weekly_
         targets = ends[:, None] + np.array(steps)[None, :]
         kept.append(s)
         truths.append(s.values[targets])
-        model.append(cfc_forecasts(trained, shape, s, ends)[:, columns])
+        model.append({variant: cfc_forecasts(trained, sample_shape(analysis), s, ends)[:, columns]
+                      for variant, (analysis, trained) in models.items()})
         naive.append({"seasonal naive": s.values[targets - SEASON],
                       "last value": np.repeat(s.values[ends][:, None], len(steps), axis=1)})
         jobs.append((s.values, s.split, ends, steps, weekly_mstl and ends[0] >= 2 * WEEK))
     print(f"  statistical anchors for {len(jobs)} series", file=sys.stderr)
     with ProcessPoolExecutor(workers) as pool:
         statistical = list(pool.map(statistical_forecasts, jobs, chunksize=4))
-    methods = ["CfC", *ANCHORS, *(["MSTL (day, week)"] if weekly_mstl else [])]
+    methods = [*models, *ANCHORS, *(["MSTL (day, week)"] if weekly_mstl else [])]
     errors = {m: np.full((len(kept), len(steps)), np.nan) for m in methods}
-    inside = np.zeros((len(kept), len(steps)))
+    inside = {variant: np.zeros((len(kept), len(steps))) for variant in models}
     for i, truth in enumerate(truths):
-        guesses = {"CfC": model[i][..., 1], **naive[i], **statistical[i]}
+        guesses = {**{variant: q[..., 1] for variant, q in model[i].items()}, **naive[i], **statistical[i]}
         for method, guess in guesses.items():
             errors[method][i] = np.nanmean(np.abs(guess - truth), axis=0)
-        inside[i] = np.nanmean((truth >= model[i][..., 0]) & (truth <= model[i][..., 2]), axis=0)
+        for variant, q in model[i].items():
+            inside[variant][i] = np.nanmean((truth >= q[..., 0]) & (truth <= q[..., 2]), axis=0)
     return Judged([s.name for s in kept], errors, inside)
 
 
@@ -163,19 +170,24 @@ def horizon_label(seconds: float) -> str:
 
 
 def table(judged: Judged) -> list[str]:
+    """MASE over seasonal naive's for every method; the share of series on which each CfC variant beats each
+    statistical anchor; each variant's band coverage."""
     methods = [m for m in judged.errors if m != "seasonal naive"]
-    anchors = [m for m in methods if m != "CfC"]
-    lines = ["| horizon | " + " | ".join(methods) + " | " + " | ".join(f"CfC beats {a}" for a in anchors)
-             + " | CfC 10-90% band holds |", "|---" * (len(methods) + len(anchors) + 2) + "|"]
-    cfc = judged.errors["CfC"]
+    variants = list(judged.inside)
+    rivals = [m for m in methods if m not in variants and m != "last value"]
+    lines = ["| horizon | " + " | ".join(methods) + " | "
+             + " | ".join(f"{v} beats {a}" for v in variants for a in rivals) + " | "
+             + " | ".join(f"{v}: 10-90% band holds" for v in variants) + " |",
+             "|---" * (1 + len(methods) + len(variants) * (len(rivals) + 1)) + "|"]
     for k, h in enumerate(HORIZONS):
         means = [f"{geometric_mean(relative(judged, m))[k]:.2f}" for m in methods]
         beats = []
-        for a in anchors:
-            both = np.isfinite(judged.errors[a][:, k])
-            beats.append(f"{np.mean(cfc[both, k] < judged.errors[a][both, k]):.0%} of {both.sum()}")
-        lines.append(f"| {horizon_label(h)} | " + " | ".join(means) + " | " + " | ".join(beats)
-                     + f" | {np.nanmean(judged.inside[:, k]):.0%} |")
+        for v in variants:
+            for a in rivals:
+                both = np.isfinite(judged.errors[a][:, k]) & np.isfinite(judged.errors[v][:, k])
+                beats.append(f"{np.mean(judged.errors[v][both, k] < judged.errors[a][both, k]):.0%} of {both.sum()}")
+        lines.append(f"| {horizon_label(h)} | " + " | ".join(means) + " | " + " | ".join(beats) + " | "
+                     + " | ".join(f"{np.nanmean(judged.inside[v][:, k]):.0%}" for v in variants) + " |")
     return lines
 
 
@@ -238,16 +250,19 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     started = time.time()
-    analysis = univariate(args.train_time)
+    analyses = {variant: univariate(args.train_time, seasons) for variant, seasons in VARIANTS.items()}
     nab, skipped = nab_series(args.nab)
     corpora = {"NAB": nab, "Replay fleet": replay_series(), "SMD": smd_series(args.smd)}
     judged, reports, example = {}, {}, None
     for title, series in corpora.items():
-        trained, reports[title] = trained_model(title, analysis, series)
+        models = {}
+        for variant, analysis in analyses.items():
+            trained, reports[title, variant] = trained_model(title, analysis, series)
+            models[variant] = (analysis, trained)
         print(f"{title}: judging", file=sys.stderr)
-        judged[title] = judge(analysis, trained, series, args.origins, args.weekly_mstl, args.workers)
+        judged[title] = judge(models, series, args.origins, args.weekly_mstl, args.workers)
         if title == "Replay fleet":
-            example = example_forecast(analysis, trained, next(s for s in series if s.name == "host-07/memory"))
+            example = example_forecast(*models["CfC"], next(s for s in series if s.name == "host-07/memory"))
         print("\n".join(table(judged[title])), file=sys.stderr)
     assert example is not None
     image = plot(args.out, judged, example)
@@ -255,10 +270,11 @@ def main() -> None:
              "Made by `make forecast-quality` (`python bench/forecast_quality.py`) on "
              f"{time.strftime('%Y-%m-%d')}, CPU only, in {time.time() - started:.0f} s. Each method forecasts "
              f"from what is known at {args.origins} origins spread over each series' judged part; the "
-             "CfC never saw that part. Figures: MASE relative to seasonal naive (the value a day before the target), "
-             "as a geometric mean over series (below 1: better than seasonal naive); the share of series where "
-             "the CfC's mean absolute error is below each anchor's; the share of outcomes inside the CfC's "
-             "10-90% band (80% is exact). AutoETS is non-seasonal (ETS refuses a 288-step season); MSTL "
+             "CfC never saw that part. CfC is the forecaster as shipped; CfC + seasons the same with "
+             "`forecast.seasons: [1d, 1w]`. Figures: MASE relative to seasonal naive (the value a day before the "
+             "target), as a geometric mean over series (below 1: better than seasonal naive); the share of series "
+             "where each CfC's mean absolute error is below each statistical anchor's; the share of outcomes inside "
+             "each CfC's 10-90% band (80% is exact). AutoETS is non-seasonal (ETS refuses a 288-step season); MSTL "
              "decomposes the last 4 days with a daily season.", "",
              f"![MASE relative to seasonal naive, and a forecast]({image})", ""]
     described = {"NAB": f"every 5-minute series, learning from its first 60% (left out, other steps: "
@@ -267,8 +283,9 @@ def main() -> None:
                  "SMD": "8 servers x 38 metrics averaged to 5 minutes, train rows to learn from, test rows judged "
                         "(metrics that never move left out)"}
     for title, result in judged.items():
-        lines += [f"## {title}: {len(result.names)} series", "",
-                  f"{described[title]}. Training: {summary(reports[title])}.", "", *table(result), ""]
+        trainings = "; ".join(f"{variant}, {summary(reports[title, variant])}" for variant in VARIANTS)
+        lines += [f"## {title}: {len(result.names)} series", "", f"{described[title]}. Training: {trainings}.", "",
+                  *table(result), ""]
     replace_section(args.out / "forecast-quality.md", "forecast-quality", lines)
     print("\n".join(lines))
 

@@ -1,6 +1,6 @@
 """Forecaster speed: inference latency and training throughput, on CPU and on CUDA when present.
 
-    python bench/forecast_speed.py [--entities 1000 10000] [--steps 60 120] [--features 8]
+    python bench/forecast_speed.py [--entities 1000 10000] [--steps 60 120] [--features 8] [--seasons 0 2]
 
 Inference: one forward pass of the whole batch of entities (the per-cycle work), median of 5
 after a warm-up. Training: windows per second over 10 optimiser steps of 256 windows, with the
@@ -19,8 +19,6 @@ from aura_exporter.forecast.captured import CapturedForward
 from aura_exporter.forecast.data import input_width
 from aura_exporter.forecast.model import Forecaster, ModelShape, pinball_loss
 from aura_exporter.forecast.train import autocast
-
-SEASONS = 2
 
 
 def synchronise(device: torch.device) -> None:
@@ -75,27 +73,29 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[60, 120])
     parser.add_argument("--features", type=int, default=8)
     parser.add_argument("--units", type=int, default=64)
+    parser.add_argument("--seasons", type=int, nargs="+", default=[0, 2], help="0: as shipped; 2: [1d, 1w]")
     args = parser.parse_args()
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
           + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no CUDA device"))
-    print("| device | context steps | entities | inference (one batch) | CUDA graph | training (windows/s) |")
-    print("|---|---|---|---|---|---|")
+    print("| device | seasons | context steps | entities | inference (one batch) | CUDA graph | training (windows/s) |")
+    print("|---|---|---|---|---|---|---|")
     shape_horizons = (0.25, 3.75, 15.0, 30.0, 60.0)
     for device in devices:
-        for steps in args.steps:
-            torch.manual_seed(0)
-            model = Forecaster(ModelShape(args.features, shape_horizons, args.units, seasons=SEASONS)).to(device)
-            model.seasons_learned.fill_(1.0)  # a day and a week, both in use (the default seasons)
-            throughput = training_windows_per_second(model, steps, args.features, device)
-            model.eval()
-            for entities in args.entities:
-                inputs = random_inputs(model.shape, entities, steps, device)
-                seconds = inference_seconds(model, inputs, device)
-                captured = (f"{inference_seconds(CapturedForward(model), inputs, device) * 1000:.2f} ms"
-                            if device.type == "cuda" else "–")
-                print(f"| {device.type} | {steps} | {entities} | {seconds * 1000:.2f} ms | {captured} | "
-                      f"{throughput:,.0f} |", flush=True)
+        for seasons in args.seasons:
+            for steps in args.steps:
+                torch.manual_seed(0)
+                model = Forecaster(ModelShape(args.features, shape_horizons, args.units, seasons=seasons)).to(device)
+                model.seasons_learned.fill_(1.0)  # every season in use
+                throughput = training_windows_per_second(model, steps, args.features, device)
+                model.eval()
+                for entities in args.entities:
+                    inputs = random_inputs(model.shape, entities, steps, device)
+                    seconds = inference_seconds(model, inputs, device)
+                    captured = (f"{inference_seconds(CapturedForward(model), inputs, device) * 1000:.2f} ms"
+                                if device.type == "cuda" else "–")
+                    print(f"| {device.type} | {seasons} | {steps} | {entities} | {seconds * 1000:.2f} ms | "
+                          f"{captured} | {throughput:,.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,12 @@ def test_good_config_loads_into_typed_objects(tmp_path, capsys):
     (("entity_labels: [instance]", "entity_labels: [analysis]"), "analyses[0].entity_labels[0]",
      "label the exporter sets itself"),
     (("url: http://prometheus:9090/prometheus", "url: prometheus:9090"), "prometheus.url", "http:// or https://"),
+    (("interval: 1m", "interval: 1m\n    forecast: {seasons: [1d, 2h]}"), "analyses[0].forecast.seasons",
+     "not longer than the longest horizon"),
+    (("interval: 1m", "interval: 1m\n    forecast: {seasons: [86401s]}"), "analyses[0].forecast.seasons",
+     "not a whole number of steps"),
+    (("interval: 1m", "interval: 1m\n    forecast: {seasons: 1d}"), "analyses[0].forecast.seasons",
+     "expected a list of durations"),
 ])
 def test_each_bad_input_names_its_key_path(tmp_path, capsys, change, path, message):
     old, new = change

@@ -105,7 +105,7 @@ def test_ramp_toward_a_limit_breaches_on_time():
 
 def test_forecasts_at_t_ignore_everything_after_t():
     rng = np.random.default_rng(4)
-    a = analysis(max_epochs=2, max_samples=500)
+    a = analysis(max_epochs=2, max_samples=500, seasons=(86400.0,))
     h = history(noisy_sines(4, int(a.forecast.history / STEP), rng))
     state, _ = train_on_history(a, h)
     trained = build_trained(a, state, {})
@@ -120,6 +120,7 @@ def test_forecasts_at_t_ignore_everything_after_t():
     lagged = lagged_values(h.values, rows, index, ends, sample_shape(a))
     np.testing.assert_array_equal(lagged, lagged_values(truncated.values, rows, index, ends, sample_shape(a)))
     assert trained.seasons_learned[0] and not np.isnan(lagged[:, 0]).any()
+    assert np.isnan(predict(trained, np.full_like(full_contexts, np.nan), grid, lagged)).all()  # no context: no forecast
 
 
 def test_the_held_out_tail_is_the_end_of_what_each_entity_shows():
@@ -146,7 +147,7 @@ def daily_profiles(entities: int, days: int, rng: np.random.Generator, noise: fl
 def test_a_daily_pattern_is_forecast_from_yesterday():
     rng = np.random.default_rng(5)
     noise = 0.5
-    a = analysis(history=3 * 86400.0, max_epochs=30, max_train_time=90.0)
+    a = analysis(history=3 * 86400.0, max_epochs=30, max_train_time=90.0, seasons=(86400.0, 7 * 86400.0))
     state, report = train_on_history(a, history(daily_profiles(24, 3, rng, noise)))
     trained = build_trained(a, state, {})
     assert trained.seasons_learned == (True, False)  # a day is in three days of history, a week is not

@@ -458,8 +458,8 @@ def _read_seasons(reader: Reader, value: Any, path: str, step: float | None, lon
                   default: tuple[float, ...]) -> tuple[float, ...]:
     """The forecaster's seasonal lags: distinct durations, each a whole number of steps and longer than the
     longest horizon, whose target a season back must already be known (an empty list: none)."""
-    if value is None:  # the defaults that fit these horizons and this step
-        return tuple(s for s in default if s > longest and not (step and s % step))
+    if value is None:
+        return default
     if not isinstance(value, list):
         reader.fail(path, f"expected a list of durations, found {value!r}")
         return default

@@ -108,7 +108,7 @@ class ForecastConfig:
     max_train_time: float = 600.0
     max_samples: int = 20000
     trend_share: float = 0.25  # training samples given a synthetic steady trend (see forecast/data.py)
-    seasons: tuple[float, ...] = (86400.0, 7 * 86400.0)  # lags the forecaster also sees (yesterday, last week)
+    seasons: tuple[float, ...] = ()  # lags the forecaster also sees, e.g. (1d, 1w); off: they cost breach lead
 
     @property
     def context_step(self) -> float:

@@ -7,7 +7,7 @@ itself (in the spirit of RevIN): its last value is the origin and its robust spr
 one model serves entities of any level and "no change" is 0. Targets are the values at each
 horizon in the same units. Two time-of-day inputs (sine, cosine) let the model learn daily shapes.
 
-Seasons (`forecast.seasons`, by default a day and a week): for each, the model also sees the same
+Seasons (`forecast.seasons`, say a day and a week; none by default): for each, the model also sees the same
 context one season earlier and the values one season before each horizon's target time (its
 anchors), in the context's units. Where a season's lag is not all there (history shorter than a
 week, a gap a season ago), that season is marked absent and its inputs are 0.
@@ -47,7 +47,8 @@ def model_inputs(values: np.ndarray, timestamps: np.ndarray, lagged: np.ndarray)
     normalised = np.clip((values - center[:, None, :]) / scale[:, None, :], -CLIP, CLIP)
     lags = np.clip((lagged - center[:, None, None, :]) / scale[:, None, None, :], -CLIP, CLIP)
     lags = np.where(present[:, :, None, None], lags, 0.0)
-    lagged_context = lags[:, :, :steps].transpose(0, 2, 1, 3).reshape(len(values), steps, -1)  # [B, n, S * F]
+    seasons, features = lagged.shape[1], lagged.shape[3]
+    lagged_context = lags[:, :, :steps].transpose(0, 2, 1, 3).reshape(len(values), steps, seasons * features)
     phase = 2 * np.pi * (np.broadcast_to(timestamps, values.shape[:2]) % DAY) / DAY
     flags = np.broadcast_to(present[:, None, :], (len(values), steps, present.shape[1]))
     features = np.concatenate([normalised, lagged_context, flags, np.sin(phase)[..., None], np.cos(phase)[..., None]],

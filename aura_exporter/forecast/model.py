@@ -9,12 +9,12 @@ carried forward, the context's whole and its most recent quarter's, each damped 
 forecasting competitions): extrapolating a ramp, one that began long ago or lately, is then
 something the network switches on, not something its bounded hidden state must imitate.
 
-Seasons work the same way: for each (a day, a week), the median adds, behind a gate the network sets
-per feature and horizon, the value one season before the target time minus a share (also the
-network's) of the value one season before now. A gate open and the share 0 is seasonal naive; the
-share 1 is today's level plus yesterday's change over the horizon. A season the training history
-never held (a week, from three days) stays shut: `seasons_learned` is 0 for it and its inputs are
-hidden, so untrained weights never see it.
+Seasons work the same way: for each of `forecast.seasons` (say a day and a week), the median adds,
+behind a gate the network sets per feature and horizon, the value one season before the target time
+minus a share (also the network's) of the value one season before now. A gate open and the share 0
+is seasonal naive; the share 1 is today's level plus yesterday's change over the horizon. A season
+the training history never held (a week, from three days) stays shut: `seasons_learned` is 0 for it
+and its inputs are hidden, so untrained weights never see it.
 """
 
 from __future__ import annotations

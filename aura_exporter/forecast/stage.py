@@ -82,14 +82,15 @@ class ForecastStage:
 @torch.inference_mode()
 def predict(trained: TrainedModel, values: np.ndarray, timestamps: np.ndarray,
             lagged: np.ndarray | None = None) -> np.ndarray:
-    """[E, F, H, 3] forecasts in the features' units for [E, n, F] contexts and their seasons' lagged values
-    [E, S, n + H, F] (None: no season at hand), in batches; NaN for contexts with missing values."""
+    """[E, F, H, 3] forecasts in the features' units for [E, n, F] contexts sampled at timestamps [n] (or
+    [E, n]) and their seasons' lagged values [E, S, n + H, F] (None: no season at hand), in batches; NaN for
+    contexts with missing values."""
     shape = trained.model.shape
     result = np.full((len(values), shape.features, shape.horizons, 3), np.nan)
     usable = np.flatnonzero(~np.isnan(values).any(axis=(1, 2)))
     if lagged is None:
         lagged = np.full((len(values), shape.seasons, values.shape[1] + shape.horizons, shape.features), np.nan)
-    prepared = model_inputs(values[usable], timestamps, lagged[usable])
+    prepared = model_inputs(values[usable], timestamps if timestamps.ndim == 1 else timestamps[usable], lagged[usable])
     for start in range(0, len(usable), INFERENCE_BATCH):
         batch, anchors = (torch.from_numpy(array[start : start + INFERENCE_BATCH]).to(trained.device)
                           for array in (prepared.inputs, prepared.anchors))
