@@ -121,6 +121,9 @@ def test_forecasts_at_t_ignore_everything_after_t():
     np.testing.assert_array_equal(lagged, lagged_values(truncated.values, rows, index, ends, sample_shape(a)))
     assert trained.seasons_learned[0] and not np.isnan(lagged[:, 0]).any()
     assert np.isnan(predict(trained, np.full_like(full_contexts, np.nan), grid, lagged)).all()  # no context: no forecast
+    holey = full_contexts.copy()
+    holey[1, 3] = np.nan  # one context incomplete: the others keep their own timestamps
+    np.testing.assert_array_equal(predict(trained, holey, np.tile(grid, (4, 1))), predict(trained, holey, grid))
 
 
 def test_the_held_out_tail_is_the_end_of_what_each_entity_shows():
