@@ -271,6 +271,7 @@ def plot(out: Path, corpora: dict[str, Corpus]) -> str:
                 axis.annotate(f"{setting:g}", (xi, yi), fontsize=7, textcoords="offset points", xytext=(3, 3))
         axis.axvline(1.0, color="grey", linewidth=0.8, linestyle="--")
         axis.set_xscale("symlog", linthresh=0.1)
+        axis.set_xlim(left=0.0)  # no negative counts on the axis
         axis.set_xlabel("false announcements per entity-week")
         axis.set_ylabel("ramps over 3 h announced >= 2 h before")
         axis.set_ylim(0, 1)
