@@ -40,6 +40,7 @@ from forecast_corpora import (  # noqa: E402
     REPO,
     STEP,
     VARIANTS,
+    WEEK,
     Series,
     cfc_forecasts,
     nab_series,
@@ -60,16 +61,13 @@ LOOK = int(4 * HOUR / STEP)  # the question asked: the limit within 4 hours
 LINE_POINTS = int(HOUR / STEP)  # x[1h] at 5-minute steps
 PROBABILITIES = (0.3, 0.5, 0.7, 0.9)
 LOOK_AHEADS = (1.0, 2.0, 4.0, 8.0)  # hours, for predict_linear
-WEEK_STEPS = 7 * 24 * 12
 LONG = 3.0  # hours: ramps longer than this are the goal's (announced >= 2 h before)
 
 
 @dataclass(frozen=True)
 class Injection:
-    series: int
     shape: str
     start: int  # step the ramp starts at
-    reach: float  # hours it was built to take to the limit
     breach: int  # first step at or above the limit (may differ from start + reach: the series moves too)
 
 
@@ -102,9 +100,9 @@ def inject(series: Series, shape: str, reach: float, rng: np.random.Generator) -
     start = int(rng.integers(first, last))
     limit = limit_of(series)
     before = series.values[start - 12 : start]
-    if np.isnan(before).all() or np.nanmedian(before) >= limit:  # nothing known, or already past the limit
+    level = np.nanmedian(before) if not np.isnan(before).all() else np.nan
+    if not level < limit:  # nothing known, or already past the limit
         return None
-    level = np.nanmedian(before)
     values = series.values.copy()
     length = min(int(steps * 1.2), len(values) - start)  # on past the limit, as a failure goes
     values[start : start + length] += ramp(shape, steps, length, limit - level, rng)
@@ -185,14 +183,14 @@ def run_corpus(models: dict, series: list[Series], rng: np.random.Generator) -> 
         for name, (settings, ask) in asking.items():
             for setting, announcing in zip(settings, ask(s.values, ends), strict=True):
                 false[name, setting] = false.get((name, setting), 0) + rises(announcing, quiet)
-        weeks += len(ends) / WEEK_STEPS
+        weeks += len(ends) / WEEK
         for k, failure in enumerate(SHAPES):
             reach = REACH_HOURS[(number + k) % len(REACH_HOURS)]
             made = inject(s, failure, reach, rng)
             if made is None:
                 continue
             values, start, breach = made
-            injections.append(Injection(number, failure, start, reach, breach))
+            injections.append(Injection(failure, start, breach))
             asked = np.arange(start, breach + 1)
             for name, (settings, ask) in asking.items():
                 for setting, announcing in zip(settings, ask(values, asked), strict=True):
