@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS   ?=
 
-.PHONY: install rules dashboards screenshots bench-deps system-deps run test lint bench bench-cycle bench-topology bench-forecast forecast-quality breach-lead clean soak scrape-load attacks evaluate bench-exposition
+.PHONY: install rules readme dashboards screenshots bench-deps system-deps run test lint bench bench-cycle bench-topology bench-forecast forecast-quality breach-lead clean soak scrape-load attacks evaluate bench-exposition
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,10 @@ rules: install
 # The README's screenshots of the built-in UI (docs/img/ui-*.png); needs Debian chromium.
 screenshots: install
 	$(BIN)/python bench/ui_screenshots.py
+
+# The README's configuration reference, from the settings' declarations (a test fails when they differ).
+readme: install
+	$(BIN)/python -m aura_exporter.config.reference --write README.md
 
 # Regenerate dashboards/ (Grafana JSON) the same way.
 dashboards: install

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
@@ -17,14 +16,11 @@ import yaml
 
 from aura_exporter.config.model import (
     DEFAULT_EVIDENCE,
-    DIRECTIONS,
     EVIDENCE_KINDS,
     GRAPH_FEATURE,
-    GRAPH_WEIGHTS,
     MIN_WINDOW_STEPS,
     NOVELTY_MIN_HISTORY,
     RESERVED_LABELS,
-    ROLES,
     Analysis,
     BaselineConfig,
     BasicAuth,
@@ -43,6 +39,7 @@ from aura_exporter.config.model import (
     embedding_span,
 )
 from aura_exporter.config.reader import DuplicateKeyLoader, Reader
+from aura_exporter.config.setting import allowed_keys, read_section, required_keys
 
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,62}$")
@@ -65,7 +62,7 @@ def parse_config(text: str, source: str = "<memory>") -> Config:
     except yaml.YAMLError as err:
         raise ConfigError(source, [f"invalid YAML: {err}"]) from err
     reader = Reader()
-    root = reader.mapping(document, "$", {"prometheus", "analyses", "kubernetes"}, {"prometheus", "analyses"})
+    root = reader.mapping(document, "$", allowed_keys(Config), required_keys(Config))
     prometheus = _read_prometheus(reader, root.get("prometheus"), "prometheus")
     analyses = _read_analyses(reader, root.get("analyses"), "analyses")
     kubernetes = _read_kubernetes(reader, root.get("kubernetes"), "kubernetes")
@@ -75,12 +72,8 @@ def parse_config(text: str, source: str = "<memory>") -> Config:
 
 
 def _read_kubernetes(reader: Reader, value: Any, path: str) -> KubernetesConfig:
-    node = reader.mapping(value, path, {"enabled", "kubeconfig", "refresh_interval"})
-    return KubernetesConfig(
-        enabled=reader.boolean(node.get("enabled"), f"{path}.enabled", False),
-        kubeconfig=reader.readable_file(node.get("kubeconfig"), f"{path}.kubeconfig"),
-        refresh_interval=reader.duration(node.get("refresh_interval"), f"{path}.refresh_interval", 300.0),
-    )
+    node = reader.mapping(value, path, allowed_keys(KubernetesConfig))
+    return KubernetesConfig(**read_section(reader, node, path, KubernetesConfig))
 
 
 def _read_kubernetes_mapping(reader: Reader, value: Any, path: str,
@@ -102,26 +95,21 @@ def _read_kubernetes_mapping(reader: Reader, value: Any, path: str,
 
 
 def _read_prometheus(reader: Reader, value: Any, path: str) -> PrometheusConfig:
-    allowed = {"url", "timeout", "bearer_token_file", "basic_auth", "tls_config", "headers",
-               "max_concurrency", "retries"}
-    node = reader.mapping(value, path, allowed, {"url"})
+    node = reader.mapping(value, path, allowed_keys(PrometheusConfig), required_keys(PrometheusConfig))
     url = reader.string(node.get("url"), f"{path}.url", "")
     parsed = urlparse(url or "")
     if url and (parsed.scheme not in ("http", "https") or not parsed.netloc):
         reader.fail(f"{path}.url", f"expected an http:// or https:// URL, found {url!r}")
-    token_file = reader.readable_file(node.get("bearer_token_file"), f"{path}.bearer_token_file")
+    plain = read_section(reader, node, path, PrometheusConfig)
     basic = _read_basic_auth(reader, node.get("basic_auth"), f"{path}.basic_auth")
-    if token_file and basic:
+    if plain["bearer_token_file"] and basic:
         reader.fail(path, "set at most one of bearer_token_file and basic_auth")
     return PrometheusConfig(
+        **plain,
         url=(url or "").rstrip("/"),
-        timeout=reader.duration(node.get("timeout"), f"{path}.timeout", 30.0),
-        bearer_token_file=token_file,
         basic_auth=basic,
         tls=_read_tls(reader, node.get("tls_config"), f"{path}.tls_config"),
         headers=_read_headers(reader, node.get("headers"), f"{path}.headers"),
-        max_concurrency=reader.integer(node.get("max_concurrency"), f"{path}.max_concurrency", 4),
-        retries=reader.integer(node.get("retries"), f"{path}.retries", 3, low=0),
     )
 
 
@@ -140,14 +128,8 @@ def _read_basic_auth(reader: Reader, value: Any, path: str) -> BasicAuth | None:
 
 
 def _read_tls(reader: Reader, value: Any, path: str) -> TLSConfig:
-    node = reader.mapping(value, path, {"ca_file", "cert_file", "key_file", "server_name", "insecure_skip_verify"})
-    tls = TLSConfig(
-        ca_file=reader.readable_file(node.get("ca_file"), f"{path}.ca_file"),
-        cert_file=reader.readable_file(node.get("cert_file"), f"{path}.cert_file"),
-        key_file=reader.readable_file(node.get("key_file"), f"{path}.key_file"),
-        server_name=reader.string(node.get("server_name"), f"{path}.server_name"),
-        insecure_skip_verify=reader.boolean(node.get("insecure_skip_verify"), f"{path}.insecure_skip_verify"),
-    )
+    node = reader.mapping(value, path, allowed_keys(TLSConfig))
+    tls = TLSConfig(**read_section(reader, node, path, TLSConfig))
     if (tls.cert_file is None) != (tls.key_file is None):
         reader.fail(path, "cert_file and key_file go together")
     return tls
@@ -196,28 +178,22 @@ def _read_analysis(reader: Reader, value: Any, path: str) -> Analysis | None:
     if kind != "metrics":
         reader.fail(f"{path}.kind", f"{kind!r} is not one of metrics, graph")
         return None
-    allowed = {"name", "kind", "entity_labels", "step", "window", "interval", "features", "max_series",
-               "max_entities", "max_missing_ratio", "max_gap", "topology", "baseline", "forecast", "council",
-               "kubernetes"}
-    node = reader.mapping(value, path, allowed, {"name", "entity_labels", "step", "window", "features"})
+    node = reader.mapping(value, path, allowed_keys(Analysis, extra=("kind",)),
+                          required_keys(Analysis, defaulted=("interval",)))
     name = _read_name(reader, node.get("name"), f"{path}.name")
-    step = reader.duration(node.get("step"), f"{path}.step", None)
-    window = reader.duration(node.get("window"), f"{path}.window", None)
+    plain = read_section(reader, node, path, Analysis)
+    step, window = plain.pop("step"), plain.pop("window")
     if step and window and window / step < MIN_WINDOW_STEPS:
         reader.fail(f"{path}.window", f"a window of {window:g}s holds only {window / step:g} steps of "
                     f"{step:g}s; at least {MIN_WINDOW_STEPS} are needed")
     entity_labels = _read_entity_labels(reader, node.get("entity_labels"), f"{path}.entity_labels")
     return Analysis(
+        **{**plain, "interval": plain["interval"] or step or 60.0},  # the interval's default: the step
         name=name or "",
         entity_labels=entity_labels,
         step=step or 0.0,
         window=window or 0.0,
-        interval=reader.duration(node.get("interval"), f"{path}.interval", step or 60.0),  # default: the step
         features=_read_features(reader, node.get("features"), f"{path}.features"),
-        max_series=reader.integer(node.get("max_series"), f"{path}.max_series", 10000),
-        max_entities=reader.integer(node.get("max_entities"), f"{path}.max_entities", 10000),
-        max_missing_ratio=reader.number(node.get("max_missing_ratio"), f"{path}.max_missing_ratio", 0.25, 0.0, 0.9),
-        max_gap=reader.duration(node.get("max_gap"), f"{path}.max_gap", 0.0),
         topology=_read_topology(reader, node.get("topology"), f"{path}.topology",
                                 int(round(window / step)) if step and window else None),
         baseline=_read_baseline(reader, node.get("baseline"), f"{path}.baseline"),
@@ -237,24 +213,15 @@ def _read_graph_analysis(reader: Reader, value: dict, path: str) -> Analysis:
     if step and window and window < step:
         reader.fail(f"{path}.window", f"a window of {window:g}s is shorter than the step of {step:g}s")
     where = f"{path}.graph"
-    spec = reader.mapping(node.get("graph"), where, {"query", "caller", "callee", "weight", "min_weight",
-                                                       "max_services", "max_findings", "min_persistence"},
-                          {"query", "caller", "callee"})
+    spec = reader.mapping(node.get("graph"), where, allowed_keys(GraphConfig, extra=("query",)),
+                          required_keys(GraphConfig) | {"query"})
     query = reader.string(spec.get("query"), f"{where}.query", "")
     _check_promql(reader, query, f"{where}.query")
     caller, callee = reader.string(spec.get("caller"), f"{where}.caller"), reader.string(spec.get("callee"),
                                                                                        f"{where}.callee")
     labels = _read_entity_labels(reader, [caller, callee], f"{where}.caller/callee") if caller and callee else ()
-    weight = reader.string(spec.get("weight"), f"{where}.weight", "strength")
-    if weight not in GRAPH_WEIGHTS:
-        reader.fail(f"{where}.weight", f"{weight!r} is not one of {', '.join(GRAPH_WEIGHTS)}")
-    graph = GraphConfig(
-        caller=labels[0] if len(labels) == 2 else "", callee=labels[1] if len(labels) == 2 else "",
-        weight=weight, min_weight=reader.number(spec.get("min_weight"), f"{where}.min_weight", 0.0, 0.0),
-        max_services=reader.integer(spec.get("max_services"), f"{where}.max_services", 500, low=2),
-        max_findings=reader.integer(spec.get("max_findings"), f"{where}.max_findings", 20),
-        min_persistence=reader.number(spec.get("min_persistence"), f"{where}.min_persistence", 0.0, 0.0),
-    )
+    graph = GraphConfig(caller=labels[0] if len(labels) == 2 else "", callee=labels[1] if len(labels) == 2 else "",
+                        **read_section(reader, spec, where, GraphConfig))
     return Analysis(
         name=_read_name(reader, node.get("name"), f"{path}.name") or "",
         entity_labels=labels,
@@ -314,19 +281,13 @@ def _read_features(reader: Reader, value: Any, path: str) -> tuple[Feature, ...]
         where = f"{path}.{name}"
         if _read_name(reader, name, where) is None:
             continue
-        node = reader.mapping(spec, where, {"query", "role", "limit", "direction", "min_deviation"}, {"query", "role"})
+        node = reader.mapping(spec, where, allowed_keys(Feature), required_keys(Feature))
         query = reader.string(node.get("query"), f"{where}.query", "")
         _check_promql(reader, query, f"{where}.query")
-        role = reader.string(node.get("role"), f"{where}.role")
-        if role is not None and role not in ROLES:
-            reader.fail(f"{where}.role", f"{role!r} is not one of {', '.join(ROLES)}")
-        limit = reader.number(node.get("limit"), f"{where}.limit", None)
-        direction = reader.string(node.get("direction"), f"{where}.direction", "both" if limit is None else "up")
-        if direction not in DIRECTIONS:
-            reader.fail(f"{where}.direction", f"{direction!r} is not one of {', '.join(DIRECTIONS)}")
-        features.append(Feature(name=name, query=query or "", role=role or "", limit=limit, direction=direction,
-                                min_deviation=reader.number(node.get("min_deviation"), f"{where}.min_deviation",
-                                                            0.0, 0.0)))
+        plain = read_section(reader, node, where, Feature)
+        if "direction" not in node and plain["limit"] is not None:
+            plain["direction"] = "up"  # a limit is a ceiling unless said otherwise
+        features.append(Feature(**{**plain, "role": plain["role"] or ""}, name=name, query=query or ""))
     return tuple(features)
 
 
@@ -346,24 +307,20 @@ def _check_promql(reader: Reader, query: str | None, path: str) -> None:
 
 
 def _read_topology(reader: Reader, value: Any, path: str, steps: int | None) -> TopologyConfig:
-    node = reader.mapping(value, path, {"homology_dimensions", "noise_factor", "min_persistence",
-                                        "embedding_dimension", "embedding_delay", "max_points", "novelty_history",
-                                        "novelty_scales"})
-    dims = node.get("homology_dimensions", [0, 1])
-    if not isinstance(dims, list) or not dims or any(d not in (0, 1, 2) or isinstance(d, bool) for d in dims):
+    node = reader.mapping(value, path, allowed_keys(TopologyConfig))
+    plain = read_section(reader, node, path, TopologyConfig)
+    dims = node.get("homology_dimensions", TopologyConfig.homology_dimensions)
+    if (not isinstance(dims, (list, tuple)) or not dims
+            or any(d not in (0, 1, 2) or isinstance(d, bool) for d in dims)):
         reader.fail(f"{path}.homology_dimensions", f"expected a list drawn from 0, 1, 2, found {dims!r}")
-        dims = [0, 1]
-    dimension = reader.integer(node.get("embedding_dimension"), f"{path}.embedding_dimension", 1, low=1)
-    delay = reader.integer(node.get("embedding_delay"), f"{path}.embedding_delay", 1, low=1)
+        dims = TopologyConfig.homology_dimensions
+    dimension, delay = plain["embedding_dimension"], plain["embedding_delay"]
     if steps and steps - embedding_span(dimension, delay) + 1 < MIN_WINDOW_STEPS:
         reader.fail(f"{path}.embedding_dimension", f"a delay embedding of dimension {dimension} and delay {delay} "
                     f"leaves fewer than {MIN_WINDOW_STEPS} points of a {steps}-step window")
     return TopologyConfig(
+        **plain,
         homology_dimensions=tuple(sorted(set(dims))),
-        noise_factor=reader.number(node.get("noise_factor"), f"{path}.noise_factor", 3.0, 0.0),
-        min_persistence=reader.number(node.get("min_persistence"), f"{path}.min_persistence", 0.5, 0.0),
-        embedding_dimension=dimension,
-        embedding_delay=delay,
         max_points=_read_max_points(reader, node.get("max_points"), f"{path}.max_points"),
         novelty_history=_read_novelty_history(reader, node.get("novelty_history"), f"{path}.novelty_history"),
         novelty_scales=_read_novelty_scales(reader, node.get("novelty_scales"), f"{path}.novelty_scales",
@@ -372,14 +329,14 @@ def _read_topology(reader: Reader, value: Any, path: str, steps: int | None) -> 
 
 
 def _read_max_points(reader: Reader, value: Any, path: str) -> int:
-    points = reader.integer(value, path, 0, low=0)
+    points = reader.integer(value, path, TopologyConfig.max_points, low=0)
     if 0 < points < MIN_WINDOW_STEPS:
         reader.fail(path, f"{points} points carry no usable shape: 0 (all points) or at least {MIN_WINDOW_STEPS}")
     return points
 
 
 def _read_novelty_history(reader: Reader, value: Any, path: str) -> int:
-    points = reader.integer(value, path, 0, low=0)
+    points = reader.integer(value, path, TopologyConfig.novelty_history, low=0)
     if 0 < points < NOVELTY_MIN_HISTORY or points > NOVELTY_MAX_HISTORY:
         reader.fail(path, f"0 (off) or between {NOVELTY_MIN_HISTORY} and {NOVELTY_MAX_HISTORY} points "
                           f"(each costs 4 bytes per feature and embedding dimension per entity), found {points}")
@@ -388,11 +345,11 @@ def _read_novelty_history(reader: Reader, value: Any, path: str) -> int:
 
 def _read_novelty_scales(reader: Reader, value: Any, path: str, points_span: int, steps: int | None) -> tuple[int, ...]:
     """Distinct whole numbers of steps; a point at each (`points_span` means of that many steps) fits the window."""
-    scales = [1] if value is None else value
+    scales = list(TopologyConfig.novelty_scales) if value is None else value
     if (not isinstance(scales, list) or not scales
             or any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in scales)):
         reader.fail(path, f"expected a list of whole numbers of steps, 1 or more, found {value!r}")
-        return (1,)
+        return TopologyConfig.novelty_scales
     too_long = [s for s in scales if steps and points_span * s > steps]
     if too_long:
         reader.fail(path, f"a point at scale {too_long[0]} covers {points_span * too_long[0]} steps, more than the "
@@ -401,40 +358,16 @@ def _read_novelty_scales(reader: Reader, value: Any, path: str, points_span: int
 
 
 def _read_baseline(reader: Reader, value: Any, path: str) -> BaselineConfig:
-    node = reader.mapping(value, path, {"refresh_interval", "min_history", "history", "learn_below_zscore",
-                                        "forget_after", "save_interval", "learn_from_history"})
-    get: Callable[[str], Any] = node.get
-    return BaselineConfig(
-        refresh_interval=reader.duration(get("refresh_interval"), f"{path}.refresh_interval", 6 * 3600.0),
-        min_history=reader.integer(get("min_history"), f"{path}.min_history", 10),
-        history=reader.integer(get("history"), f"{path}.history", 240, low=2),
-        learn_below_zscore=reader.number(get("learn_below_zscore"), f"{path}.learn_below_zscore", 3.0, 0.0),
-        forget_after=reader.duration(get("forget_after"), f"{path}.forget_after", 3600.0),
-        save_interval=reader.duration(get("save_interval"), f"{path}.save_interval", 300.0),
-        learn_from_history=reader.duration(get("learn_from_history"), f"{path}.learn_from_history", 2 * 86400.0,
-                                           zero=True),
-    )
+    node = reader.mapping(value, path, allowed_keys(BaselineConfig))
+    return BaselineConfig(**read_section(reader, node, path, BaselineConfig))
 
 
 def _read_council(reader: Reader, value: Any, path: str) -> CouncilConfig:
-    node = reader.mapping(value, path, {"quorum", "warn", "sigmas", "confirm_cycles", "hysteresis",
-                                        "clear_cycles", "peers", "calibrate", "graph", "evidence",
-                                        "false_pages_per_week"})
-    defaults = CouncilConfig()
-    calibrate = reader.boolean(node.get("calibrate"), f"{path}.calibrate", defaults.calibrate)
-    council = CouncilConfig(
-        quorum=reader.number(node.get("quorum"), f"{path}.quorum", defaults.quorum, 0.0),
-        warn=reader.number(node.get("warn"), f"{path}.warn", defaults.warn, 0.0),
-        sigmas=reader.number(node.get("sigmas"), f"{path}.sigmas", defaults.sigmas, 0.5),
-        confirm_cycles=reader.integer(node.get("confirm_cycles"), f"{path}.confirm_cycles", defaults.confirm_cycles),
-        hysteresis=reader.number(node.get("hysteresis"), f"{path}.hysteresis", defaults.hysteresis, 0.0),
-        clear_cycles=reader.integer(node.get("clear_cycles"), f"{path}.clear_cycles", defaults.clear_cycles),
-        peers=reader.boolean(node.get("peers"), f"{path}.peers", defaults.peers),
-        calibrate=calibrate,
-        evidence=_read_evidence(reader, node.get("evidence"), f"{path}.evidence"),
-        false_pages_per_week=reader.number(node.get("false_pages_per_week"), f"{path}.false_pages_per_week",
-                                           0.0 if calibrate else defaults.false_pages_per_week, 0.0),
-    )  # calibrate replaces the default budget; only asking for both is an error
+    node = reader.mapping(value, path, allowed_keys(CouncilConfig, extra=("graph",)))
+    plain = read_section(reader, node, path, CouncilConfig)
+    if plain["calibrate"] and "false_pages_per_week" not in node:
+        plain["false_pages_per_week"] = 0.0  # calibrate replaces the default budget; only asking for both is an error
+    council = CouncilConfig(**plain, evidence=_read_evidence(reader, node.get("evidence"), f"{path}.evidence"))
     if council.calibrate and council.false_pages_per_week:
         reader.fail(path, "calibrate and false_pages_per_week both recalibrate the risk: choose one")
     if not 0 < council.warn < council.quorum <= 1:
@@ -473,46 +406,31 @@ def _read_seasons(reader: Reader, value: Any, path: str, step: float | None, lon
 
 
 def _read_forecast(reader: Reader, value: Any, path: str, step: float | None) -> ForecastConfig:
-    allowed = {"enabled", "horizons", "context", "history", "retrain_interval", "device", "units", "input_steps",
-               "max_epochs", "max_train_time", "max_samples", "trend_share", "seasons"}
-    node = reader.mapping(value, path, allowed)
-    defaults = ForecastConfig()
-    horizons = node.get("horizons", ["15m", "1h", "2h", "4h"])
-    if not isinstance(horizons, list) or not horizons:
+    node = reader.mapping(value, path, allowed_keys(ForecastConfig))
+    plain = read_section(reader, node, path, ForecastConfig)
+    horizons = node.get("horizons")
+    if horizons is None:
+        seconds = ForecastConfig.horizons
+    elif not isinstance(horizons, list) or not horizons:
         reader.fail(f"{path}.horizons", "expected a non-empty list of durations")
-        horizons = []
-    seconds = tuple(sorted({reader.duration(h, f"{path}.horizons[{i}]", 0.0) for i, h in enumerate(horizons)}))
+        seconds = ()
+    else:
+        seconds = tuple(sorted({reader.duration(h, f"{path}.horizons[{i}]", 0.0) for i, h in enumerate(horizons)}))
     for horizon in seconds:
         if step and horizon and horizon % step:
             reader.fail(f"{path}.horizons", f"{horizon:g}s is not a whole number of steps of {step:g}s")
-    longest = max(seconds) if seconds else defaults.context
-    context = reader.duration(node.get("context"), f"{path}.context", longest)
-    input_steps = reader.integer(node.get("input_steps"), f"{path}.input_steps", defaults.input_steps, low=4)
+    longest = max(seconds) if seconds else plain["context"]
+    if "context" not in node:
+        plain["context"] = longest  # by default the forecaster looks back as far as it looks ahead
+    context, input_steps, history = plain["context"], plain["input_steps"], plain["history"]
     if step and context and (context / input_steps) % step:
         reader.fail(f"{path}.context", f"context {context:g}s / input_steps {input_steps} = "
                     f"{context / input_steps:g}s must be a whole number of steps of {step:g}s")
-    history = reader.duration(node.get("history"), f"{path}.history", defaults.history)
     if history < 4 * (context + longest):
         reader.fail(f"{path}.history", f"{history:g}s of history is too short to learn horizons up to "
                     f"{longest:g}s from a context of {context:g}s (need at least 4 x (context + horizon))")
-    device = reader.string(node.get("device"), f"{path}.device", "auto")
-    if device not in ("auto", "cpu", "cuda"):
-        reader.fail(f"{path}.device", f"{device!r} is not one of auto, cpu, cuda")
-    retrain = node.get("retrain_interval")
     return ForecastConfig(
-        seasons=_read_seasons(reader, node.get("seasons"), f"{path}.seasons", step, longest, defaults.seasons),
-        enabled=reader.boolean(node.get("enabled"), f"{path}.enabled", True),
+        **plain,
+        seasons=_read_seasons(reader, node.get("seasons"), f"{path}.seasons", step, longest, ForecastConfig.seasons),
         horizons=tuple(h for h in seconds if h),
-        context=context,
-        history=history,
-        retrain_interval=0.0 if retrain in (0, "0", "0s") else reader.duration(
-            retrain, f"{path}.retrain_interval", defaults.retrain_interval),
-        device=device,
-        units=reader.integer(node.get("units"), f"{path}.units", defaults.units, low=4),
-        input_steps=input_steps,
-        max_epochs=reader.integer(node.get("max_epochs"), f"{path}.max_epochs", defaults.max_epochs),
-        max_train_time=reader.duration(node.get("max_train_time"), f"{path}.max_train_time",
-                                          defaults.max_train_time),
-        max_samples=reader.integer(node.get("max_samples"), f"{path}.max_samples", defaults.max_samples, low=64),
-        trend_share=reader.number(node.get("trend_share"), f"{path}.trend_share", defaults.trend_share, 0.0, 1.0),
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
+
+from aura_exporter.config.setting import setting
 
 ROLES = ("network", "resources", "security", "performance")
 DIRECTIONS = ("up", "down", "both")
@@ -31,11 +33,12 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class TLSConfig:
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    server_name: str | None = None
-    insecure_skip_verify: bool = False
+    ca_file: str | None = setting(None, "verify the server with this CA", "file", example="ca.pem")
+    cert_file: str | None = setting(None, "client certificate (with key_file)", "file", example="client.pem")
+    key_file: str | None = setting(None, "its key", "file", example="client.key")
+    server_name: str | None = setting(None, "the name the server's certificate must carry", "string",
+                                      example="prometheus")
+    insecure_skip_verify: bool = setting(False, "true: accept any certificate (tests only)", "boolean")
 
 
 @dataclass(frozen=True)
@@ -46,69 +49,89 @@ class BasicAuth:
 
 @dataclass(frozen=True)
 class PrometheusConfig:
-    url: str
-    timeout: float = 30.0
-    bearer_token_file: str | None = None
-    basic_auth: BasicAuth | None = None
-    tls: TLSConfig = TLSConfig()
-    headers: tuple[tuple[str, str], ...] = ()
-    max_concurrency: int = 4
-    retries: int = 3
+    url: str = setting(MISSING, "any PromQL API; a path prefix is kept (/prometheus)", "custom",
+                       example="http://prometheus:9090")
+    timeout: float = setting(30.0, "per request", "duration")
+    bearer_token_file: str | None = setting(None, "re-read on every request (rotated tokens)", "file",
+                                            example="/var/run/secrets/token")
+    basic_auth: BasicAuth | None = setting(None, "or password: ...; at most one of this and bearer_token_file",
+                                           "custom", example="{username: u, password_file: /etc/aura/pw}")
+    tls: TLSConfig = setting(TLSConfig(), "", "custom", key="tls_config")
+    headers: tuple[tuple[str, str], ...] = setting((), "extra headers, e.g. the Mimir/Cortex tenant", "custom",
+                                                   example="{X-Scope-OrgID: team-a}")
+    max_concurrency: int = setting(4, "requests in flight", "integer")
+    retries: int = setting(3, "on 5xx, 429, timeouts and connection errors; never on other 4xx", "integer", low=0)
     max_points_per_query: int = 11000  # Prometheus refuses more than 11,000 points per series
 
 
 @dataclass(frozen=True)
 class Feature:
-    name: str
-    query: str
-    role: str
-    limit: float | None = None
-    direction: str = "both"  # which deviations count as risk: up, down or both (default up with a limit)
-    min_deviation: float = 0.0  # in the feature's units: smaller deviations never count
+    name: str  # its key in `features`
+    query: str = setting(MISSING, "PromQL returning at most one series per entity (aggregate by the entity labels)",
+                         "custom")
+    role: str = setting(MISSING, "the agent that weighs it", "choice", choices=ROLES)
+    limit: float | None = setting(None, "the value it must not reach: forecasts give a time to breach", "number")
+    direction: str = setting("both", "which deviations count as risk (default: up with a limit, else both)",
+                             "choice", choices=DIRECTIONS)
+    min_deviation: float = setting(0.0, "smaller deviations (in the feature's units) never count", "number", low=0.0)
 
 
 @dataclass(frozen=True)
 class BaselineConfig:
     """How each entity's reference window is learned; see the README's 'Baselines' section."""
 
-    refresh_interval: float = 6 * 3600.0
-    min_history: int = 10  # drift samples needed before a z-score is given (warm-up)
-    history: int = 240  # drift samples kept for the z-score
-    learn_below_zscore: float = 3.0  # windows this unusual never become or feed the baseline
-    forget_after: float = 3600.0  # entities unseen this long lose their baseline
-    save_interval: float = 300.0  # how often baselines are written to the state directory (and on shutdown)
-    learn_from_history: float = 2 * 86400.0  # with nothing saved, cycles replayed over this much history at start-up
+    refresh_interval: float = setting(6 * 3600.0, "the reference is refreshed this often while the entity looks normal",
+                                      "duration")
+    min_history: int = setting(10, "drift samples needed before a z-score is given (warm-up)", "integer")
+    history: int = setting(240, "drift samples kept for the z-score", "integer", low=2)
+    learn_below_zscore: float = setting(3.0, "windows this unusual never become or feed the baseline", "number",
+                                        low=0.0)
+    forget_after: float = setting(3600.0, "entities unseen this long lose their baseline", "duration")
+    save_interval: float = setting(300.0, "baselines are written to --storage.path this often and on shutdown",
+                                   "duration")
+    learn_from_history: float = setting(2 * 86400.0, "with nothing saved, learn from this much Prometheus history "
+                                        "at start-up (0s: off)", "duration", zero=True)
 
 
 @dataclass(frozen=True)
 class TopologyConfig:
-    homology_dimensions: tuple[int, ...] = (0, 1)
-    noise_factor: float = 3.0  # features shorter than this × the median H0 bar are noise
-    min_persistence: float = 0.5  # ...and never shorter than this, in robust-scaled units
-    embedding_dimension: int = 1  # Takens delay embedding of each window (1: the window's points as they are)
-    embedding_delay: int = 1  # steps between the delayed copies
-    max_points: int = 0  # >0: average consecutive points of each cloud down to at most this many (0: all)
-    novelty_history: int = 0  # >0: judge each step's Takens point against this many past ones (topology/novelty.py)
-    novelty_scales: tuple[int, ...] = (1,)  # steps averaged per coordinate of a novelty point, one history each
+    homology_dimensions: tuple[int, ...] = setting((0, 1), "add 2 for voids (slower)", "custom", items="integer")
+    embedding_dimension: int = setting(1, ">1: Takens delay embedding of each window (for few features)", "integer")
+    embedding_delay: int = setting(1, "steps between the delayed copies", "integer")
+    max_points: int = setting(0, ">0: average consecutive points down to this many (faster, coarser)", "custom")
+    novelty_history: int = setting(0, ">0: judge each step against this many past ones (topology/novelty.py)",
+                                   "custom")
+    novelty_scales: tuple[int, ...] = setting((1,), "steps averaged per point coordinate; one history per scale",
+                                              "custom", items="integer")
+    noise_factor: float = setting(3.0, "features shorter than this x the median H0 bar are noise", "number", low=0.0)
+    min_persistence: float = setting(0.5, "...and never shorter than this, in robust-scaled units", "number",
+                                     low=0.0)
 
 
 @dataclass(frozen=True)
 class ForecastConfig:
     """The liquid-network forecaster of one analysis; see the README's 'Forecasts' section."""
 
-    enabled: bool = True
-    horizons: tuple[float, ...] = (900.0, 3600.0, 7200.0, 14400.0)
-    context: float = 14400.0  # how far back the forecaster looks (default: the longest horizon)
-    history: float = 3 * 86400.0  # seconds of history to train on
-    retrain_interval: float = 86400.0  # fine-tune this often; 0 never
-    device: str = "auto"  # auto | cpu | cuda
-    units: int = 64
-    input_steps: int = 60  # points in the context, context / input_steps apart
-    max_epochs: int = 40
-    max_train_time: float = 600.0
-    max_samples: int = 20000
-    trend_share: float = 0.25  # training samples given a synthetic steady trend (see forecast/data.py)
-    seasons: tuple[float, ...] = ()  # lags the forecaster also sees, e.g. (1d, 1w); off: they cost breach lead
+    enabled: bool = setting(True, "false: no forecaster (no forecasts, surprise or breach evidence)", "boolean")
+    horizons: tuple[float, ...] = setting((900.0, 3600.0, 7200.0, 14400.0), "exported as aura_forecast{horizon=...}",
+                                          "custom", items="duration")
+    context: float = setting(14400.0, "how far back the forecaster looks (default: the longest horizon)",
+                             "duration")
+    input_steps: int = setting(60, "context points, context/input_steps apart (a whole number of steps)", "integer",
+                               low=4)
+    history: float = setting(3 * 86400.0, "history to train on; at least 4 x (context + longest horizon)",
+                             "duration")
+    retrain_interval: float = setting(86400.0, "fine-tune from the current weights this often; 0s never", "duration",
+                                      zero=True)
+    device: str = setting("auto", "auto (CUDA when present) | cpu | cuda", "choice", choices=("auto", "cpu", "cuda"))
+    units: int = setting(64, "CfC units", "integer", low=4)
+    max_epochs: int = setting(40, "training stops after this many epochs...", "integer")
+    max_train_time: float = setting(600.0, "...or this long", "duration")
+    max_samples: int = setting(20000, "training windows drawn from the history", "integer", low=64)
+    trend_share: float = setting(0.25, "share of training samples given a synthetic steady trend", "number",
+                                 low=0.0, high=1.0)
+    seasons: tuple[float, ...] = setting((), "lags it also sees, e.g. [1d, 1w]; each longer than the longest horizon "
+                                         "(off: they cost breach lead)", "custom", items="duration")
 
     @property
     def context_step(self) -> float:
@@ -127,16 +150,21 @@ DEFAULT_EVIDENCE = tuple(kind for kind in EVIDENCE_KINDS if kind != "drift")
 class CouncilConfig:
     """How the agents' scores become a risk and a decision; see the README's 'Council' section."""
 
-    quorum: float = 0.75  # combined risk the council needs to call critical
-    warn: float = 0.4  # combined risk for warn
-    sigmas: float = 5.0  # deviation, in robust standard deviations, at which evidence scores 0.5
-    confirm_cycles: int = 2  # a decision is taken once the risk has reached its threshold this many cycles
-    hysteresis: float = 0.15  # a decision is left only once the risk is this far below its threshold...
-    clear_cycles: int = 3  # ...for this many consecutive cycles
-    peers: bool = True  # entities are alike (a fleet): compare each with the fleet, not only itself
-    calibrate: bool = False  # risk as the tail probability of the entity's own recent risks (council/calibration.py)
-    evidence: tuple[str, ...] = DEFAULT_EVIDENCE  # the kinds the agents weigh; the others are left out
-    false_pages_per_week: float = 1.0  # thresholds learned per entity to page this often on normal behaviour; 0: off
+    quorum: float = setting(0.75, "combined risk for critical", "number", low=0.0)
+    warn: float = setting(0.4, "combined risk for warn; an agent votes when its score reaches it", "number", low=0.0)
+    sigmas: float = setting(5.0, "deviation (robust standard deviations) at which evidence scores 0.5", "number",
+                            low=0.5)
+    confirm_cycles: int = setting(2, "a decision is taken after this many cycles at its threshold...", "integer")
+    hysteresis: float = setting(0.15, "...and left once the risk is this far below it...", "number", low=0.0)
+    clear_cycles: int = setting(3, "...for this many cycles", "integer")
+    peers: bool = setting(True, "false: entities are unrelated, compare each with its own baseline", "boolean")
+    calibrate: bool = setting(False, "true: risk = how unusual this risk is for this entity (council/calibration.py)",
+                              "boolean")
+    evidence: tuple[str, ...] = setting(DEFAULT_EVIDENCE, "the kinds of evidence the agents weigh (default: all "
+                                        "but drift)", "custom", items="string")
+    false_pages_per_week: float = setting(1.0, "learn each entity's thresholds to page this often on normal "
+                                          "behaviour (0: off, fixed thresholds; calibrate: true turns it off too)",
+                                          "number", low=0.0)
 
 
 @dataclass(frozen=True)
@@ -152,9 +180,11 @@ class KubernetesMapping:
 class KubernetesConfig:
     """Optional topology enrichment from the Kubernetes API; see the README's 'Kubernetes'."""
 
-    enabled: bool = False
-    kubeconfig: str | None = None  # None: the in-cluster service account, else the default kubeconfig
-    refresh_interval: float = 300.0
+    enabled: bool = setting(False, "list nodes, pods and replica sets: explanations name an entity's node and owner",
+                            "boolean")
+    kubeconfig: str | None = setting(None, "default: the in-cluster service account, else the default kubeconfig",
+                                     "file", example="/etc/aura/kubeconfig")
+    refresh_interval: float = setting(300.0, "how often they are listed", "duration")
 
 
 GRAPH_WEIGHTS = ("strength", "distance")
@@ -165,13 +195,17 @@ GRAPH_FEATURE = "edges"  # the one feature of a graph analysis: its edge query
 class GraphConfig:
     """A service graph from edge metrics; see the README's 'Dependency graph' section."""
 
-    caller: str  # the label naming an edge's caller (source_workload, client)
-    callee: str  # ...and its callee (destination_workload, server)
-    weight: str = "strength"  # strength: higher is a stronger link (request rate); distance: higher is weaker
-    min_weight: float = 0.0  # edges whose value is at or below this are absent (strength) / beyond it (distance)
-    max_services: int = 500
-    max_findings: int = 20  # cycles, cut-off parts and changed edges exported, each; the rest are counted
-    min_persistence: float = 0.0  # H1 bars shorter than this (in filtration units) are noise
+    caller: str = setting(MISSING, "the label naming an edge's caller (source_workload, client)", "custom")
+    callee: str = setting(MISSING, "...and its callee (destination_workload, server)", "custom")
+    weight: str = setting("strength", "strength: higher is a stronger link (request rate); distance: higher is "
+                          "weaker", "choice", choices=GRAPH_WEIGHTS)
+    min_weight: float = setting(0.0, "edges at or below this are absent (strength) / beyond it (distance)", "number",
+                                low=0.0)
+    max_services: int = setting(500, "services kept per cycle", "integer", low=2)
+    max_findings: int = setting(20, "cycles, cut-off parts and changed edges exported, each; the rest are counted",
+                                "integer")
+    min_persistence: float = setting(0.0, "H1 bars shorter than this (in filtration units) are noise", "number",
+                                     low=0.0)
 
 
 @dataclass(frozen=True)
@@ -182,23 +216,28 @@ class GraphLink:
     label: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Analysis:
-    name: str
-    entity_labels: tuple[str, ...]
-    step: float
-    window: float
-    interval: float
-    features: tuple[Feature, ...]
-    max_series: int = 10000
-    max_entities: int = 10000
-    max_missing_ratio: float = 0.25
-    max_gap: float = 0.0  # seconds; 0 means "4 steps"
-    topology: TopologyConfig = TopologyConfig()
-    baseline: BaselineConfig = BaselineConfig()
-    forecast: ForecastConfig = ForecastConfig()
-    council: CouncilConfig = CouncilConfig()
-    kubernetes: KubernetesMapping | None = None
+    name: str = setting(MISSING, "[a-zA-Z_][a-zA-Z0-9_]*, unique", "custom", example="node")
+    entity_labels: tuple[str, ...] = setting(MISSING, "series with equal values of these labels form one entity",
+                                             "custom", example="[instance]")
+    step: float = setting(MISSING, "query_range step", "duration", example="15s")
+    window: float = setting(MISSING, "window length; at least 8 steps", "duration", example="30m")
+    interval: float = setting(MISSING, "how often the analysis runs (default: step)", "duration", example="1m")
+    max_series: int = setting(10000, "per feature query; more is an error (too_many_series)", "integer")
+    max_entities: int = setting(10000, "more are left out (the same ones each cycle) and counted", "integer")
+    max_missing_ratio: float = setting(0.25, "an entity missing more of its window is skipped", "number",
+                                       low=0.0, high=0.9)
+    max_gap: float = setting(0.0, "longer runs of missing steps are not filled (default: 4 steps)", "duration",
+                             example="1m")
+    topology: TopologyConfig = setting(TopologyConfig(), "", "custom")
+    baseline: BaselineConfig = setting(BaselineConfig(), "see 'Baselines'", "custom")
+    forecast: ForecastConfig = setting(ForecastConfig(), "see 'Forecasts'", "custom")
+    council: CouncilConfig = setting(CouncilConfig(), "see 'Council'", "custom")
+    kubernetes: KubernetesMapping | None = setting(None, "the entity is a pod (or {node: <label>}): see 'Kubernetes "
+                                                   "topology enrichment'", "custom",
+                                                   example="{pod: pod, namespace: namespace}")
+    features: tuple[Feature, ...] = setting(MISSING, "name: {query, role, limit, direction, min_deviation}", "custom")
     # A graph analysis (kind: graph) has one feature, GRAPH_FEATURE, whose series are edges named by
     # `entity_labels` (caller, callee); it has no forecaster and its own stage (aura_exporter/graph).
     graph: GraphConfig | None = None
@@ -216,7 +255,8 @@ class Analysis:
 
 @dataclass(frozen=True)
 class Config:
-    prometheus: PrometheusConfig
-    analyses: tuple[Analysis, ...]
+    prometheus: PrometheusConfig = setting(MISSING, "", "custom")
+    analyses: tuple[Analysis, ...] = setting(MISSING, "", "custom")
     source: str = "<memory>"
-    kubernetes: KubernetesConfig = KubernetesConfig()
+    kubernetes: KubernetesConfig = setting(KubernetesConfig(), "optional: see 'Kubernetes topology enrichment'",
+                                           "custom")

@@ -104,6 +104,8 @@ class Reader:
         """Seconds from a Prometheus duration; 0s only where `zero` (which then means off)."""
         if value is None:
             return default
+        if value == 0 and not isinstance(value, bool) or value == "0":  # Prometheus reads a bare 0 as 0s
+            value = "0s"
         try:
             seconds = parse_duration(str(value))
         except ValueError as err:

@@ -1,5 +1,7 @@
 """Every selector and threshold the shipped rules use, named and explained in one place."""
 
+from aura_exporter.config.model import CouncilConfig
+
 # Selects the exporter's own scrape target(s), for AuraExporterDown.
 EXPORTER_SELECTOR = 'job="aura-exporter"'
 
@@ -44,9 +46,9 @@ GRAPH_CYCLE_FOR = "5m"
 GRAPH_PARTITION_FOR = "3m"
 GRAPH_NEW_DEPENDENCY_FOR = "10m"
 
-# The council's thresholds as shipped (aura_exporter/config/model.py CouncilConfig), for colours.
-COUNCIL_WARN = 0.4
-COUNCIL_QUORUM = 0.75
+# The council's thresholds as shipped, for colours.
+COUNCIL_WARN = CouncilConfig.warn
+COUNCIL_QUORUM = CouncilConfig.quorum
 
 # Dashboards: the entity label the drill-down selects by (set it to your analyses' entity label,
 # e.g. pod), their uids (links between them), how many entities "top" panels show, and the forecast
