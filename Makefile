@@ -34,6 +34,7 @@ test: install system-deps lint
 lint: install
 	$(BIN)/ruff check aura_exporter tests bench
 	$(BIN)/mypy aura_exporter
+	$(BIN)/lint-imports --no-cache  # the layering contract of pyproject.toml
 
 # Heavy runs: scripts that print figures, never part of `make test`.
 bench: bench-topology bench-forecast bench-exposition bench-cycle

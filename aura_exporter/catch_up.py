@@ -21,8 +21,8 @@ import numpy as np
 
 from aura_exporter.clock import Clock
 from aura_exporter.cycle import AnalysisCycle, CycleFailed
-from aura_exporter.exposition.selfmetrics import SelfMetrics
-from aura_exporter.sources.history import HistoryLoader, HistorySource
+from aura_exporter.history import HistoryLoader, HistorySource
+from aura_exporter.telemetry import SelfMetrics
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,10 @@ from aura_exporter.config import Config, ConfigError, load_config
 from aura_exporter.durations import parse_duration
 from aura_exporter.exposition.server import MAX_CONNECTIONS
 from aura_exporter.exposition.webconfig import WebConfigFile
+from aura_exporter.history import sharded_history
 from aura_exporter.logs import LEVELS, setup_logging
 from aura_exporter.probe import DEFAULT_LISTEN_ADDRESS
-from aura_exporter.sources.shard import ShardedSource, ShardError, resolve_shard, sharded_history
+from aura_exporter.sources.shard import ShardedSource, ShardError, resolve_shard
 from aura_exporter.storage import StorageError, prepare_storage
 
 log = logging.getLogger("aura_exporter")
@@ -249,13 +250,13 @@ def _fetch_progress(done: int, total: int) -> None:
 
 
 def _replay_history(fleet):
-    from aura_exporter.sources.history import replay_history
+    from aura_exporter.history import replay_history
 
     return lambda analysis, start, end: replay_history(fleet, analysis, start, end)
 
 
 def _prometheus_history(config: Config, progress=None):
-    from aura_exporter.sources.history import prometheus_history
+    from aura_exporter.history import prometheus_history
 
     return lambda analysis, start, end: prometheus_history(config.prometheus, analysis, start, end, progress)
 

@@ -15,10 +15,10 @@ import numpy as np
 
 from aura_exporter.config import Analysis
 from aura_exporter.council import CouncilStage
-from aura_exporter.exposition.selfmetrics import SelfMetrics
 from aura_exporter.forecast.stage import Forecast, ForecastStage
 from aura_exporter.snapshot import AnalysisResult, GraphResult
 from aura_exporter.sources.base import QueryError, RangeResult, Source
+from aura_exporter.telemetry import SelfMetrics
 from aura_exporter.topology import TopologyStage
 from aura_exporter.topology.baseline_file import BaselineFileError, baselines_path, load_baselines, save_baselines
 from aura_exporter.window_cache import WindowCache

@@ -18,18 +18,18 @@ from aura_exporter.clock import Clock
 from aura_exporter.config import Analysis, Config, ConfigError, load_config
 from aura_exporter.cycle import AnalysisCycle, Cycle, CycleFailed
 from aura_exporter.exposition.render import render_snapshot
-from aura_exporter.exposition.selfmetrics import SelfMetrics
 from aura_exporter.exposition.server import MAX_CONNECTIONS, ServerState, build_app, start_server
 from aura_exporter.exposition.webconfig import WebConfigFile
 from aura_exporter.forecast.manager import ModelManager
-from aura_exporter.graph.cycle import GraphCycle
+from aura_exporter.graph_cycle import GraphCycle
+from aura_exporter.history import HistoryLoader
 from aura_exporter.probe import TOKEN_FILE
 from aura_exporter.snapshot import GraphResult, Snapshot, SnapshotHolder
 from aura_exporter.sources.base import Source
-from aura_exporter.sources.history import HistoryLoader
 from aura_exporter.sources.kubernetes import ClusterWatcher
 from aura_exporter.sources.shard import WHOLE, Shard
 from aura_exporter.storage import write_atomically
+from aura_exporter.telemetry import SelfMetrics
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ from types import MappingProxyType
 
 from aura_exporter.config import Analysis
 from aura_exporter.council import Verdict
+from aura_exporter.council.explanation import Explanation, explain
 from aura_exporter.forecast.stage import Forecast
 from aura_exporter.graph import GraphOutcome
 from aura_exporter.topology import Topology
@@ -36,6 +37,12 @@ class AnalysisResult:
 
     def entity_labels(self, index: int) -> dict[str, str]:
         return dict(zip(self.windows.label_names, self.windows.entities[index], strict=True))
+
+    def explanation(self, index: int) -> Explanation:
+        """Why the council decided what it did about entity `index` (council/explanation.py)."""
+        limits = {f.name: f.limit for f in self.analysis.features if f.limit is not None}
+        return explain(self.verdict, self.topology.critical[index], limits,
+                       max(self.analysis.forecast.horizons, default=0.0), index)
 
 
 @dataclass(frozen=True)

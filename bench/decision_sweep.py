@@ -22,10 +22,10 @@ from pathlib import Path
 
 import yaml
 
+from aura_exporter.backtest.labels import load_labels
 from aura_exporter.cli import main as cli
 from aura_exporter.evaluation.command import entity_label_names, event_document
 from aura_exporter.evaluation.events import EARLY
-from aura_exporter.evaluation.labels import load_labels
 
 
 def settings(assignments: list[str]) -> list[dict[str, object]]:

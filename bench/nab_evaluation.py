@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from aura_exporter.backtest.files import read_series
+from aura_exporter.backtest.labels import load_labels
 from aura_exporter.cli import main as cli
 from aura_exporter.evaluation.baselines import DETECTORS
 from aura_exporter.evaluation.command import kpi_document, read_backtest
-from aura_exporter.evaluation.labels import load_labels
 from aura_exporter.evaluation.scoring import ScoredEntity, kpis, nab_scores
 
 REPO = Path(__file__).resolve().parent.parent

@@ -26,11 +26,11 @@ import yaml
 from decision_sweep import configured, redecide
 from smd_baselines import SMD, read_incidents, read_smd_machine
 
+from aura_exporter.backtest.labels import Incident, load_labels
 from aura_exporter.cli import main as cli
 from aura_exporter.evaluation.baselines import SERVER_DETECTORS
 from aura_exporter.evaluation.command import event_document, figures_document
 from aura_exporter.evaluation.events import BUDGETS, EARLY, EntityScores, quantile_curve, recall_at_budget
-from aura_exporter.evaluation.labels import Incident, load_labels
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "aura_exporter" / "examples" / "smd.yml"

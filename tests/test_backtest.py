@@ -23,7 +23,7 @@ from aura_exporter.backtest.files import (
 from aura_exporter.backtest.replay import EntityTrace, Trace, alerts, replay
 from aura_exporter.cli import main
 from aura_exporter.config import parse_config
-from aura_exporter.sources.history import History
+from aura_exporter.history import History
 
 CONFIG = """
 prometheus: {url: 'http://unused.invalid:9090'}

@@ -18,7 +18,7 @@ from aura_exporter.council.budget import PageBudget, fit_tail, rises_past, stren
 from aura_exporter.council.decision import DecisionKeeper, combined_risk
 from aura_exporter.council.stage import CouncilStage
 from aura_exporter.exposition.render import render_snapshot
-from aura_exporter.exposition.views import entity_explanation, entity_summary
+from aura_exporter.exposition.views import entity_summary
 from aura_exporter.snapshot import AnalysisResult, SnapshotHolder
 from aura_exporter.topology import TopologyStage
 from aura_exporter.windows import Windows
@@ -206,7 +206,7 @@ def test_the_budget_is_exported_explained_and_promtool_clean():
         verdict.usual_per_week[0])
     check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, timeout=30)
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "normal behaviour is this unusual" in entity_explanation(result, 0).summary
+    assert "normal behaviour is this unusual" in result.explanation(0).summary
     assert entity_summary(result, 1)["usual_per_week"] == pytest.approx(verdict.usual_per_week[1])
 
 

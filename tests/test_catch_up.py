@@ -16,10 +16,10 @@ from aura_exporter.config import Config, PrometheusConfig, parse_config
 from aura_exporter.config.model import ConfigError
 from aura_exporter.cycle import AnalysisCycle
 from aura_exporter.exporter import Exporter
-from aura_exporter.exposition.selfmetrics import SelfMetrics
+from aura_exporter.history import replay_history
 from aura_exporter.sources.base import QueryError
-from aura_exporter.sources.history import replay_history
 from aura_exporter.sources.replay import HEALTHY, ReplayFleet, ReplaySource
+from aura_exporter.telemetry import SelfMetrics
 
 CONFIG = """
 prometheus: {url: 'http://replay.invalid:9090'}

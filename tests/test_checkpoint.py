@@ -15,11 +15,11 @@ import torch
 from conftest import REPO
 
 from aura_exporter.config import Analysis, Feature, ForecastConfig
-from aura_exporter.exposition.selfmetrics import SelfMetrics
 from aura_exporter.forecast.checkpoint import CheckpointError, checkpoint_path, load_checkpoint, save_checkpoint
 from aura_exporter.forecast.manager import ModelManager, model_shape
 from aura_exporter.forecast.model import Forecaster
 from aura_exporter.forecast.stage import ForecastStage
+from aura_exporter.telemetry import SelfMetrics
 
 ANALYSIS = Analysis(name="node", entity_labels=("instance",), step=60.0, window=1800.0, interval=300.0,
                     features=(Feature("cpu", "cpu", "resources"), Feature("mem", "mem", "resources", 0.9)),

@@ -9,11 +9,11 @@ import numpy as np
 
 from aura_exporter.config import parse_config
 from aura_exporter.cycle import AnalysisCycle
-from aura_exporter.exposition.selfmetrics import SelfMetrics
 from aura_exporter.forecast.manager import build_trained, model_shape
 from aura_exporter.forecast.model import Forecaster
 from aura_exporter.sources.base import QueryError
 from aura_exporter.sources.replay import ReplayFleet, ReplaySource
+from aura_exporter.telemetry import SelfMetrics
 from aura_exporter.windows import context_grid
 
 ANALYSIS = parse_config(open("tests/fixtures/replay-forecast.yml").read()).analyses[0]

@@ -13,7 +13,7 @@ from aura_exporter.config import Analysis, Feature, ForecastConfig
 from aura_exporter.forecast.data import SampleShape, held_out_split, lagged_values, training_samples
 from aura_exporter.forecast.manager import build_trained, sample_shape, train_on_history
 from aura_exporter.forecast.stage import predict
-from aura_exporter.sources.history import History
+from aura_exporter.history import History
 from aura_exporter.windows import context_grid
 
 STEP = 60.0

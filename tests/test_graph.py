@@ -344,8 +344,8 @@ def test_the_shipped_graph_configurations_check(path):
 
 
 def graph_cycle(storage, extra: str = ""):
-    from aura_exporter.exposition.selfmetrics import SelfMetrics
-    from aura_exporter.graph.cycle import GraphCycle
+    from aura_exporter.graph_cycle import GraphCycle
+    from aura_exporter.telemetry import SelfMetrics
 
     analysis = mesh(extra)
     return GraphCycle(analysis, source=None, metrics=SelfMetrics([analysis.name]), executor=None, storage=storage)

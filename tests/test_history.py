@@ -9,8 +9,8 @@ import pytest
 from conftest import wait_for
 
 from aura_exporter.config import Analysis, Feature, PrometheusConfig
+from aura_exporter.history import prometheus_history, replay_history
 from aura_exporter.sources import history as history_module
-from aura_exporter.sources.history import prometheus_history, replay_history
 from aura_exporter.sources.replay import ReplayFleet
 
 ANALYSIS = Analysis(name="a", entity_labels=("instance",), step=1.0, window=10.0, interval=2.0,

@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 
 from aura_exporter.config import ConfigError, parse_config
-from aura_exporter.topology.novelty import LONG, RECORD_TOLERANCE, SHORT, WARM_UP, NoveltyTracker
+from aura_exporter.topology.novelty import RECORD_TOLERANCE, SHORT, NoveltyTracker
+from aura_exporter.topology.stage import TopologyStage
 from aura_exporter.windows import Windows
 
 STEP = 300.0
 WINDOW = 48
+MEMORY, WARM_UP = 8640, 200  # the defaults at 5-minute steps (a month, 16 h 40 min), checked below
 WARM = WARM_UP + SHORT + 40  # steps before the tracker says anything
 
 
@@ -24,7 +26,7 @@ def replay(series: np.ndarray, history: int = 500, dimension: int = 3, scales: t
            what: str = "zscore", every: int = 1) -> np.ndarray:
     """[T, E] what the tracker says (`what`: its z-score or its records) at the end of each cycle when
     cycles run every `every` steps over [E, T] series."""
-    tracker = NoveltyTracker(history, dimension, 1, forget_after=3600, scales=scales)
+    tracker = NoveltyTracker(history, dimension, 1, forget_after=3600, memory=MEMORY, warm_up=WARM_UP, scales=scales)
     said = np.zeros(series.shape[::-1])
     keys = tuple((f"e{i}",) for i in range(len(series)))
     for end in range(WINDOW, series.shape[1] + 1, every):
@@ -139,7 +141,7 @@ def test_entities_are_judged_apart_and_forgotten_when_gone_long():
     spiky[-1] += 50
     said = replay(np.stack([calm, spiky]))
     assert said[-1, 1] > 6.0 and said[-1, 0] < 4.5
-    tracker = NoveltyTracker(100, 2, 1, forget_after=3600)
+    tracker = NoveltyTracker(100, 2, 1, forget_after=3600, memory=MEMORY, warm_up=WARM_UP)
     values = rng.normal(size=(2, WINDOW, 1))
     tracker.update(Windows("t", ("instance",), (("a",), ("b",)), ("x",), STEP * np.arange(WINDOW), values))
     tracker.update(Windows("t", ("instance",), (("b",),), ("x",), STEP * np.arange(12, WINDOW + 12), values[1:]))
@@ -150,14 +152,20 @@ def test_entities_are_judged_apart_and_forgotten_when_gone_long():
 
 
 def test_steps_with_gaps_are_skipped_not_judged():
-    tracker = NoveltyTracker(100, 3, 1, forget_after=3600)
+    tracker = NoveltyTracker(100, 3, 1, forget_after=3600, memory=MEMORY, warm_up=WARM_UP)
     values = np.full((1, WINDOW, 1), np.nan)
     said = tracker.update(Windows("t", ("instance",), (("a",),), ("x",), STEP * np.arange(WINDOW), values))
     assert said.zscore.tolist() == [[0.0]] and said.record.tolist() == [[0.0]] and tracker.entities[("a",)].scales[0].stored == 0
 
 
-def test_the_likelihood_remembers_about_a_month_of_steps():
-    assert LONG * STEP / 86400 == pytest.approx(30)
+@pytest.mark.parametrize(("step", "memory", "warm_up"), [("5m", MEMORY, WARM_UP), ("15s", 172800, 4000)])
+def test_memory_and_warm_up_are_durations_whatever_the_step(step, memory, warm_up):
+    """A month of memory and 16 h 40 min of warm-up at any step (what NAB was tuned with at 5-minute steps)."""
+    analysis = parse_config(config(1000).replace("step: 1m", f"step: {step}").replace("window: 1h", "window: 4h")
+                            + "    forecast: {enabled: false, input_steps: 48}\n").analyses[0]
+    tracker = TopologyStage(analysis).novelty
+    assert (tracker.memory, tracker.warm_up) == (memory, warm_up)
+    assert {(h.memory, h.warm_up) for h in tracker._new_entity(1).scales} == {(memory, warm_up)}
 
 
 def config(novelty: int, scales: str = "[1]") -> str:
@@ -186,3 +194,12 @@ def test_novelty_scales_are_checked_against_the_window():
     for bad in ("[]", "[0]", "[1.5]", "6", "[true]", "[21]"):
         with pytest.raises(ConfigError, match="novelty_scales"):
             parse_config(config(1000, bad))
+
+
+def test_a_sparser_file_replayed_keeps_memory_and_warm_up_in_rows():
+    """The backtest replays a file sampled twice as sparsely with every duration doubled (NAB's hourly files)."""
+    from aura_exporter.backtest.command import rescaled
+
+    analysis = parse_config(config(1000)).analyses[0]
+    dense, sparse = TopologyStage(analysis).novelty, TopologyStage(rescaled(analysis, 2.0)).novelty
+    assert (sparse.memory, sparse.warm_up) == (dense.memory, dense.warm_up)

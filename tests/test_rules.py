@@ -10,8 +10,8 @@ import yaml
 from conftest import REPO
 
 from aura_exporter.exposition.collector import HELP
-from aura_exporter.exposition.selfmetrics import SelfMetrics
 from aura_exporter.mixin.__main__ import outputs
+from aura_exporter.telemetry import SelfMetrics
 
 RULES = REPO / "rules" / "aura-alerts.yml"
 

@@ -7,8 +7,8 @@ import pytest
 from conftest import free_port, sample_value, wait_for
 from test_end_to_end import HOSTS, sidecar_config
 
-from aura_exporter.sources.history import History
-from aura_exporter.sources.shard import Shard, ShardError, entity_hash, jump_hash, resolve_shard, sharded_history
+from aura_exporter.history import History, sharded_history
+from aura_exporter.sources.shard import Shard, ShardError, entity_hash, jump_hash, resolve_shard
 
 KEYS = [("instance", f"10.0.{i // 250}.{i % 250}:9100") for i in range(20000)]
 

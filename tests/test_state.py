@@ -18,8 +18,8 @@ from conftest import REPO
 from aura_exporter.cli import main
 from aura_exporter.config import parse_config
 from aura_exporter.cycle import AnalysisCycle
-from aura_exporter.exposition.selfmetrics import SelfMetrics
 from aura_exporter.sources.replay import ReplayFleet, ReplaySource
+from aura_exporter.telemetry import SelfMetrics
 from aura_exporter.topology.baseline import BaselineStore
 from aura_exporter.topology.baseline_file import BaselineFileError, load_baselines, save_baselines
 

@@ -22,6 +22,7 @@ from aura_exporter.backtest.files import (
     native_step,
     parse_time,
 )
+from aura_exporter.backtest.labels import Incident
 from aura_exporter.backtest.outputs import (
     Rows,
     Scored,
@@ -36,12 +37,10 @@ from aura_exporter.backtest.recording import Recording, RecordingError, load_rec
 from aura_exporter.backtest.replay import Trace, alerts, replay, rerun
 from aura_exporter.config import Analysis, Config
 from aura_exporter.durations import parse_duration
-from aura_exporter.evaluation.labels import Incident
-from aura_exporter.evaluation.nab import PROBATION_SHARE
 from aura_exporter.forecast.manager import build_trained, train_on_history
 from aura_exporter.forecast.stage import TrainedModel
+from aura_exporter.history import History
 from aura_exporter.mixin.settings import COUNCIL_FOR
-from aura_exporter.sources.history import History
 from aura_exporter.windows import EntityKey
 
 Progress = Callable[[int, int], None]
@@ -81,6 +80,8 @@ def rescaled(analysis: Analysis, factor: float) -> Analysis:
     return dataclasses.replace(
         analysis, step=analysis.step * factor, window=analysis.window * factor, interval=analysis.interval * factor,
         max_gap=analysis.max_gap * factor,
+        topology=dataclasses.replace(analysis.topology, novelty_memory=analysis.topology.novelty_memory * factor,
+                                     novelty_warm_up=analysis.topology.novelty_warm_up * factor),
         baseline=dataclasses.replace(analysis.baseline, refresh_interval=analysis.baseline.refresh_interval * factor,
                                      forget_after=analysis.baseline.forget_after * factor),
         forecast=dataclasses.replace(forecast, horizons=tuple(h * factor for h in forecast.horizons),
@@ -136,12 +137,12 @@ def entity_rows(by_feature: dict[str, FileSeries], analysis: Analysis, shift: fl
     """The rows an entity is scored at: its first feature's, with their own times and their learning part."""
     first = by_feature.get(analysis.features[0].name, next(iter(by_feature.values())))
     return Rows(first.timestamps, first.timeline + shift, first.values,
-                learning_rows(first, learn_until, PROBATION_SHARE))
+                learning_rows(first, learn_until))
 
 
 async def backtest_prometheus(config: Config, analysis: Analysis, start: float, end: float,
                               workers: int = 1, record: bool = False) -> list[Outcome]:
-    from aura_exporter.sources.history import prometheus_history
+    from aura_exporter.history import prometheus_history
 
     warm_up = analysis.window + analysis.baseline.min_history * analysis.interval
     history = prometheus_history(config.prometheus, analysis, start - warm_up, end, bar("fetching history"))
@@ -247,8 +248,8 @@ def main(args) -> int:
     import asyncio
 
     from aura_exporter.backtest.files import InputError
+    from aura_exporter.backtest.labels import LabelError, load_labels
     from aura_exporter.config import ConfigError, load_config
-    from aura_exporter.evaluation.labels import LabelError, load_labels
 
     try:
         config = load_config(args.config_file)

@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from aura_exporter.config import Analysis
-from aura_exporter.sources.history import History, history_grid
+from aura_exporter.history import History
+from aura_exporter.sources.history import history_grid
 
 WEEK = 7 * 86400.0
 SUFFIXES = (".csv", ".csv.gz")
@@ -188,7 +189,11 @@ def native_step(series: FileSeries) -> float:
     return float(np.median(np.diff(series.timeline)))
 
 
-def learning_rows(series: FileSeries, until: float | None, share: float) -> np.ndarray:
+# Files without a split learn from their first 15%: NAB's probation, the part of each file its scorer ignores.
+PROBATION_SHARE = 0.15
+
+
+def learning_rows(series: FileSeries, until: float | None, share: float = PROBATION_SHARE) -> np.ndarray:
     """[rows] the rows to learn from: before `until` (the file's own time) when given, else the rows a
     `split` column gives to learning, else the first `share` of the rows."""
     if until is not None:

@@ -20,11 +20,10 @@ from aura_exporter.config import Analysis
 from aura_exporter.council import CouncilStage, Verdict
 from aura_exporter.council.explanation import explain
 from aura_exporter.cycle import AnalysisCycle, CycleFailed
-from aura_exporter.exposition.selfmetrics import SelfMetrics
-from aura_exporter.exposition.views import entity_explanation
 from aura_exporter.forecast.manager import TrainedModel
+from aura_exporter.history import History, HistorySource
 from aura_exporter.snapshot import AnalysisResult
-from aura_exporter.sources.history import History, HistorySource
+from aura_exporter.telemetry import SelfMetrics
 from aura_exporter.windows import EntityKey
 
 Progress = Callable[[int, int], None]
@@ -99,7 +98,7 @@ def record(trace: Trace, result: AnalysisResult) -> None:
     residual = (np.fmax.reduce(np.abs(result.forecast.residual_zscore), axis=1)  # NaN where all are NaN, quietly
                 if result.forecast is not None else np.full(len(result.verdict.risk), np.nan))
     record_verdict(trace, result.windows.entities, result.data_time, result.verdict, result.topology.drift_zscore,
-                   residual, result.model_ready, lambda i: entity_explanation(result, i).summary)
+                   residual, result.model_ready, lambda i: result.explanation(i).summary)
     if trace.recording is not None:
         trace.recording.add(result, residual)
 

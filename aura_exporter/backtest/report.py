@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from aura_exporter.backtest.labels import Incident
 from aura_exporter.backtest.outputs import Scored, iso
 from aura_exporter.backtest.replay import Alert
 from aura_exporter.config import Analysis
-from aura_exporter.evaluation.labels import Incident
 from aura_exporter.exposition.svg import Span, timeline
 from aura_exporter.windows import EntityKey
 

@@ -103,6 +103,10 @@ class TopologyConfig:
                                    "custom")
     novelty_scales: tuple[int, ...] = setting((1,), "steps averaged per point coordinate; one history per scale",
                                               "custom", items="integer")
+    novelty_memory: float = setting(30 * 86400.0, "how long novelty remembers how new an entity's steps usually are",
+                                    "duration")
+    novelty_warm_up: float = setting(1000 * 60.0, "novelty and records say nothing for this long after an entity "
+                                     "is first seen", "duration")
     noise_factor: float = setting(3.0, "features shorter than this x the median H0 bar are noise", "number", low=0.0)
     min_persistence: float = setting(0.5, "...and never shorter than this, in robust-scaled units", "number",
                                      low=0.0)

@@ -6,7 +6,7 @@ label values. They are built on request from a published result, so a cycle pays
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -16,6 +16,8 @@ from aura_exporter.council.stage import Verdict
 from aura_exporter.durations import format_duration
 from aura_exporter.topology.summaries import describe_critical
 
+SHARED_NODE_ACTION = ("{count} other flagged entities run on node {node}: check the node itself (kubelet, disk, "
+                      "network, noisy neighbours) before the workloads.")
 TOP_CONTRIBUTIONS = 5
 MIN_CONTRIBUTION = 0.05  # scores below this are the normal background, not reasons
 
@@ -119,6 +121,15 @@ def explain(verdict: Verdict, critical: np.ndarray, limits: dict[str, float], ho
         actions=recommended_actions(contributions, topology) if decision != "monitor" else [],
         usual_per_week=usual,
     )
+
+
+def with_shared_node(explanation: Explanation, node: str, flagged_on_node: int) -> Explanation:
+    """With Kubernetes enrichment: when other flagged entities run on the entity's node, the node is the
+    first thing to check."""
+    if not flagged_on_node or explanation.decision == "monitor":
+        return explanation
+    return replace(explanation, actions=[SHARED_NODE_ACTION.format(count=flagged_on_node, node=node),
+                                         *explanation.actions])
 
 
 def top_contributions(verdict: Verdict, index: int, horizon: float) -> list[Contribution]:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from aura_exporter.backtest.files import parse_time
+from aura_exporter.backtest.labels import Incident, LabelError, load_labels
 from aura_exporter.evaluation.events import (
     BUDGETS,
     EARLY,
@@ -23,7 +24,6 @@ from aura_exporter.evaluation.events import (
     quantile_curve,
     recall_at_budget,
 )
-from aura_exporter.evaluation.labels import Incident, LabelError, load_labels
 from aura_exporter.evaluation.scoring import Kpis, ScoredEntity, kpis, nab_scores
 from aura_exporter.windows import EntityKey
 

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PROBATION_SHARE = 0.15
+from aura_exporter.backtest.files import PROBATION_SHARE
+
 PROBATION_CAP = 750  # 15% of 5,000 rows
 
 

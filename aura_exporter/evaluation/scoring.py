@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aura_exporter.evaluation.labels import Incident
+from aura_exporter.backtest.labels import Incident
 from aura_exporter.evaluation.nab import PROFILES, CorpusScore, LabeledSeries, score_corpus
 
 DAY = 86400.0

@@ -24,7 +24,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from aura_exporter.council import DECISIONS
 from aura_exporter.exposition.api import failure
 from aura_exporter.exposition.crosssite import cross_site
-from aura_exporter.exposition.views import entity_explanation, entity_id
+from aura_exporter.exposition.views import entity_id
 from aura_exporter.snapshot import AnalysisResult, Snapshot
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ _LAGGING = object()
 def decision_event(result: AnalysisResult, index: int, previous: str | None, kind: str = "decision") -> dict[str, Any]:
     """A change of decision ("decision"), or a decision as it stands when a client connects ("current")."""
     labels = result.entity_labels(index)
-    explanation = entity_explanation(result, index)
+    explanation = result.explanation(index)
     return {
         "type": kind,
         "analysis": result.analysis.name,

@@ -34,7 +34,13 @@ from aura_exporter.exposition.svg import (
     persistence_diagram,
     service_graph,
 )
-from aura_exporter.exposition.views import entity_explanation, entity_id, graph_actions, graph_sentence, kubernetes_view
+from aura_exporter.exposition.views import (
+    entity_id,
+    graph_actions,
+    graph_sentence,
+    kubernetes_view,
+    placed_explanation,
+)
 from aura_exporter.snapshot import AnalysisResult, GraphResult, Snapshot
 from aura_exporter.sources.kubernetes import ClusterTopology
 from aura_exporter.topology.fleet import recent_state
@@ -239,7 +245,7 @@ def _layout(points: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
 
 
 def entity_section(result: AnalysisResult, index: int, history: np.ndarray, placement: dict | None = None) -> str:
-    explanation = entity_explanation(result, index)
+    explanation = placed_explanation(result, index, placement)
     diagrams = result.topology.diagrams.entity(index)
     threshold = float(result.topology.thresholds[index])
     name = entity_name(result, index)

@@ -15,13 +15,10 @@ from typing import Any
 import numpy as np
 
 from aura_exporter.council import DECISIONS
-from aura_exporter.council.explanation import ACTIONS, Explanation, explain
+from aura_exporter.council.explanation import ACTIONS, Explanation, with_shared_node
 from aura_exporter.durations import format_duration
 from aura_exporter.snapshot import AnalysisResult, GraphResult
 from aura_exporter.sources.kubernetes import ClusterTopology
-
-SHARED_NODE_ACTION = ("{count} other flagged entities run on node {node}: check the node itself (kubelet, disk, "
-                      "network, noisy neighbours) before the workloads.")
 
 ID_LENGTH = 16
 
@@ -54,30 +51,29 @@ def entity_summary(result: AnalysisResult, index: int) -> dict[str, Any]:
     }
 
 
-def entity_explanation(result: AnalysisResult, index: int) -> Explanation:
-    limits = {f.name: f.limit for f in result.analysis.features if f.limit is not None}
-    horizon = max(result.analysis.forecast.horizons, default=0.0)
-    return explain(result.verdict, result.topology.critical[index], limits, horizon, index)
-
-
 def entity_detail(result: AnalysisResult, index: int, cluster: ClusterTopology | None = None) -> dict[str, Any]:
     topology = result.topology
     diagrams = topology.diagrams.entity(index)
     placement = kubernetes_view(result, index, cluster)
-    explanation = asdict(entity_explanation(result, index))
-    if placement and placement["flagged_on_node"] and explanation["decision"] != "monitor":
-        explanation["actions"].insert(0, SHARED_NODE_ACTION.format(count=len(placement["flagged_on_node"]),
-                                                                   node=placement["node"]))
+    explanation = placed_explanation(result, index, placement)
     return {
         **entity_summary(result, index),
         "data_time": result.data_time,
         "model_ready": result.model_ready,
         "kubernetes": placement,
-        "explanation": _json_safe(explanation),
+        "explanation": _json_safe(asdict(explanation)),
         "diagrams": {str(dim): [[float(b), float(d)] for b, d in pairs] for dim, pairs in diagrams.items()},
         "noise_threshold": float(topology.thresholds[index]),
         "forecast": forecast_view(result, index),
     }
+
+
+def placed_explanation(result: AnalysisResult, index: int, placement: dict[str, Any] | None) -> Explanation:
+    """The entity's explanation, its node first among the actions when other flagged entities share it."""
+    explanation = result.explanation(index)
+    if placement is None:
+        return explanation
+    return with_shared_node(explanation, placement["node"], len(placement["flagged_on_node"]))
 
 
 def kubernetes_view(result: AnalysisResult, index: int, cluster: ClusterTopology | None) -> dict[str, Any] | None:

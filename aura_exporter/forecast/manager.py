@@ -35,7 +35,7 @@ from aura_exporter.forecast.data import SampleShape, model_horizons, training_sa
 from aura_exporter.forecast.model import Forecaster, ModelShape, pick_device
 from aura_exporter.forecast.stage import ForecastStage, TrainedModel
 from aura_exporter.forecast.train import Progress, TrainingReport, train_model
-from aura_exporter.sources.history import History, HistoryLoader
+from aura_exporter.history import History, HistoryLoader
 
 log = logging.getLogger(__name__)
 

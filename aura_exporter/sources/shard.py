@@ -19,7 +19,6 @@ from dataclasses import dataclass, replace
 
 from aura_exporter.config import Analysis, Feature
 from aura_exporter.sources.base import RangeResult, Source
-from aura_exporter.sources.history import History, HistoryLoader
 
 _MULTIPLIER = 2862933555777941757
 _MASK = (1 << 64) - 1
@@ -92,14 +91,3 @@ class ShardedSource:
 
     async def close(self) -> None:
         await self.source.close()
-
-
-def sharded_history(loader: HistoryLoader, shard: Shard) -> HistoryLoader:
-    """A history loader that keeps only this shard's entities (what the forecaster trains on)."""
-
-    def load(analysis: Analysis, start: float, end: float) -> History:
-        history = loader(analysis, start, end)
-        rows = [i for i, key in enumerate(history.entities) if shard.owns(analysis.entity_labels, key)]
-        return History(tuple(history.entities[i] for i in rows), history.timestamps, history.values[rows])
-
-    return load

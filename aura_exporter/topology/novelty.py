@@ -9,8 +9,9 @@ state the series has been in before, large for one it has never visited. The poi
 That distance is in the feature's units and its usual size differs from series to series, so it is
 turned into a tail probability of its own past, Numenta's "anomaly likelihood" (Ahmad et al. 2017),
 which NAB's best detectors use: the mean of the last SHORT novelties is compared with the mean and
-spread of those means over about LONG steps (exponentially weighted: constant memory), and reported
-as a z-score in sigmas, the council's unit. Nothing is reported before WARM_UP means exist. Once
+spread of those means over about `topology.novelty_memory` (exponentially weighted: constant memory), and
+reported as a z-score in sigmas, the council's unit. Nothing is reported before `topology.novelty_warm_up`
+of means exist. Once
 warm, an average moves that mean and spread as if it were at most BOUND spreads away: distances are
 heavy-tailed, and one spike a thousand times the usual would otherwise widen the spread so much that
 nothing short of another such spike stands out for weeks. The spread counts as at least SPAN_FLOOR
@@ -29,7 +30,7 @@ Two memories beyond the last `novelty_history` points:
 - records: each feature's lowest and highest value since the entity was first seen. A step beyond
   them by more than RECORD_TOLERANCE of their span is a record, however usual the step's distance
   is (Numenta's detector has the same rule with the same 5%); it counts once the entity has been
-  seen for WARM_UP steps, when the likelihood starts speaking too.
+  seen for the warm-up, when the likelihood starts speaking too.
 
 Causal by construction: a step is judged only against steps before it. An entity left out of a
 cycle (a gap in its data) keeps its history; one unseen for `forget_after` loses it.
@@ -46,8 +47,6 @@ from aura_exporter.config.model import NOVELTY_MIN_HISTORY, embedding_span
 from aura_exporter.windows import ABSOLUTE_SCALE_FLOOR, EntityKey, Windows
 
 SHORT = 5  # steps averaged: one odd step is less than five
-LONG = 8640  # steps of memory of the averages' distribution (a month of 5-minute steps)
-WARM_UP = 200  # averages needed before the spread means anything (17 hours of 5-minute steps)
 SPAN_FLOOR = 1e-3  # of the range of the values so far: a smaller spread of the novelty is flatness, not precision
 BOUND = 20.0  # sigmas an average may move the mean and spread by, once warm: a spike still counts, a little
 REMEMBER_SIGMAS = 3.0  # a point this much newer than usual is remembered after the history forgets it
@@ -78,6 +77,8 @@ class _History:
     surprises: int = 0
     surprise_head: int = 0
     waiting: deque = field(default_factory=deque)  # (point, its z-score) not yet stored
+    memory: int = 1  # steps of memory of the averages' distribution
+    warm_up: int = 1  # averages needed before their spread means anything
     recent: deque = field(default_factory=lambda: deque(maxlen=SHORT))
     averages: int = 0
     mean: np.ndarray = field(init=False)
@@ -108,10 +109,10 @@ class _History:
         floor = np.maximum(ABSOLUTE_SCALE_FLOOR, np.maximum(1e-3 * np.abs(self.mean), SPAN_FLOOR * value_range))
         spread = np.maximum(np.sqrt(self.variance), floor)
         delta = average - self.mean
-        zscore = delta / spread if self.averages >= WARM_UP else np.zeros(self.features)
+        zscore = delta / spread if self.averages >= self.warm_up else np.zeros(self.features)
         self.averages += 1
-        weight = max(1.0 / LONG, 1.0 / self.averages)
-        if self.averages > WARM_UP:  # one huge event must not widen the spread, and deafen the entity, for a month
+        weight = max(1.0 / self.memory, 1.0 / self.averages)
+        if self.averages > self.warm_up:  # one huge event must not widen the spread, and deafen the entity, for a month
             delta = np.clip(delta, -BOUND * spread, BOUND * spread)
         self.mean = self.mean + weight * delta
         self.variance = (1.0 - weight) * (self.variance + weight * delta * delta)
@@ -143,6 +144,8 @@ class NoveltyTracker:
     dimension: int  # Takens embedding
     delay: int
     forget_after: float
+    memory: int  # steps: topology.novelty_memory
+    warm_up: int  # steps: topology.novelty_warm_up
     scales: tuple[int, ...] = (1,)  # steps averaged per coordinate
     entities: dict[EntityKey, _Entity] = field(default_factory=dict)
 
@@ -166,18 +169,18 @@ class NoveltyTracker:
 
     def _new_entity(self, features: int) -> _Entity:
         span = embedding_span(self.dimension, self.delay)
-        return _Entity([_History(self.history, features, self.dimension, span * scale) for scale in self.scales],
+        return _Entity([_History(self.history, features, self.dimension, span * scale, memory=self.memory,
+                                 warm_up=self.warm_up) for scale in self.scales],
                        low=np.full(features, np.inf), high=np.full(features, -np.inf))
 
-    @staticmethod
-    def _records(entity: _Entity, values: np.ndarray) -> np.ndarray:
+    def _records(self, entity: _Entity, values: np.ndarray) -> np.ndarray:
         """[F] the largest record among these [n, F] complete steps (as a share of the span before it), and
         the entity's lowest and highest values moved past them."""
         high = np.maximum.accumulate(np.vstack([entity.high, values]), axis=0)  # [n + 1, F]: before each, then after
         low = np.minimum.accumulate(np.vstack([entity.low, values]), axis=0)
         entity.high, entity.low = high[-1], low[-1]
         high, low = high[:-1], low[:-1]
-        warm = (entity.steps + np.arange(len(values)) >= WARM_UP)[:, None]
+        warm = (entity.steps + np.arange(len(values)) >= self.warm_up)[:, None]
         entity.steps += len(values)
         with np.errstate(invalid="ignore", divide="ignore"):
             span = high - low

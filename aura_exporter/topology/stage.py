@@ -66,6 +66,10 @@ def coarsen(clouds: np.ndarray, max_points: int) -> np.ndarray:
     return clouds[:, points - kept:].reshape(clouds.shape[0], kept // factor, factor, clouds.shape[2]).mean(axis=2)
 
 
+def steps_in(duration: float, analysis: Analysis) -> int:
+    return max(1, round(duration / analysis.step))
+
+
 class TopologyStage:
     """Keeps the analysis' baselines across cycles; `run` is called once per cycle."""
 
@@ -75,7 +79,8 @@ class TopologyStage:
         self.engine = PersistenceEngine(settings.homology_dimensions, workers)
         self.baselines = BaselineStore(analysis.baseline, settings.homology_dimensions, analysis.window)
         self.novelty = (NoveltyTracker(settings.novelty_history, settings.embedding_dimension, settings.embedding_delay,
-                                       analysis.baseline.forget_after, settings.novelty_scales)
+                                       analysis.baseline.forget_after, steps_in(settings.novelty_memory, analysis),
+                                       steps_in(settings.novelty_warm_up, analysis), settings.novelty_scales)
                         if settings.novelty_history else None)
         self.state = StateTracker(analysis.baseline.forget_after)
 

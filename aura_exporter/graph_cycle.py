@@ -10,12 +10,12 @@ from pathlib import Path
 
 from aura_exporter.config import Analysis
 from aura_exporter.cycle import Cycle, CycleFailed
-from aura_exporter.exposition.selfmetrics import SelfMetrics
 from aura_exporter.graph.baseline_file import graph_baseline_path, load_graph_baseline, save_graph_baseline
 from aura_exporter.graph.edges import GraphTooLarge
 from aura_exporter.graph.stage import GraphStage
 from aura_exporter.snapshot import GraphResult
 from aura_exporter.sources.base import Source
+from aura_exporter.telemetry import SelfMetrics
 from aura_exporter.windows import step_grid
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,89 @@
+"""Long windows: days of an analysis' features on its step grid, for training and for learning at start-up.
+
+Series come from sources/history.py (a PromQL API or the replay fleet) and are placed as the windows
+stage places them; short gaps are filled, longer ones stay NaN, and training leaves out samples that
+touch them. HistorySource answers the cycle's queries from a History, and never from beyond the asked range.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from aura_exporter.config import Analysis, Feature, PrometheusConfig
+from aura_exporter.sources.base import RangeResult, Series
+from aura_exporter.sources.history import Progress, history_grid, prometheus_results, replay_results
+from aura_exporter.sources.replay import ReplayFleet
+from aura_exporter.sources.shard import Shard
+from aura_exporter.windows import EntityKey, fill_gaps, place_series
+
+
+@dataclass(frozen=True)
+class History:
+    entities: tuple[EntityKey, ...]
+    timestamps: np.ndarray  # [N] step grid
+    values: np.ndarray  # [E, N, F], NaN where missing
+
+
+HistoryLoader = Callable[[Analysis, float, float], History]  # the features of an analysis over [start, end]
+
+
+def align_history(analysis: Analysis, results: list[RangeResult], grid: np.ndarray) -> History:
+    keys, values, _ = place_series(analysis, results, grid)
+    filled, _ = fill_gaps(values, analysis.max_gap_steps, max_missing_ratio=1.0)
+    return History(tuple(keys), grid, filled)
+
+
+def replay_history(fleet: ReplayFleet, analysis: Analysis, start: float, end: float) -> History:
+    grid = history_grid(analysis, start, end)
+    return align_history(analysis, replay_results(fleet, analysis, grid), grid)
+
+
+def prometheus_history(config: PrometheusConfig, analysis: Analysis, start: float, end: float,
+                       progress: Progress | None = None) -> History:
+    grid = history_grid(analysis, start, end)
+    return align_history(analysis, prometheus_results(config, analysis, grid, progress), grid)
+
+
+def sharded_history(loader: HistoryLoader, shard: Shard) -> HistoryLoader:
+    """A history loader that keeps only this shard's entities (what the forecaster trains on)."""
+
+    def load(analysis: Analysis, start: float, end: float) -> History:
+        history = loader(analysis, start, end)
+        rows = [i for i, key in enumerate(history.entities) if shard.owns(analysis.entity_labels, key)]
+        return History(tuple(history.entities[i] for i in rows), history.timestamps, history.values[rows])
+
+    return load
+
+
+class HistorySource:
+    """A Source that answers from recorded history and never from beyond the asked range: the cycle asks
+    `query_range(start, end)` and gets the history sliced to [start, end], so a cycle at time t cannot
+    see a sample after t (the no-look-ahead guarantee of backtests and of learning at start-up)."""
+
+    def __init__(self, history: History, analysis: Analysis):
+        self.history = history
+        self.label_names = analysis.entity_labels
+        self.columns = {f.name: i for i, f in enumerate(analysis.features)}
+
+    async def query_range(self, analysis: Analysis, feature: Feature, start: float, end: float,
+                          step: float | None = None) -> RangeResult:
+        grid = self.history.timestamps
+        first, last = np.searchsorted(grid, [start - 1e-6, end + 1e-6])
+        times = grid[first:last]
+        stride = max(1, int(round((step or analysis.step) / analysis.step)))
+        keep = np.flatnonzero(np.rint((end - times) / analysis.step).astype(np.int64) % stride == 0)
+        column = self.columns.get(feature.name, 0)
+        series = []
+        for i, key in enumerate(self.history.entities):
+            values = self.history.values[i, first:last, column][keep]
+            present = ~np.isnan(values)
+            if present.any():
+                series.append(Series(dict(zip(self.label_names, key, strict=True)), times[keep][present],
+                                     values[present]))
+        return RangeResult(feature.name, tuple(series))
+
+    async def close(self) -> None:
+        return None
