@@ -65,6 +65,12 @@ def _serving_flags() -> argparse.ArgumentParser:
     return serving
 
 
+# backtest, evaluate and train flags before they took the dotted style of the others.
+RENAMED_FLAGS = {"--analysis": "--analysis.name", "--from": "--history.from", "--to": "--history.to",
+                 "--data": "--data.path", "--evidence": "--evidence.file", "--labels": "--labels.file",
+                 "--backtest": "--backtest.dir", "--lead": "--evaluation.lead"}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aura-exporter", description=__doc__)
     parser.add_argument("--version", action="version", version=f"aura-exporter {__version__}")
@@ -89,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", parents=[common], help="train the forecasters on history, write checkpoints")
     train.add_argument("--config.file", dest="config_file", required=True)
     train.add_argument("--storage.path", dest="storage", default="data")
-    train.add_argument("--analysis", dest="analysis", default=None, help="only this analysis (default: all)")
+    train.add_argument("--analysis.name", dest="analysis", default=None, help="only this analysis (default: all)")
     train.add_argument("--history.source", dest="history_source", choices=("prometheus", "replay"),
                        default="prometheus", help="where history comes from (replay: the demo fleet)")
 
@@ -97,30 +103,32 @@ def build_parser() -> argparse.ArgumentParser:
                                    help="replay an analysis over history (Prometheus or CSV files); write scores, "
                                         "alerts and a report")
     backtest.add_argument("--config.file", dest="config_file", required=True)
-    backtest.add_argument("--analysis", dest="analysis", default=None, help="which analysis (default: the first)")
-    backtest.add_argument("--from", dest="start", default=None, help="start, RFC 3339 (Prometheus history)")
-    backtest.add_argument("--to", dest="end", default=None, help="end, RFC 3339 (Prometheus history; default now)")
-    backtest.add_argument("--data", dest="data", default=None,
+    backtest.add_argument("--analysis.name", dest="analysis", default=None, help="which analysis (default: the first)")
+    backtest.add_argument("--history.from", dest="start", default=None, help="start, RFC 3339 (Prometheus history)")
+    backtest.add_argument("--history.to", dest="end", default=None,
+                          help="end, RFC 3339 (Prometheus history; default now)")
+    backtest.add_argument("--data.path", dest="data", default=None,
                           help="CSV files (plain or .gz) instead of Prometheus: `timestamp,value` series, or one "
                                "`timestamp,<feature>,...` file per entity; a file or a folder of them")
     backtest.add_argument("--learn.until", dest="learn_until", default=None,
-                          help="with --data: rows before this time (RFC 3339) are for learning (default: as a "
+                          help="with --data.path: rows before this time (RFC 3339) are for learning (default: as a "
                                "`split` column says, else each file's first 15%%)")
     backtest.add_argument("--record.evidence", dest="record_evidence", action="store_true",
-                          help="also write evidence.npz: what the agents saw each cycle, for --evidence")
-    backtest.add_argument("--evidence", dest="evidence", default=None,
+                          help="also write evidence.npz: what the agents saw each cycle, for --evidence.file")
+    backtest.add_argument("--evidence.file", dest="evidence", default=None,
                           help="instead of replaying, run only the council (this configuration's settings) over "
                                "a recorded evidence.npz: seconds instead of minutes")
-    backtest.add_argument("--labels", dest="labels", default=None,
+    backtest.add_argument("--labels.file", dest="labels", default=None,
                           help="incidents (NAB windows JSON or YAML) to shade in the report and label NAB files")
     backtest.add_argument("--output.dir", dest="output", default="backtest", help="(default %(default)s)")
 
     evaluate = commands.add_parser("evaluate", parents=[common],
                                    help="score a backtest against labeled incidents (NAB score, recall, "
                                         "false alerts, lead time)")
-    evaluate.add_argument("--backtest", dest="backtest", default="backtest", help="a backtest's --output.dir")
-    evaluate.add_argument("--labels", dest="labels", required=True, help="NAB windows JSON or a YAML incident list")
-    evaluate.add_argument("--lead", dest="lead", type=parse_duration, default=4 * 3600.0,
+    evaluate.add_argument("--backtest.dir", dest="backtest", default="backtest", help="a backtest's --output.dir")
+    evaluate.add_argument("--labels.file", dest="labels", required=True,
+                          help="NAB windows JSON or a YAML incident list")
+    evaluate.add_argument("--evaluation.lead", dest="lead", type=parse_duration, default=4 * 3600.0,
                           help="alerts this long before an incident count as catching it (default 4h)")
 
     check = commands.add_parser("check-config", parents=[common], help="validate a configuration file")
@@ -261,8 +269,22 @@ def _prometheus_history(config: Config, progress=None):
     return lambda analysis, start, end: prometheus_history(config.prometheus, analysis, start, end, progress)
 
 
+def renamed_flag(argv: list[str]) -> str | None:
+    """A hint for a flag given in its old, undotted spelling (argparse would take some as abbreviations)."""
+    for arg in argv:
+        old = arg.split("=", 1)[0]
+        if old in RENAMED_FLAGS:
+            return f"{old} is now {RENAMED_FLAGS[old]} (flags are dotted, as Prometheus' are)"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    hint = renamed_flag(argv)
+    if hint:
+        parser.error(hint)
+    args = parser.parse_args(argv)
     setup_logging(args.log_level, args.log_format)
     if args.command == "check-config":
         return _check_config(args.config_file)

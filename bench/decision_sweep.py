@@ -1,12 +1,12 @@
 """Sweep the decision layer's settings over a recorded backtest, in seconds per setting.
 
-    python bench/decision_sweep.py --config aura_exporter/examples/smd.yml \\
-        --evidence results/smd/backtest/evidence.npz --labels ../shared/data/smd/labels.json \\
+    python bench/decision_sweep.py --config.file aura_exporter/examples/smd.yml \\
+        --evidence.file results/smd/backtest/evidence.npz --labels.file ../shared/data/smd/labels.json \\
         --set council.false_pages_per_week=0.5,1,2,4 --set council.confirm_cycles=1,2
 
 Each combination of the `--set` values (YAML values; a list is written [a, b]) replaces those keys of
 the analysis in the configuration, which is validated as usual; the council alone is run again over
-the recording (`aura-exporter backtest --evidence`), and the event-wise figures of `aura-exporter
+the recording (`aura-exporter backtest --evidence.file`), and the event-wise figures of `aura-exporter
 evaluate` are printed for the rows after learning. Only the decision layer can be swept this way: a
 setting the evidence depends on (features, windows, topology, peers, forecasts) needs a new recording.
 """
@@ -54,18 +54,18 @@ def redecide(document: dict, evidence: Path, out: Path, analysis: str | None = N
     """The backtest folder `out` of the council alone re-run over `evidence` with the configuration `document`."""
     config = out.parent / f"{out.name}.yml"  # not with_suffix: the folders 0.25 and 0.5 would share 0.yml
     config.write_text(yaml.safe_dump(document))
-    if cli(["backtest", f"--config.file={config}", f"--evidence={evidence}", f"--output.dir={out}",
-            "--log.level=error"] + ([f"--analysis={analysis}"] if analysis else [])) != 0:
+    if cli(["backtest", f"--config.file={config}", f"--evidence.file={evidence}", f"--output.dir={out}",
+            "--log.level=error"] + ([f"--analysis.name={analysis}"] if analysis else [])) != 0:
         sys.exit(f"the re-run with {config} failed")
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, required=True)
-    parser.add_argument("--analysis", default=None)
-    parser.add_argument("--evidence", type=Path, required=True)
-    parser.add_argument("--labels", type=Path, required=True)
+    parser.add_argument("--config.file", dest="config", type=Path, required=True)
+    parser.add_argument("--analysis.name", dest="analysis", default=None)
+    parser.add_argument("--evidence.file", dest="evidence", type=Path, required=True)
+    parser.add_argument("--labels.file", dest="labels", type=Path, required=True)
     parser.add_argument("--set", dest="assignments", action="append", default=[])
     args = parser.parse_args()
     base = yaml.safe_load(args.config.read_text())

@@ -1,6 +1,6 @@
 """`make evaluate`: the NAB corpus through AURA's backtest and two baselines, scored by NAB's rules.
 
-AURA runs as a user would run it (`aura-exporter backtest --data … --labels …` with
+AURA runs as a user would run it (`aura-exporter backtest --data.path … --labels.file …` with
 aura_exporter/examples/nab.yml, then the same scoring as `aura-exporter evaluate`); the null
 detector and the PromQL-style adaptive band are scored by the same rules on the same rows. Writes
 docs/evaluation.md, docs/evaluation.json and plots under docs/img/, and leaves the backtest's
@@ -222,7 +222,7 @@ def main() -> None:
         else:
             command = "make evaluate ARGS=--reuse-backtest"
     else:
-        if cli(["backtest", f"--config.file={CONFIG}", f"--data={NAB / 'data'}", f"--labels={labels}",
+        if cli(["backtest", f"--config.file={CONFIG}", f"--data.path={NAB / 'data'}", f"--labels.file={labels}",
                 f"--output.dir={backtest}"]) != 0:
             sys.exit("the backtest failed")
         timing.write_text(json.dumps({"seconds": time.monotonic() - started}))

@@ -2,7 +2,7 @@
 AURA's backtest as a user would run it, and the two reference baselines of data/smd/README.md in the
 same run, all judged event-wise (aura_exporter/evaluation/events.py) on the test rows only.
 
-AURA: `aura-exporter backtest --data ../shared/data/smd --record.evidence` with aura_exporter/examples/smd.yml
+AURA: `aura-exporter backtest --data.path ../shared/data/smd --record.evidence` with aura_exporter/examples/smd.yml
 (learning on the `split` column's train rows), then the same figures as `aura-exporter evaluate`: the pages
 the shipped rules would have sent, and its risk's curve of recall against false alerts per entity-day. Its
 curve at a budget is that of its pages at page budgets (`council.false_pages_per_week`, BUDGET_CURVE), the
@@ -74,7 +74,7 @@ def markdown(results: dict, seconds: float, command: str) -> str:
         f"Produced by `{command}` ({seconds / 60:.1f} minutes on this 2-core machine). Eight machines of the",
         "Server Machine Dataset, 38 metrics each at 1-minute rows, 122 incidents labeled by their operators;",
         "about 16.5 days to learn from, then 16.5 days judged (../shared/data/smd/README.md). AURA runs as a user",
-        "would run it (`aura-exporter backtest --data` with aura_exporter/examples/smd.yml: every metric a",
+        "would run it (`aura-exporter backtest --data.path` with aura_exporter/examples/smd.yml: every metric a",
         "feature with a role, peers off, the default page budget of one a week, decisions confirmed after one 5-minute",
         "cycle, no forecaster, defaults otherwise).",
         "Event-wise: an alert is a run of alerting rows; an incident is caught by an alert overlapping",
@@ -170,8 +170,9 @@ def main() -> None:
     args = parser.parse_args()
     started = time.monotonic()
     backtest = args.output / "backtest"
-    if not args.reuse_backtest and cli(["backtest", f"--config.file={CONFIG}", f"--data={SMD}", "--record.evidence",
-                                        f"--labels={SMD / 'labels.json'}", f"--output.dir={backtest}"]) != 0:
+    if not args.reuse_backtest and cli(["backtest", f"--config.file={CONFIG}", f"--data.path={SMD}",
+                                        "--record.evidence", f"--labels.file={SMD / 'labels.json'}",
+                                        f"--output.dir={backtest}"]) != 0:
         sys.exit("the backtest failed")
     incidents = load_labels(SMD / "labels.json", "machine")
     aura = event_document(backtest, incidents, EARLY)

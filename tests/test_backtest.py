@@ -209,7 +209,7 @@ def test_backtest_and_evaluate_on_files(tmp_path, capsys):
     labels.write_text(json.dumps({"cat/spiky.csv": [[f"{spike:%Y-%m-%d %H:%M:%S}.000000",
                                                      f"{spike_end:%Y-%m-%d %H:%M:%S}.000000"]]}))
     out = tmp_path / "out"
-    assert main(["backtest", f"--config.file={config}", f"--data={tmp_path / 'data'}", f"--labels={labels}",
+    assert main(["backtest", f"--config.file={config}", f"--data.path={tmp_path / 'data'}", f"--labels.file={labels}",
                  f"--output.dir={out}"]) == 0
     with open(out / "scores.csv") as handle:
         rows = list(csv.DictReader(handle))
@@ -237,7 +237,7 @@ def test_backtest_and_evaluate_on_files(tmp_path, capsys):
     report = (out / "report.html").read_text()
     assert hostile not in report and "&lt;img src=x" in report and report.count("<svg") == 3
     capsys.readouterr()
-    assert main(["evaluate", f"--backtest={out}", f"--labels={labels}"]) == 0
+    assert main(["evaluate", f"--backtest.dir={out}", f"--labels.file={labels}"]) == 0
     printed = capsys.readouterr().out
     assert "NAB score" in printed and "incident recall" in printed
     result = json.loads((out / "evaluation.json").read_text())
@@ -248,13 +248,23 @@ def test_backtest_and_evaluate_on_files(tmp_path, capsys):
 def test_bad_backtest_input_is_a_clear_error(tmp_path, capsys):
     config = tmp_path / "aura.yml"
     config.write_text(CONFIG)
-    assert main(["backtest", f"--config.file={config}", f"--data={tmp_path / 'missing'}",
+    assert main(["backtest", f"--config.file={config}", f"--data.path={tmp_path / 'missing'}",
                  f"--output.dir={tmp_path / 'out'}"]) == 1
     assert "no such file or folder" in capsys.readouterr().err
     assert main(["backtest", f"--config.file={config}", f"--output.dir={tmp_path / 'out'}"]) == 1
-    assert "--from" in capsys.readouterr().err
-    assert main(["evaluate", f"--backtest={tmp_path}", f"--labels={config}"]) == 1
+    assert "--history.from" in capsys.readouterr().err
+    assert main(["evaluate", f"--backtest.dir={tmp_path}", f"--labels.file={config}"]) == 1
     assert "not a backtest" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("old", "new"), [("--from", "--history.from"), ("--data", "--data.path"),
+                                          ("--labels", "--labels.file"), ("--evidence", "--evidence.file")])
+def test_an_undotted_flag_of_old_is_refused_with_its_new_name(tmp_path, capsys, old, new):
+    """argparse alone would take `--data` as an abbreviation of `--data.path`: the old spelling is named instead."""
+    with pytest.raises(SystemExit) as exited:
+        main(["backtest", f"--config.file={tmp_path / 'aura.yml'}", f"{old}=x"])
+    assert exited.value.code == 2
+    assert f"{old} is now {new}" in capsys.readouterr().err
 
 
 def test_backtest_of_wide_files_learns_until_the_given_time_and_evaluates_event_wise(tmp_path, capsys):
@@ -271,7 +281,7 @@ def test_backtest_of_wide_files_learns_until_the_given_time_and_evaluates_event_
     labels = tmp_path / "incidents.yml"
     labels.write_text(f"incidents:\n  - entity: {{series: broken}}\n    start: {iso[450]}\n    end: {iso[479]}\n")
     out = tmp_path / "out"
-    assert main(["backtest", f"--config.file={config}", f"--data={tmp_path / 'data'}", f"--learn.until={iso[300]}",
+    assert main(["backtest", f"--config.file={config}", f"--data.path={tmp_path / 'data'}", f"--learn.until={iso[300]}",
                  f"--output.dir={out}"]) == 0
     with open(out / "scores.csv") as handle:
         rows = list(csv.DictReader(handle))
@@ -280,11 +290,11 @@ def test_backtest_of_wide_files_learns_until_the_given_time_and_evaluates_event_
     usual = [r["usual_per_week"] for r in rows if r["series"] == "broken"]  # the default page budget's λ
     assert usual[0] == ""  # it learns at first (and these smooth series stay on the fixed thresholds)
     capsys.readouterr()
-    assert main(["evaluate", f"--backtest={out}", f"--labels={labels}"]) == 0
+    assert main(["evaluate", f"--backtest.dir={out}", f"--labels.file={labels}"]) == 0
     assert "event-wise" in capsys.readouterr().out
     events = json.loads((out / "evaluation.json").read_text())["events"]
     assert events["pages"]["incidents"] == 1 and events["pages"]["caught"] == 1
     assert set(events["recall_at_budget"]) == {"0.1", "0.25", "1.0"} and events["curve"]
-    assert main(["backtest", f"--config.file={config}", "--from=2026-01-01T00:00:00Z", "--learn.until=2026-01-02",
+    assert main(["backtest", f"--config.file={config}", "--history.from=2026-01-01T00:00:00Z", "--learn.until=2026-01-02",
                  f"--output.dir={out}"]) == 1
-    assert "--learn.until is for --data" in capsys.readouterr().err
+    assert "--learn.until is for --data.path" in capsys.readouterr().err

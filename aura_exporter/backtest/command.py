@@ -259,13 +259,13 @@ def main(args) -> int:
                              "(graph analyses are not backtested)")
         incidents = load_labels(Path(args.labels), analysis.entity_labels[0]) if args.labels else []
         if args.data is None and args.start is None and args.evidence is None:
-            raise InputError("--from is needed to backtest on Prometheus history (or --data for files, or "
-                             "--evidence for a recording)")
+            raise InputError("--history.from is needed to backtest on Prometheus history (or --data.path for files, or "
+                             "--evidence.file for a recording)")
         if args.data is not None and len(analysis.entity_labels) != 1:
             raise InputError(f"analysis {analysis.name!r}: backtests on files need exactly one entity label")
         quiet_cycles()
         if args.learn_until is not None and args.data is None:
-            raise InputError("--learn.until is for --data (on Prometheus, learning ends at --from)")
+            raise InputError("--learn.until is for --data.path (on Prometheus, learning ends at --history.from)")
         if args.evidence is not None:
             outcomes = rerun_outcomes(analysis, Path(args.evidence))
         elif args.data is not None:

@@ -3,7 +3,7 @@
 A full replay spends nearly all its time on windows, persistence and forecasts; what the council
 decides from them (agents, risk, page budget, decisions, alerts) is a small part. `backtest
 --record.evidence` keeps, per cycle and entity, the evidence the agents weighed (council/evidence.py)
-in `evidence.npz`; `backtest --evidence FILE` then runs only the council over it, with the settings of
+in `evidence.npz`; `backtest --evidence.file FILE` then runs only the council over it, with the settings of
 the configuration given (sigmas, evidence kinds, warn, quorum, confirm and clear cycles, the page
 budget), and writes the same outputs as a full replay: equal to one when the settings are the same
 (tests/test_recording.py). What the evidence itself depends on (features, windows, topology,
