@@ -218,7 +218,7 @@ def _train(args: argparse.Namespace) -> int:
 
     from aura_exporter.forecast.checkpoint import checkpoint_path, describe, save_checkpoint
     from aura_exporter.forecast.manager import train_on_history
-    from aura_exporter.forecast.train import progress_bar
+    from aura_exporter.progress import progress_bar
     from aura_exporter.sources.replay import ReplayFleet
 
     try:
@@ -234,13 +234,13 @@ def _train(args: argparse.Namespace) -> int:
         return 1
     end = time.time()
     load = (_replay_history(ReplayFleet(origin=end)) if args.history_source == "replay"
-            else _prometheus_history(config, progress=_fetch_progress))
+            else _prometheus_history(config, progress=progress_bar("fetching history", unit="chunk")))
     failures = 0
     for analysis in analyses:
         print(f"{analysis.name}: fetching {analysis.forecast.history / 86400:g} days of history", file=sys.stderr)
         try:
             history = load(analysis, end - analysis.forecast.history, end)
-            state, report = train_on_history(analysis, history, progress=progress_bar())
+            state, report = train_on_history(analysis, history, progress=progress_bar("training", unit="epoch"))
         except Exception as err:  # report it and go on with the next analysis
             print(f"\n{analysis.name}: training failed: {err}", file=sys.stderr)
             failures += 1
@@ -250,11 +250,6 @@ def _train(args: argparse.Namespace) -> int:
         print(f"\n{analysis.name}: {report.epochs} epochs, held-out loss {report.validation_loss:.4f} "
               f"({report.stopped_because}, {report.seconds:.0f} s); wrote {path}", file=sys.stderr)
     return 1 if failures else 0
-
-
-def _fetch_progress(done: int, total: int) -> None:
-    sys.stderr.write(f"\rfetching history: {done}/{total} chunks" + ("\n" if done == total else ""))
-    sys.stderr.flush()
 
 
 def _replay_history(fleet):

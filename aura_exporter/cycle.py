@@ -237,8 +237,7 @@ class AnalysisCycle(Cycle):
 
     def _warmed_up(self, data_time: float) -> bool:
         """Baselines need a window beyond their reference plus min_history cycles of drift."""
-        warm_up = self.analysis.window + self.analysis.baseline.min_history * self.analysis.interval
-        return self.first_success is not None and data_time - self.first_success >= warm_up
+        return self.first_success is not None and data_time - self.first_success >= self.analysis.warm_up
 
     async def _context(self, end: float, windows: Windows) -> Context | None:
         """The forecaster's context, once it has a model; a failed fetch costs this cycle's forecast

@@ -19,6 +19,7 @@ from aura_exporter.config import Analysis, Config, ConfigError, load_config
 from aura_exporter.cycle import AnalysisCycle, Cycle, CycleFailed
 from aura_exporter.exposition.render import render_snapshot
 from aura_exporter.exposition.server import MAX_CONNECTIONS, ServerState, build_app, start_server
+from aura_exporter.exposition.status import AnalysesStatus
 from aura_exporter.exposition.webconfig import WebConfigFile
 from aura_exporter.forecast.manager import ModelManager
 from aura_exporter.graph_cycle import GraphCycle
@@ -77,7 +78,8 @@ class Exporter:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aura-compute")
         self.workers = workers or os.cpu_count() or 1
         self.runs: dict[str, AnalysisRun] = {a.name: self._prepare(a) for a in self._here(config)}
-        self.state = ServerState(live=self.metrics.registry, analyses=names, reload=self.reload if lifecycle else None)
+        self.state = ServerState(live=self.metrics.registry, status=AnalysesStatus().running(names),
+                                 reload=self.reload if lifecycle else None)
         self.watcher_task: asyncio.Task | None = None
         if config.kubernetes.enabled:
             self.state.watcher = ClusterWatcher(config.kubernetes, self.metrics.kubernetes_errors.inc)
@@ -186,14 +188,12 @@ class Exporter:
             await self._stop(self.runs.pop(name))
             if name not in wanted:
                 self.holder.drop(name)
-                self.state.succeeded.discard(name)
-                self.state.last_errors.pop(name, None)
         for analysis in self._here(config):
             if analysis.name not in self.runs:
                 self.metrics.prepare(analysis.name)
                 self.runs[analysis.name] = self._prepare(analysis)
                 self._start(self.runs[analysis.name])
-        self.state.analyses[:] = list(wanted)
+        self.state.status = self.state.status.running(list(wanted))
         if config.kubernetes != self.config.kubernetes:
             if self.watcher_task is not None:
                 self.watcher_task.cancel()
@@ -286,12 +286,11 @@ class Exporter:
         try:
             result = await cycle.run(self.clock.now())
         except CycleFailed as err:
-            self.state.last_errors[analysis.name] = str(err)
+            self.state.status = self.state.status.failed(analysis.name, str(err))
             result = None
         snapshot = self.holder.publish(result, analysis.name, time.time())
         if await self._render(snapshot):  # else a newer snapshot, holding this result too, was served and fed
             self.state.feed.publish(snapshot)
             self.state.history.record(snapshot)
         if result is not None:  # only now do /metrics and the API show it: then call it ready
-            self.state.last_errors.pop(analysis.name, None)
-            self.state.succeeded.add(analysis.name)
+            self.state.status = self.state.status.served(analysis.name)

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from aura_exporter.config import Analysis, Feature, PrometheusConfig
+from aura_exporter.progress import Progress
 from aura_exporter.sources.base import RangeResult, Series
-from aura_exporter.sources.history import Progress, history_grid, prometheus_results, replay_results
+from aura_exporter.sources.history import history_grid, prometheus_results, replay_results
 from aura_exporter.sources.replay import ReplayFleet
 from aura_exporter.sources.shard import Shard
 from aura_exporter.windows import EntityKey, fill_gaps, place_series

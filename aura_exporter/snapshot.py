@@ -7,7 +7,7 @@ cycle, and an entity that vanished from a cycle is gone from the next scrape.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -67,12 +67,11 @@ class Snapshot:
 
 
 class SnapshotHolder:
-    """Publishes snapshots atomically and tells listeners (the renderer) about each new one."""
+    """Publishes snapshots atomically: each is a new immutable value, never one changed in place."""
 
-    def __init__(self, on_publish: Callable[[Snapshot], None] | None = None):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._snapshot = Snapshot()
-        self._on_publish = on_publish
 
     @property
     def latest(self) -> Snapshot:
@@ -94,8 +93,6 @@ class SnapshotHolder:
                 results[analysis] = result
             snapshot = Snapshot(MappingProxyType(results), self._snapshot.version + 1, MappingProxyType(graphs))
             self._snapshot = snapshot
-        if self._on_publish is not None:
-            self._on_publish(snapshot)
         return snapshot
 
 

@@ -177,10 +177,11 @@ async def connect(port: int) -> socket.socket:
 def with_listener(scenario, max_connections: int = 512) -> None:
     """`await scenario(listener)` on an exporter's HTTP surface alone, on a loopback port."""
     from aura_exporter.exposition.server import ServerState, build_app, start_server
+    from aura_exporter.exposition.status import AnalysesStatus
 
     async def main():
-        listener = await start_server(build_app(ServerState(CollectorRegistry(), ["node"])), "127.0.0.1:0",
-                                      max_connections=max_connections)
+        state = ServerState(CollectorRegistry(), AnalysesStatus().running(["node"]))
+        listener = await start_server(build_app(state), "127.0.0.1:0", max_connections=max_connections)
         try:
             await scenario(listener)
         finally:

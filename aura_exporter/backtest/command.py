@@ -8,7 +8,6 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,9 +40,9 @@ from aura_exporter.forecast.manager import build_trained, train_on_history
 from aura_exporter.forecast.stage import TrainedModel
 from aura_exporter.history import History
 from aura_exporter.mixin.settings import COUNCIL_FOR
+from aura_exporter.progress import Progress, progress_bar
 from aura_exporter.windows import EntityKey
 
-Progress = Callable[[int, int], None]
 DETECTOR = "aura"
 
 
@@ -56,19 +55,8 @@ class Outcome:
     shifts: dict[EntityKey, float]
 
 
-def bar(what: str) -> Progress:
-    started = time.monotonic()
-
-    def show(done: int, total: int) -> None:
-        if done == total or done % max(1, total // 200) == 0:
-            elapsed = time.monotonic() - started
-            left = elapsed / done * (total - done) if done else 0.0
-            sys.stderr.write(f"\r{what}: {done}/{total} ({100 * done / total:.0f}%, {left:.0f} s left)  ")
-            if done == total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
-
-    return show
+def replaying(analysis: Analysis) -> Progress:
+    return progress_bar(f"{analysis.name}: replaying", unit="cycle")
 
 
 def rescaled(analysis: Analysis, factor: float) -> Analysis:
@@ -99,9 +87,7 @@ def learning_part(history: History, ends: dict[EntityKey, float]) -> History:
 def train(analysis: Analysis, history: History) -> TrainedModel | None:
     if not analysis.forecast.enabled:
         return None
-    from aura_exporter.forecast.train import progress_bar
-
-    state, report = train_on_history(analysis, history, progress=progress_bar())
+    state, report = train_on_history(analysis, history, progress=progress_bar("training", unit="epoch"))
     print(f"{analysis.name}: forecaster trained, {report.epochs} epochs, held-out loss "
           f"{report.validation_loss:.4f}", file=sys.stderr)
     return build_trained(analysis, state, {"trained_at": time.time()})
@@ -126,8 +112,7 @@ async def backtest_files(analysis: Analysis, root: Path, learn_until: float | No
                 for name, by_feature in members.items()}
         trained = train(grouped, learning_part(history, {key: r.learning_end for key, r in rows.items()}))
         trace = await replay(grouped, history, float(history.timestamps[0]) + grouped.window,
-                             float(history.timestamps[-1]), trained, bar(f"{analysis.name}: replaying"), workers,
-                             record)
+                             float(history.timestamps[-1]), trained, replaying(analysis), workers, record)
         scored = {key: score_rows(trace, key, r) for key, r in rows.items()}
         outcomes.append(Outcome(trace, scored, placed.shifts))
     return outcomes
@@ -144,14 +129,14 @@ async def backtest_prometheus(config: Config, analysis: Analysis, start: float, 
                               workers: int = 1, record: bool = False) -> list[Outcome]:
     from aura_exporter.history import prometheus_history
 
-    warm_up = analysis.window + analysis.baseline.min_history * analysis.interval
-    history = prometheus_history(config.prometheus, analysis, start - warm_up, end, bar("fetching history"))
+    history = prometheus_history(config.prometheus, analysis, start - analysis.warm_up, end,
+                                 progress_bar("fetching history", unit="chunk"))
     trained = None
     if analysis.forecast.enabled:
         before = prometheus_history(config.prometheus, analysis, start - analysis.forecast.history, start,
-                                    bar("fetching training history"))
+                                    progress_bar("fetching training history", unit="chunk"))
         trained = train(analysis, before)
-    trace = await replay(analysis, history, start, end, trained, bar(f"{analysis.name}: replaying"), workers, record)
+    trace = await replay(analysis, history, start, end, trained, replaying(analysis), workers, record)
     scored = {}
     for row, key in enumerate(history.entities):
         entity = trace.entities.get(key)
@@ -173,7 +158,7 @@ def rerun_outcomes(analysis: Analysis, path: Path) -> list[Outcome]:
             rows = recorded_rows(arrays)
         except (KeyError, ValueError, TypeError) as err:
             raise RecordingError("corrupt", f"{path} has a malformed recording: {err}") from err
-        trace = rerun(recording, bar(f"{analysis.name}: deciding again"))
+        trace = rerun(recording, progress_bar(f"{analysis.name}: deciding again", unit="cycle"))
         scored = {key: score_rows(trace, key, Rows(r["times"], r["timeline"], r["values"], r["learning"] > 0))
                   for key, r in rows.items()}
         outcomes.append(Outcome(trace, scored, {key: float(r["shift"][0]) if len(r["shift"]) else 0.0

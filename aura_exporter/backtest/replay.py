@@ -22,11 +22,10 @@ from aura_exporter.council.explanation import explain
 from aura_exporter.cycle import AnalysisCycle, CycleFailed
 from aura_exporter.forecast.manager import TrainedModel
 from aura_exporter.history import History, HistorySource
+from aura_exporter.progress import Progress
 from aura_exporter.snapshot import AnalysisResult
 from aura_exporter.telemetry import SelfMetrics
 from aura_exporter.windows import EntityKey
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass

@@ -253,6 +253,11 @@ class Analysis:
         return int(round(self.window / self.step))
 
     @property
+    def warm_up(self) -> float:
+        """Seconds before an entity's drift has a z-score: a window beyond its reference, then min_history cycles."""
+        return self.window + self.baseline.min_history * self.interval
+
+    @property
     def max_gap_steps(self) -> int:
         return int(self.max_gap // self.step) if self.max_gap else 4
 

@@ -14,6 +14,7 @@ from aura_exporter.council.decision import DECISIONS
 from aura_exporter.council.evidence import Evidence
 from aura_exporter.council.stage import Verdict
 from aura_exporter.durations import format_duration
+from aura_exporter.jsonvalues import finite
 from aura_exporter.topology.summaries import describe_critical
 
 SHARED_NODE_ACTION = ("{count} other flagged entities run on node {node}: check the node itself (kubelet, disk, "
@@ -108,12 +109,12 @@ def explain(verdict: Verdict, critical: np.ndarray, limits: dict[str, float], ho
                 for f in describe_critical(critical)]
     decision = DECISIONS[int(verdict.decision[index])]
     risk = float(verdict.risk[index])
-    usual = _optional(verdict.usual_per_week[index])
+    usual = finite(verdict.usual_per_week[index])
     return Explanation(
         decision=decision,
         risk=risk,
         summary=summarise(decision, risk, contributions, usual),
-        agents=[AgentView(agent, _optional(verdict.scores[index, a]), _optional_vote(verdict.votes[index, a]))
+        agents=[AgentView(agent, finite(verdict.scores[index, a]), _optional_vote(verdict.votes[index, a]))
                 for a, agent in enumerate(verdict.agents)],
         contributions=contributions,
         topology=topology,
@@ -195,7 +196,7 @@ def breaches(verdict: Verdict, limits: dict[str, float], index: int) -> list[Bre
         probability = evidence.breach[index, column]
         if feature in limits and np.isfinite(probability):
             eta = evidence.time_to_breach[index, column]
-            found.append(Breach(feature, limits[feature], float(probability), float(eta) if np.isfinite(eta) else None))
+            found.append(Breach(feature, limits[feature], float(probability), finite(eta)))
     return found
 
 
@@ -226,10 +227,6 @@ def _per_week(rate: float) -> str:
         return f"about {rate:.2g} times a week"
     weeks = 1.0 / rate if rate > 0 else float("inf")
     return "less than once a year" if weeks > 52 else f"about once in {weeks:.0f} weeks"
-
-
-def _optional(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None
 
 
 def _optional_vote(value: float) -> bool | None:

@@ -25,6 +25,7 @@ from aura_exporter.evaluation.events import (
     recall_at_budget,
 )
 from aura_exporter.evaluation.scoring import Kpis, ScoredEntity, kpis, nab_scores
+from aura_exporter.jsonvalues import finite
 from aura_exporter.windows import EntityKey
 
 
@@ -143,7 +144,8 @@ def kpi_document(found: Kpis) -> dict:
 
 
 def _round(value: float) -> float | None:
-    return None if not np.isfinite(value) else round(float(value), 4)
+    number = finite(value)
+    return None if number is None else round(number, 4)
 
 
 def summary(result: dict) -> str:

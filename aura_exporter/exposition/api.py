@@ -17,6 +17,7 @@ from aiohttp import web
 from aura_exporter import __version__
 from aura_exporter.council import DECISIONS
 from aura_exporter.exposition.openapi import openapi_document
+from aura_exporter.exposition.status import AnalysesStatus
 from aura_exporter.exposition.views import (
     ID_LENGTH,
     entity_detail,
@@ -96,12 +97,11 @@ class EntityIndex:
 
 
 class Api:
-    def __init__(self, snapshot: Callable[[], Snapshot], analyses: list[str], last_errors: dict[str, str],
+    def __init__(self, snapshot: Callable[[], Snapshot], status: Callable[[], AnalysesStatus],
                  cluster: Callable[[], ClusterTopology | None] = lambda: None):
         self.snapshot = snapshot
+        self.status_now = status
         self.cluster = cluster
-        self.analyses = analyses
-        self.last_errors = last_errors
         self.index = EntityIndex()
 
     def routes(self, app: web.Application) -> None:
@@ -114,13 +114,15 @@ class Api:
         app.router.add_get(f"{PREFIX}/graphs/{{analysis}}", self.graph)
 
     async def status(self, request: web.Request) -> web.Response:
-        snapshot = self.snapshot()
-        return success({"version": __version__, "analyses": [self._state(snapshot, name) for name in self.analyses]})
+        snapshot, status = self.snapshot(), self.status_now()
+        return success({"version": __version__,
+                        "analyses": [self._state(snapshot, status, name) for name in status.names]})
 
-    def _state(self, snapshot: Snapshot, name: str) -> dict[str, Any]:
+    @staticmethod
+    def _state(snapshot: Snapshot, status: AnalysesStatus, name: str) -> dict[str, Any]:
         result, graph = snapshot.results.get(name), snapshot.graphs.get(name)
         state: dict[str, Any] = {"name": name, "entities": 0, "data_time": None, "model_ready": False,
-                                 "last_error": self.last_errors.get(name)}
+                                 "last_error": status.last_errors.get(name)}
         if result is not None:
             state.update(entities=len(result.windows.entities), data_time=result.data_time,
                          model_ready=result.model_ready)
@@ -141,7 +143,7 @@ class Api:
     async def entities(self, request: web.Request) -> web.Response:
         query = request.query
         wanted = query.get("analysis")
-        if wanted is not None and wanted not in self.analyses:
+        if wanted is not None and wanted not in self.status_now().names:
             raise ApiError(404, "not_found", f"unknown analysis {wanted!r}")
         decision = query.get("decision")
         if decision is not None and decision not in DECISIONS:
@@ -189,7 +191,7 @@ class Api:
 
     def _latest(self, analysis: str, graph: bool):
         """The latest result of a metrics analysis or (`graph`) of a graph analysis."""
-        if analysis not in self.analyses:
+        if analysis not in self.status_now().names:
             raise ApiError(404, "not_found", f"unknown analysis {analysis!r}")
         snapshot = self.snapshot()
         wanted, other = (snapshot.graphs, snapshot.results) if graph else (snapshot.results, snapshot.graphs)

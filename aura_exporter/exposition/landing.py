@@ -5,13 +5,13 @@ Label values and error messages come from monitored systems: every one is escape
 
 from __future__ import annotations
 
-import html
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from aura_exporter import __version__
+from aura_exporter.exposition.markup import escape
 from aura_exporter.snapshot import AnalysisResult, Snapshot
 from aura_exporter.topology.summaries import describe_critical
 
@@ -36,27 +36,23 @@ forecasts and a risk council, exported as metrics.</p>
 """
 
 
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def render_landing(snapshot: Snapshot, analyses: list[str], errors: Mapping[str, str], telemetry_path: str) -> str:
+def render_landing(snapshot: Snapshot, analyses: Sequence[str], errors: Mapping[str, str], telemetry_path: str) -> str:
     rows, standouts = [], []
     for name in analyses:
         result, graph = snapshot.results.get(name), snapshot.graphs.get(name)
-        error = _e(errors.get(name, ""))
+        error = escape(errors.get(name, ""))
         if result is not None:
-            rows.append(f"<tr><td>{_e(name)}</td><td>{len(result.windows.entities)}</td>"
+            rows.append(f"<tr><td>{escape(name)}</td><td>{len(result.windows.entities)}</td>"
                         f"<td>{result.topology.fleet.components}</td><td>{_when(result.completed_at)}</td>"
                         f"<td>{error}</td></tr>")
             standouts.append(_standouts(result))
         elif graph is not None:
-            rows.append(f"<tr><td>{_e(name)} (<a href=\"/ui/graphs/{_e(name)}\">service graph</a>)</td>"
+            rows.append(f"<tr><td>{escape(name)} (<a href=\"/ui/graphs/{escape(name)}\">service graph</a>)</td>"
                         f"<td>{len(graph.outcome.graph.services)} services</td><td>{int(graph.outcome.betti[0])}</td>"
                         f"<td>{_when(graph.completed_at)}</td><td>{error}</td></tr>")
         else:
-            rows.append(f"<tr><td>{_e(name)}</td><td>0</td><td></td><td>never</td><td>{error}</td></tr>")
-    return _PAGE.format(version=_e(__version__), path=_e(telemetry_path), analyses="\n".join(rows),
+            rows.append(f"<tr><td>{escape(name)}</td><td>0</td><td></td><td>never</td><td>{error}</td></tr>")
+    return _PAGE.format(version=escape(__version__), path=escape(telemetry_path), analyses="\n".join(rows),
                         standouts="\n".join(standouts))
 
 
@@ -74,8 +70,8 @@ def _standouts(result: AnalysisResult) -> str:
         critical = describe_critical(topology.critical[index])
         reading = critical[0].interpretation if critical else "no feature above the noise threshold"
         betti = "/".join(str(int(b)) for b in topology.betti[index])
-        rows.append(f"<tr><td>{_e(labels)}</td><td>{topology.drift_zscore[index]:.2f}</td><td>{betti}</td>"
-                    f"<td>{topology.fleet.isolation[index]:.2f}</td><td>{_e(reading)}</td></tr>")
-    return (f"<h2>{_e(result.analysis.name)}: entities with the largest drift</h2><table><tr><th>entity</th>"
+        rows.append(f"<tr><td>{escape(labels)}</td><td>{topology.drift_zscore[index]:.2f}</td><td>{betti}</td>"
+                    f"<td>{topology.fleet.isolation[index]:.2f}</td><td>{escape(reading)}</td></tr>")
+    return (f"<h2>{escape(result.analysis.name)}: entities with the largest drift</h2><table><tr><th>entity</th>"
             f"<th>drift z-score</th><th>Betti {dims}</th><th>fleet isolation</th><th>most persistent feature</th></tr>"
             + "\n".join(rows) + "</table>")

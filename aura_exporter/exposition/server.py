@@ -30,6 +30,7 @@ from aura_exporter.exposition.render import (
     render_snapshot,
     wants_openmetrics,
 )
+from aura_exporter.exposition.status import AnalysesStatus
 from aura_exporter.exposition.ui import RiskHistory, Ui
 from aura_exporter.exposition.webconfig import WebConfigFile, basic_auth
 from aura_exporter.snapshot import Snapshot
@@ -48,11 +49,12 @@ SEND_BUFFER = 256 * 1024
 
 @dataclass
 class ServerState:
+    """What the HTTP layer reads. The exporter replaces `rendered` and `status` as cycles end (one
+    publish step each); handlers never see a half-updated value."""
+
     live: CollectorRegistry
-    analyses: list[str]
+    status: AnalysesStatus = field(default_factory=AnalysesStatus)
     rendered: Rendered = field(default_factory=lambda: render_snapshot(Snapshot()))
-    succeeded: set[str] = field(default_factory=set)  # analyses with at least one complete cycle
-    last_errors: dict[str, str] = field(default_factory=dict)
     feed: DecisionFeed = field(default_factory=DecisionFeed)
     history: RiskHistory = field(default_factory=RiskHistory)
     watcher: ClusterWatcher | None = None  # Kubernetes enrichment, when enabled
@@ -64,8 +66,6 @@ class ServerState:
     def cluster(self) -> ClusterTopology | None:
         return self.watcher.latest if self.watcher else None
 
-    def not_ready(self) -> list[str]:
-        return [name for name in self.analyses if name not in self.succeeded]
 
 
 def build_app(state: ServerState, telemetry_path: str = "/metrics", web_config: WebConfigFile | None = None,
@@ -73,7 +73,7 @@ def build_app(state: ServerState, telemetry_path: str = "/metrics", web_config: 
     guard = [basic_auth(lambda: web_config.latest().users, probe_token)] if web_config is not None else []
     app = web.Application(middlewares=[*guard, json_errors])
     handlers = _Handlers(state, telemetry_path)
-    Api(lambda: state.rendered.snapshot, state.analyses, state.last_errors, state.cluster).routes(app)
+    Api(lambda: state.rendered.snapshot, lambda: state.status, state.cluster).routes(app)
     app.router.add_get(f"{PREFIX}/decisions", state.feed.handle)
     Ui(lambda: state.rendered.snapshot, state.history, state.cluster).routes(app)
     app.on_shutdown.append(state.feed.close_all)
@@ -113,7 +113,7 @@ class _Handlers:
         return web.Response(text="Healthy.\n")
 
     async def ready(self, request: web.Request) -> web.Response:
-        waiting = self.state.not_ready()
+        waiting = self.state.status.not_ready()
         if waiting:
             return web.Response(status=503, text="Not ready: no complete cycle yet for analysis "
                                 + ", ".join(waiting) + ".\n")
@@ -133,7 +133,8 @@ class _Handlers:
         return web.Response(text="Reloaded.\n")
 
     async def landing(self, request: web.Request) -> web.Response:
-        page = render_landing(self.state.rendered.snapshot, self.state.analyses, self.state.last_errors,
+        status = self.state.status
+        page = render_landing(self.state.rendered.snapshot, status.names, status.last_errors,
                               self.telemetry_path)
         return web.Response(text=page, content_type="text/html")
 

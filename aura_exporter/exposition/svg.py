@@ -5,24 +5,21 @@ Every text that reaches a chart (labels, titles) is escaped here; callers pass p
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from aura_exporter.exposition.markup import escape
 
 WIDTH, HEIGHT, MARGIN = 360, 240, 36
 DIM_COLOURS = {0: "#1f77b4", 1: "#d62728", 2: "#2ca02c"}
 DECISION_COLOURS = {"monitor": "#2ca02c", "warn": "#ff7f0e", "critical": "#d62728"}
 
 
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
 def _frame(body: str, title: str, width: int = WIDTH, height: int = HEIGHT, kind: str = "chart") -> str:
     return (f'<svg class="{kind}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-            f'width="{width}" height="{height}" role="img"><title>{_e(title)}</title>{body}</svg>')
+            f'width="{width}" height="{height}" role="img"><title>{escape(title)}</title>{body}</svg>')
 
 
 @dataclass(frozen=True)
@@ -47,9 +44,10 @@ class Scale:
 def _axes(x: Scale, y: Scale, x_label: str, y_label: str) -> str:
     return (f'<line x1="{x.start}" y1="{y.start}" x2="{x.end}" y2="{y.start}" stroke="#888"/>'
             f'<line x1="{x.start}" y1="{y.start}" x2="{x.start}" y2="{y.end}" stroke="#888"/>'
-            f'<text x="{x.end}" y="{y.start + 16}" text-anchor="end" font-size="10">{_e(x_label)} '
+            f'<text x="{x.end}" y="{y.start + 16}" text-anchor="end" font-size="10">{escape(x_label)} '
             f'{x.low:.3g}…{x.high:.3g}</text>'
-            f'<text x="{x.start + 4}" y="{y.end + 10}" font-size="10">{_e(y_label)} {y.low:.3g}…{y.high:.3g}</text>')
+            f'<text x="{x.start + 4}" y="{y.end + 10}" font-size="10">{escape(y_label)} '
+            f'{y.low:.3g}…{y.high:.3g}</text>')
 
 
 def persistence_diagram(pairs: dict[int, np.ndarray], threshold: float, title: str) -> str:
@@ -121,7 +119,7 @@ def line_chart(lines: Sequence[Line], title: str, y_label: str, limit: float | N
         points = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in zip(line.times[finite], line.values[finite],
                                                                      strict=True))
         body.append(f'<polyline points="{points}" fill="none" stroke="{line.colour}" stroke-width="1.5">'
-                    f'<title>{_e(line.name)}</title></polyline>')
+                    f'<title>{escape(line.name)}</title></polyline>')
         if finite.sum() < 3:  # too few points to see a line
             body += [f'<circle cx="{x(t):.1f}" cy="{y(v):.1f}" r="3" fill="{line.colour}"/>'
                      for t, v in zip(line.times[finite], line.values[finite], strict=True)]
@@ -151,10 +149,10 @@ def fleet_graph(nodes: Sequence[Node], positions: np.ndarray, edges: Sequence[tu
     body = [line(a, b, 'stroke="#ccc"') for a, b in edges]
     body += [line(a, b, 'class="shared-node" stroke="#9467bd" stroke-dasharray="5 3"') for a, b in shared]
     for i, node in enumerate(nodes):
-        body.append(f'<a href="{_e(node.href)}"><circle class="node" cx="{x(positions[i, 0]):.1f}" '
+        body.append(f'<a href="{escape(node.href)}"><circle class="node" cx="{x(positions[i, 0]):.1f}" '
                     f'cy="{y(positions[i, 1]):.1f}" r="{4 + 6 * node.risk:.1f}" '
-                    f'fill="{DECISION_COLOURS.get(node.decision, "#555")}"><title>{_e(node.label)}: '
-                    f'{_e(node.decision)}, risk {node.risk:.0%}</title></circle></a>')
+                    f'fill="{DECISION_COLOURS.get(node.decision, "#555")}"><title>{escape(node.label)}: '
+                    f'{escape(node.decision)}, risk {node.risk:.0%}</title></circle></a>')
     return _frame("".join(body), title, width=size, height=size, kind="fleet-graph")
 
 
@@ -182,9 +180,9 @@ def timeline(times: np.ndarray, values: np.ndarray, risk: np.ndarray, spans: Seq
     body = []
     for span in spans:
         left, right = x((span.start - times[0]) / 86400.0), x((span.end - times[0]) / 86400.0)
-        body.append(f'<rect class="{_e(span.kind)}" x="{left:.1f}" y="10" width="{max(1.5, right - left):.1f}" '
+        body.append(f'<rect class="{escape(span.kind)}" x="{left:.1f}" y="10" width="{max(1.5, right - left):.1f}" '
                     f'height="{TIMELINE_HEIGHT - MARGIN - 10}" fill="{SPAN_COLOURS.get(span.kind, "#999")}" '
-                    f'opacity="0.25"><title>{_e(span.kind)} {_e(span.note)}</title></rect>')
+                    f'opacity="0.25"><title>{escape(span.kind)} {escape(span.note)}</title></rect>')
     body.append(_axes(x, y, "days", "value"))
     for series, scale, colour, name in ((values, y, "#1f77b4", "value"), (risk, r, "#ff7f0e", "risk")):
         finite = np.isfinite(series)
@@ -239,9 +237,9 @@ def service_graph(names: Sequence[str], states: Sequence[str], layers: np.ndarra
         bend = 0.0 if x1 != x2 else (12 + 0.4 * abs(y2 - y1)) * (-1 if y2 > y1 else 1)
         body.append(f'<path class="edge {edge.kind}" d="M {x1:.1f} {y1:.1f} Q {(x1 + x2) / 2 + bend:.1f} '
                     f'{(y1 + y2) / 2:.1f} {x2:.1f} {y2:.1f}" fill="none" {SERVICE_EDGE_STYLES[edge.kind]} '
-                    f'marker-end="url(#arrow)"><title>{_e(edge.note)}</title></path>')
+                    f'marker-end="url(#arrow)"><title>{escape(edge.note)}</title></path>')
     for i, (name, state) in enumerate(zip(names, states, strict=True)):
         body.append(f'<g class="service {state}"><circle cx="{x[i]:.1f}" cy="{y[i]:.1f}" r="5" '
                     f'fill="{SERVICE_COLOURS[state]}"/><text x="{x[i] + 8:.1f}" y="{y[i] + 4:.1f}" '
-                    f'font-size="11">{_e(name)}</text></g>')
+                    f'font-size="11">{escape(name)}</text></g>')
     return _frame("".join(body), title, width=width, height=height, kind="service-graph")

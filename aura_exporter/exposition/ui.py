@@ -9,7 +9,6 @@ explanation is escaped; a Content-Security-Policy forbids inline scripts besides
 from __future__ import annotations
 
 import functools
-import html
 from collections import deque
 from importlib import resources
 from urllib.parse import quote
@@ -24,6 +23,7 @@ from aura_exporter import __version__
 from aura_exporter.council import DECISIONS
 from aura_exporter.durations import format_duration
 from aura_exporter.exposition.api import EntityIndex
+from aura_exporter.exposition.markup import escape
 from aura_exporter.exposition.svg import (
     Line,
     Node,
@@ -59,15 +59,11 @@ tr:nth-child(even){background:#f4f4f4}.monitor{color:#2ca02c}.warn{color:#ff7f0e
 #live{font-size:.8em;color:#666}"""
 
 
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
 def _page(title: str, body: str, entity: str = "") -> str:
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
             f'<style>{_STYLE}</style><script src="/ui/static/ui.js" defer></script></head>'
-            f'<body data-entity="{_e(entity)}"><p><a href="/ui">Fleet</a> · <a href="/">Exporter</a> · '
-            f'<a href="/api/v1/openapi.json">API</a> · AURA exporter {_e(__version__)} '
+            f'<body data-entity="{escape(entity)}"><p><a href="/ui">Fleet</a> · <a href="/">Exporter</a> · '
+            f'<a href="/api/v1/openapi.json">API</a> · AURA exporter {escape(__version__)} '
             f'<span id="live">live updates: connecting…</span></p>{body}</body></html>')
 
 
@@ -177,8 +173,8 @@ def fleet_section(result: AnalysisResult, cluster: ClusterTopology | None = None
         identifier = entity_id(result.analysis.name, result.entity_labels(int(index)))
         risk, drift, isolation = verdict.risk[index], topology.drift_zscore[index], topology.fleet.isolation[index]
         rows.append(
-            f'<tr data-id="{identifier}"><td data-value="{_e(entity_name(result, int(index)))}">'
-            f'<a href="{_e(entity_link(result, int(index)))}">{_e(entity_name(result, int(index)))}</a></td>'
+            f'<tr data-id="{identifier}"><td data-value="{escape(entity_name(result, int(index)))}">'
+            f'<a href="{escape(entity_link(result, int(index)))}">{escape(entity_name(result, int(index)))}</a></td>'
             f'<td class="decision {decision}" data-value="{int(verdict.decision[index])}">{decision}</td>'
             f'<td class="risk" data-value="{risk:.6f}">{risk:.0%}</td>'
             f'<td data-value="{drift:.6f}">{drift:.2f}</td><td data-value="{isolation:.6f}">{isolation:.2f}</td></tr>')
@@ -186,7 +182,7 @@ def fleet_section(result: AnalysisResult, cluster: ClusterTopology | None = None
     shown = "" if entities <= TABLE_ROWS else (f' The table shows the {TABLE_ROWS} riskiest; <a href="/api/v1/entities?'
                                                f'analysis={quote(result.analysis.name)}&amp;limit=10000">the API</a> '
                                                'lists them all.')
-    return (f'<h2>{_e(result.analysis.name)}</h2><p>{entities} entities, {topology.fleet.components} behaviour '
+    return (f'<h2>{escape(result.analysis.name)}</h2><p>{entities} entities, {topology.fleet.components} behaviour '
             f'clusters.{shown}</p>{shared_nodes_note(result, nodes_of)}'
             f'<div class="charts">{fleet_graph_svg(result, nodes_of)}</div>'
             '<table class="entities"><thead><tr><th data-sort="text">entity</th><th data-sort="number">decision</th>'
@@ -230,7 +226,7 @@ def shared_nodes_note(result: AnalysisResult, nodes_of: list[str | None]) -> str
     shared = sorted((n, c) for n, c in counts.items() if c > 1)
     if not shared:
         return ""
-    items = "".join(f"<li>{_e(node)}: {count} flagged</li>" for node, count in shared)
+    items = "".join(f"<li>{escape(node)}: {count} flagged</li>" for node, count in shared)
     return f'<p>Nodes with several flagged entities (check the node first):</p><ul class="shared-nodes">{items}</ul>'
 
 
@@ -250,16 +246,16 @@ def entity_section(result: AnalysisResult, index: int, history: np.ndarray, plac
     threshold = float(result.topology.thresholds[index])
     name = entity_name(result, index)
     agents = "".join(
-        f"<tr><td>{_e(a.agent)}</td><td>{'abstains' if a.score is None else f'{a.score:.2f}'}</td>"
+        f"<tr><td>{escape(a.agent)}</td><td>{'abstains' if a.score is None else f'{a.score:.2f}'}</td>"
         f"<td>{'' if a.vote is None else ('flags' if a.vote else 'no')}</td></tr>" for a in explanation.agents)
-    reasons = "".join(f"<li>{_e(c.text)} <small>({_e(c.agent)}, score {c.score:.2f})</small></li>"
+    reasons = "".join(f"<li>{escape(c.text)} <small>({escape(c.agent)}, score {c.score:.2f})</small></li>"
                       for c in explanation.contributions) or "<li>nothing stands out</li>"
-    actions = "".join(f"<li>{_e(a)}</li>" for a in explanation.actions) or "<li>none needed</li>"
-    features = "".join(f"<li>H{f.dimension} ({f.birth:.3g} → {f.death:.3g}): {_e(f.interpretation)}</li>"
+    actions = "".join(f"<li>{escape(a)}</li>" for a in explanation.actions) or "<li>none needed</li>"
+    features = "".join(f"<li>H{f.dimension} ({f.birth:.3g} → {f.death:.3g}): {escape(f.interpretation)}</li>"
                        for f in explanation.topology) or "<li>no feature above the noise threshold</li>"
-    return (f'<h1>{_e(name)}</h1><p>Analysis {_e(result.analysis.name)}: '
+    return (f'<h1>{escape(name)}</h1><p>Analysis {escape(result.analysis.name)}: '
             f'<span class="decision {explanation.decision}">{explanation.decision}</span>, risk '
-            f'{explanation.risk:.0%}.</p><p class="summary">{_e(explanation.summary)}</p>'
+            f'{explanation.risk:.0%}.</p><p class="summary">{escape(explanation.summary)}</p>'
             f'<h2>Council</h2><table class="agents"><tr><th>agent</th><th>score</th><th>vote</th></tr>{agents}'
             f'</table><h2>Why</h2><ul class="reasons">{reasons}</ul><h2>What to do</h2><ul class="actions">{actions}'
             f'</ul>{kubernetes_section(placement)}<h2>Topology</h2><ul>{features}</ul><div class="charts">'
@@ -272,11 +268,11 @@ def entity_section(result: AnalysisResult, index: int, history: np.ndarray, plac
 def kubernetes_section(placement: dict | None) -> str:
     if placement is None:
         return ""
-    owner = f", owned by {_e(placement['owner'])}" if placement["owner"] else ""
-    flagged = "".join(f"<li>{_e(name)}</li>" for name in placement["flagged_on_node"])
+    owner = f", owned by {escape(placement['owner'])}" if placement["owner"] else ""
+    flagged = "".join(f"<li>{escape(name)}</li>" for name in placement["flagged_on_node"])
     shared = (f"<p>Also flagged on this node:</p><ul class=\"same-node\">{flagged}</ul>" if flagged
               else "<p>No other flagged entity on this node.</p>")
-    return f'<h2>Kubernetes</h2><p>On node {_e(placement["node"])}{owner}.</p>{shared}'
+    return f'<h2>Kubernetes</h2><p>On node {escape(placement["node"])}{owner}.</p>{shared}'
 
 
 def risk_chart(history: np.ndarray, now: float) -> str:
@@ -307,28 +303,29 @@ def graph_overview(result: GraphResult) -> str:
     """A graph analysis on the fleet page: its findings in a sentence and the drawing."""
     name = result.analysis.name
     outcome = result.outcome
-    return (f'<h2 class="graph-title">{_e(name)} (service graph)</h2><p class="graph-summary">'
-            f'{_e(graph_sentence(result))}.</p><p>{len(outcome.graph.services)} services, '
+    return (f'<h2 class="graph-title">{escape(name)} (service graph)</h2><p class="graph-summary">'
+            f'{escape(graph_sentence(result))}.</p><p>{len(outcome.graph.services)} services, '
             f'{outcome.graph.weight.size} edges, {int(outcome.betti[0])} part(s), {int(outcome.betti[1])} '
-            f'independent loop(s). <a href="/ui/graphs/{_e(name)}">Details</a></p>'
+            f'independent loop(s). <a href="/ui/graphs/{escape(name)}">Details</a></p>'
             f'<div class="charts">{service_graph_svg(result)}</div>')
 
 
 def graph_page(result: GraphResult) -> str:
     outcome, findings = result.outcome, result.outcome.findings
     loops = "".join(f'<li class="loop{" new" if loop.new else ""}">{"new: " if loop.new else "known: "}'
-                    f'{_e(", ".join(loop.services))} <small>(weakest link {loop.weakest_link:.3g})</small></li>'
+                    f'{escape(", ".join(loop.services))} <small>(weakest link {loop.weakest_link:.3g})</small></li>'
                     for loop in findings.loops) or "<li>none</li>"
-    cuts = "".join(f'<li class="cut">{_e(", ".join(cut.services))}'
+    cuts = "".join(f'<li class="cut">{escape(", ".join(cut.services))}'
                    f'{" (no calls at all)" if cut.vanished else ""}</li>' for cut in findings.cuts) or "<li>none</li>"
     changes = "".join(f'<li class="change {"appeared" if c.appeared else "vanished"}">'
-                      f'{"new" if c.appeared else "gone"}: {_e(c.caller)} → {_e(c.callee)} <small>({c.weight:.3g})'
+                      f'{"new" if c.appeared else "gone"}: {escape(c.caller)} → {escape(c.callee)} '
+                      f'<small>({c.weight:.3g})'
                       f'</small></li>' for c in findings.changes) or "<li>none</li>"
-    actions = "".join(f"<li>{_e(a)}</li>" for a in graph_actions(result)) or "<li>none needed</li>"
+    actions = "".join(f"<li>{escape(a)}</li>" for a in graph_actions(result)) or "<li>none needed</li>"
     cap = outcome.diagrams.deepest + 1.0  # never-dying features drawn one level beyond the deepest finite one
     pairs = {d: np.minimum(outcome.diagrams.of_dim(d), cap) for d in outcome.dims}
-    return (f'<h1>{_e(result.analysis.name)}: service graph</h1><p class="graph-summary">'
-            f'{_e(graph_sentence(result))}.</p><h2>Request loops</h2><ul class="loops">{loops}</ul>'
+    return (f'<h1>{escape(result.analysis.name)}: service graph</h1><p class="graph-summary">'
+            f'{escape(graph_sentence(result))}.</p><h2>Request loops</h2><ul class="loops">{loops}</ul>'
             f'<h2>Cut off from the main part</h2><ul class="cuts">{cuts}</ul><h2>Edges against the baseline</h2>'
             f'<ul class="changes">{changes}</ul><h2>What to do</h2><ul class="actions">{actions}</ul>'
             f'<div class="charts">{service_graph_svg(result)}'

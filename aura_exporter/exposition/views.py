@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import asdict
 from typing import Any
 
@@ -17,6 +16,7 @@ import numpy as np
 from aura_exporter.council import DECISIONS
 from aura_exporter.council.explanation import ACTIONS, Explanation, with_shared_node
 from aura_exporter.durations import format_duration
+from aura_exporter.jsonvalues import finite
 from aura_exporter.snapshot import AnalysisResult, GraphResult
 from aura_exporter.sources.kubernetes import ClusterTopology
 
@@ -26,12 +26,6 @@ ID_LENGTH = 16
 def entity_id(analysis: str, labels: dict[str, str]) -> str:
     canonical = json.dumps([analysis, sorted(labels.items())], separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:ID_LENGTH]
-
-
-def finite(value: float) -> float | None:
-    """JSON has no NaN or infinity: missing values are null."""
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def entity_summary(result: AnalysisResult, index: int) -> dict[str, Any]:

@@ -34,8 +34,9 @@ from aura_exporter.forecast.checkpoint import (
 from aura_exporter.forecast.data import SampleShape, model_horizons, training_samples
 from aura_exporter.forecast.model import Forecaster, ModelShape, pick_device
 from aura_exporter.forecast.stage import ForecastStage, TrainedModel
-from aura_exporter.forecast.train import Progress, TrainingReport, train_model
+from aura_exporter.forecast.train import TrainingReport, train_model
 from aura_exporter.history import History, HistoryLoader
+from aura_exporter.progress import Progress
 
 log = logging.getLogger(__name__)
 

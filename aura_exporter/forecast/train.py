@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
-import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,8 +12,8 @@ import torch
 
 from aura_exporter.forecast.data import Samples
 from aura_exporter.forecast.model import Forecaster, ModelShape, pinball_loss
+from aura_exporter.progress import Progress
 
-Progress = Callable[[int, int, float, float], None]
 MIN_SEASON_SAMPLES = 64  # training samples that must hold a season's lag before the model may use it
 
 
@@ -27,19 +25,6 @@ class TrainingReport:
     samples: int
     seconds: float
     stopped_because: str  # "converged", "max_epochs" or "time_budget"
-
-
-def progress_bar(stream=sys.stderr) -> Progress:
-    """A one-line progress bar for long training runs."""
-    def show(epoch: int, epochs: int, train_loss: float, validation_loss: float) -> None:
-        filled = int(30 * epoch / epochs)
-        stream.write(f"\rtraining [{'#' * filled}{'.' * (30 - filled)}] epoch {epoch}/{epochs} "
-                     f"loss {train_loss:.4f} held-out {validation_loss:.4f}")
-        if epoch == epochs:
-            stream.write("\n")
-        stream.flush()
-
-    return show
 
 
 def autocast(device: torch.device):
@@ -79,7 +64,7 @@ def train_model(shape: ModelShape, train: Samples, validation: Samples, device: 
         train_loss = float(np.mean(losses)) if losses else math.nan
         validation_loss = evaluate(model, validation, device)
         if progress:
-            progress(epoch, max_epochs, train_loss, validation_loss)
+            progress(epoch, max_epochs, loss=f"{train_loss:.4f}", held_out=f"{validation_loss:.4f}")
         criterion = train_loss if math.isnan(validation_loss) else validation_loss  # no tail: train loss
         scheduler.step(criterion)
         if criterion < best - 1e-5:

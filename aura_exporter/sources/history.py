@@ -6,16 +6,15 @@ series) with progress, or from the replay fleet. Placing them on the step grid i
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 
 import numpy as np
 
 from aura_exporter.config import Analysis, PrometheusConfig
+from aura_exporter.progress import Progress
 from aura_exporter.sources.base import QueryError, RangeResult, merge_pieces
 from aura_exporter.sources.parse import parse_series
 from aura_exporter.sources.replay import ReplayFleet, ReplaySource
 
-Progress = Callable[[int, int], None]
 MAX_POINTS = 10_000
 
 
