@@ -18,12 +18,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Real Prometheus, Alertmanager and Chromium for the tests (Debian packages), installed only when missing.
+# Real Prometheus, VictoriaMetrics, Alertmanager and Chromium for the tests (Debian packages), installed only
+# when missing.
 system-deps:
 	@command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v amtool >/dev/null && \
-	 command -v chromium >/dev/null || \
+	 command -v victoria-metrics >/dev/null && command -v chromium >/dev/null || \
 	  ($(SUDO) apt-get update -q && \
-	   DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q prometheus prometheus-alertmanager chromium)
+	   DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q prometheus prometheus-alertmanager \
+	     victoria-metrics chromium)
 
 run: install
 	$(BIN)/aura-exporter demo $(ARGS)

@@ -10,7 +10,6 @@ from conftest import wait_for
 
 from aura_exporter.config import Analysis, Feature, PrometheusConfig
 from aura_exporter.history import prometheus_history, replay_history
-from aura_exporter.sources import history as history_module
 from aura_exporter.sources.replay import ReplayFleet
 
 ANALYSIS = Analysis(name="a", entity_labels=("instance",), step=1.0, window=10.0, interval=2.0,
@@ -19,14 +18,13 @@ ANALYSIS = Analysis(name="a", entity_labels=("instance",), step=1.0, window=10.0
 
 
 @pytest.mark.prometheus
-def test_history_from_real_prometheus_in_chunks(target, prometheus_servers, monkeypatch):
+def test_history_from_real_prometheus_in_chunks(target, prometheus_servers):
     prometheus = prometheus_servers(scrape_targets={"target": f"127.0.0.1:{target.port}"})
     wait_for(lambda: min((len(s["values"]) for s in prometheus.query("test_cpu[30s]")), default=0) >= 12, 40,
              what="12 s of scraped data")
-    monkeypatch.setattr(history_module, "MAX_POINTS", 5)  # force many chunks
     progress = []
     end = float(int(time.time()))
-    history = prometheus_history(PrometheusConfig(url=prometheus.url), ANALYSIS, end - 11, end,
+    history = prometheus_history(PrometheusConfig(url=prometheus.url, max_points_per_query=5), ANALYSIS, end - 11, end,
                                  progress=lambda done, total: progress.append((done, total)))
     assert history.entities == tuple((f"host-{c}",) for c in "abcdef")
     assert history.values.shape == (6, 12, 2)

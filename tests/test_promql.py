@@ -14,7 +14,8 @@ from conftest import free_port, wait_for
 
 from aura_exporter.config import Analysis, BasicAuth, Feature, PrometheusConfig, TLSConfig
 from aura_exporter.sources.base import QueryError
-from aura_exporter.sources.promql import PromQLSource, split_range
+from aura_exporter.sources.promql import PromQLSource
+from aura_exporter.sources.wire import split_range
 
 ANALYSIS = Analysis(name="a", entity_labels=("instance",), step=1, window=10, interval=2,
                     features=(Feature("cpu", 'test_cpu{job="target"}', "resources"),))
@@ -166,8 +167,8 @@ def test_query_errors_never_carry_a_urls_password():
     assert str(error) == "history query failed: https://a:<secret>@x/api and http://u@y/ and s://:<secret>@z"
 
 
-def make_certificates(directory) -> dict[str, str]:
-    """A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl."""
+def make_certificates(directory, san: str = "IP:127.0.0.1") -> dict[str, str]:
+    """A CA, a server certificate for `san` (127.0.0.1) and a client certificate, made with openssl."""
     import subprocess
 
     def openssl(*args):
@@ -175,7 +176,7 @@ def make_certificates(directory) -> dict[str, str]:
 
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
             "-days", "2", "-subj", "/CN=aura-test-ca")
-    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    (directory / "san.ext").write_text(f"subjectAltName={san}\n")
     for name in ("server", "client"):
         openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
                 "-subj", f"/CN={name}")

@@ -61,7 +61,8 @@ class PrometheusConfig:
                                                    example="{X-Scope-OrgID: team-a}")
     max_concurrency: int = setting(4, "requests in flight", "integer")
     retries: int = setting(3, "on 5xx, 429, timeouts and connection errors; never on other 4xx", "integer", low=0)
-    max_points_per_query: int = 11000  # Prometheus refuses more than 11,000 points per series
+    max_points_per_query: int = setting(11000, "points per series in one request; longer ranges are split "
+                                        "(Prometheus refuses more than 11,000)", "integer", low=2)
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,10 @@ ERROR_REASONS = ("timeout", "unreachable", "server_error", "bad_request", "inval
 class QueryError(Exception):
     """A feature query that failed; `reason` is one of ERROR_REASONS."""
 
-    def __init__(self, reason: str, message: str):
+    def __init__(self, reason: str, message: str, retry_after: str | None = None):
         assert reason in ERROR_REASONS, reason
         self.reason = reason
+        self.retry_after = retry_after  # the server's Retry-After header, when it sent one
         super().__init__(without_secrets(message))  # it is shown (API, landing page), not only logged
 
 

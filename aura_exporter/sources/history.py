@@ -1,21 +1,31 @@
 """Long history from a PromQL API for training and for learning at start-up: every feature's series over
-days, through prometheus-api-client, in chunks (Prometheus caps a range query at 11,000 points per
-series) with progress, or from the replay fleet. Placing them on the step grid is the windows' job
-(aura_exporter/history.py)."""
+days, through prometheus-api-client, in pieces of at most `prometheus.max_points_per_query` points per
+series, with progress; or from the replay fleet. Headers, TLS and retries are those of sources/wire.py.
+Placing the series on the step grid is the windows' job (aura_exporter/history.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 import numpy as np
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from aura_exporter.config import Analysis, PrometheusConfig
 from aura_exporter.progress import Progress
 from aura_exporter.sources.base import QueryError, RangeResult, merge_pieces
 from aura_exporter.sources.parse import parse_series
 from aura_exporter.sources.replay import ReplayFleet, ReplaySource
-
-MAX_POINTS = 10_000
+from aura_exporter.sources.wire import (
+    BACKOFF_FIRST,
+    BACKOFF_MOST,
+    RETRY_AFTER_MOST,
+    RETRY_STATUSES,
+    request_headers,
+    split_range,
+    ssl_context,
+)
 
 
 def history_grid(analysis: Analysis, start: float, end: float) -> np.ndarray:
@@ -30,19 +40,22 @@ def replay_results(fleet: ReplayFleet, analysis: Analysis, grid: np.ndarray) -> 
 
 def prometheus_results(config: PrometheusConfig, analysis: Analysis, grid: np.ndarray,
                        progress: Progress | None = None) -> list[RangeResult]:
-    """Every feature of the analysis over `grid`, chunk by chunk, through prometheus-api-client."""
+    """Every feature of the analysis over `grid`, piece by piece, through prometheus-api-client."""
     from prometheus_api_client import PrometheusConnect
 
-    client = PrometheusConnect(url=config.url, headers=_headers(config), disable_ssl=config.tls.insecure_skip_verify,
-                               session=_session(config), timeout=int(config.timeout))
-    chunk = analysis.step * MAX_POINTS
-    pieces = [(s, min(s + chunk - analysis.step, grid[-1])) for s in np.arange(grid[0], grid[-1] + 1, chunk)]
+    session = requests.Session()
+    client = PrometheusConnect(url=config.url, headers=request_headers(config), session=session,
+                               timeout=config.timeout)
+    # after the client: it mounts an adapter of its own on the URL, without the TLS name and Retry-After cap
+    session.mount(config.url, _Adapter(config))
+    session.verify = not config.tls.insecure_skip_verify
+    pieces = split_range(float(grid[0]), float(grid[-1]), analysis.step, config.max_points_per_query)
     total, done = len(pieces) * len(analysis.features), 0
     results = []
     for feature in analysis.features:
         chunks = []
         for piece_start, piece_end in pieces:
-            chunks.append(_query_chunk(client, feature.query, piece_start, piece_end, analysis.step))
+            chunks.append(_query_piece(client, config, feature.query, piece_start, piece_end, analysis.step))
             done += 1
             if progress:
                 progress(done, total)
@@ -50,36 +63,59 @@ def prometheus_results(config: PrometheusConfig, analysis: Analysis, grid: np.nd
     return results
 
 
-def _query_chunk(client, query: str, start: float, end: float, step: float) -> list:
+def _query_piece(client, config: PrometheusConfig, query: str, start: float, end: float, step: float) -> list:
+    from prometheus_api_client import PrometheusApiClientException
+
     try:
         answer = client.custom_query_range(query, start_time=dt.datetime.fromtimestamp(start, dt.UTC),
-                                           end_time=dt.datetime.fromtimestamp(end, dt.UTC), step=f"{step:g}s")
-    except Exception as err:  # the client raises requests' and its own exceptions
-        raise QueryError("unreachable" if "connect" in str(err).lower() else "bad_request",
+                                           end_time=dt.datetime.fromtimestamp(end, dt.UTC), step=f"{step:g}s",
+                                           params={"timeout": f"{config.timeout:g}s"})
+    except requests.Timeout as err:
+        raise QueryError("timeout", f"history query got no answer within {config.timeout:g}s") from err
+    except requests.RequestException as err:
+        raise QueryError("unreachable", f"history query failed: {err}") from err
+    except PrometheusApiClientException as err:
+        status = _status_of(str(err))
+        raise QueryError("server_error" if status in RETRY_STATUSES or status >= 500 else "bad_request",
                          f"history query failed: {err}") from err
+    except ValueError as err:  # the body is not JSON
+        raise QueryError("invalid_response", f"history answer is not JSON: {err}") from err
     if not isinstance(answer, list):
         raise QueryError("invalid_response", "history answer is not a list of series")
     return [parse_series(item) for item in answer]
 
 
-def _headers(config: PrometheusConfig) -> dict[str, str]:
-    headers = dict(config.headers)
-    if config.bearer_token_file:
-        with open(config.bearer_token_file, encoding="utf-8") as handle:
-            headers["Authorization"] = f"Bearer {handle.read().strip()}"
-    return headers
+def _status_of(message: str) -> int:
+    """The HTTP status in prometheus-api-client's error message ("HTTP Status Code 503 (...)")."""
+    words = message.split()
+    return next((int(w) for w in words if w.isdigit() and len(w) == 3), 0)
 
 
-def _session(config: PrometheusConfig):
-    import requests
+class _Retry(Retry):
+    """urllib3's retries on the policy of sources/wire.py: Retry-After honoured up to its cap."""
 
-    session = requests.Session()
-    if config.basic_auth:
-        session.auth = (config.basic_auth.username, config.basic_auth.password)
-    if config.tls.ca_file:
-        session.verify = config.tls.ca_file
-    if config.tls.insecure_skip_verify:
-        session.verify = False
-    if config.tls.cert_file and config.tls.key_file:
-        session.cert = (config.tls.cert_file, config.tls.key_file)
-    return session
+    def get_retry_after(self, response) -> float | None:
+        wait = super().get_retry_after(response)
+        return None if wait is None else min(wait, RETRY_AFTER_MOST)
+
+
+class _Adapter(HTTPAdapter):
+    """requests' transport with the TLS of tls_config (server_name included) and the shared retries."""
+
+    def __init__(self, config: PrometheusConfig):
+        self._context = ssl_context(config)
+        self._server_name = config.tls.server_name
+        super().__init__(max_retries=_Retry(total=config.retries, status_forcelist=RETRY_STATUSES,
+                                            allowed_methods=None, backoff_factor=BACKOFF_FIRST,
+                                            backoff_max=BACKOFF_MOST, backoff_jitter=BACKOFF_FIRST,
+                                            raise_on_status=False))
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["ssl_context"] = self._context
+        if self._server_name:
+            kwargs["server_hostname"] = kwargs["assert_hostname"] = self._server_name
+        super().init_poolmanager(*args, **kwargs)
+
+    def cert_verify(self, conn, url, verify, cert):
+        """The CA and client certificate are the context's; requests' own bundle must not replace them."""
+        return None
