@@ -159,7 +159,7 @@ def test_cluster_from_accepts_empty_lists():
     class Empty:
         items = None
 
-    assert cluster_from(Empty(), Empty(), Empty(), 0.0).pods == {}
+    assert cluster_from(Empty(), Empty(), Empty()).pods == {}
     assert json.dumps(sorted(cluster().pods))  # keys are plain strings
 
 

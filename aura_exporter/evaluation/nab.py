@@ -72,7 +72,7 @@ def scaled_sigmoid(position: np.ndarray | float) -> np.ndarray:
 
 
 def probation_rows(rows: int) -> int:
-    return int(min(math.floor(PROBATION_SHARE * rows), PROBATION_SHARE * 5000))
+    return int(min(math.floor(PROBATION_SHARE * rows), PROBATION_CAP))
 
 
 def row_weights(rows: int, windows: Sequence[tuple[int, int]], profile: Profile) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,6 @@ import asyncio
 import logging
 import socket
 import ssl
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -60,7 +59,6 @@ class ServerState:
     watcher: ClusterWatcher | None = None  # Kubernetes enrichment, when enabled
     # Reads the configuration again (its problems); None unless --web.enable-lifecycle opened /-/reload.
     reload: Callable[[], Awaitable[list[str]]] | None = None
-    started_at: float = field(default_factory=time.time)
     scrapes: ScrapeCache = field(default_factory=ScrapeCache)
 
     def cluster(self) -> ClusterTopology | None:

@@ -19,7 +19,7 @@ and its inputs are hidden, so untrained weights never see it.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from ncps.torch import CfC
@@ -41,9 +41,6 @@ class ModelShape:
     @property
     def horizons(self) -> int:
         return len(self.horizon_steps)
-
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
 
 
 class Forecaster(nn.Module):

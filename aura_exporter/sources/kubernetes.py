@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +30,6 @@ class Placement:
 class ClusterTopology:
     pods: Mapping[tuple[str, str], Placement]  # (namespace, name) → placement
     nodes: Mapping[str, str]  # a node's name, and each of its addresses, → its name
-    read_at: float
 
     def place(self, mapping: KubernetesMapping, labels: Mapping[str, str]) -> Placement | None:
         name = labels.get(mapping.name_label, "")
@@ -41,7 +39,7 @@ class ClusterTopology:
         return Placement(node) if node else None
 
 
-def cluster_from(pods: Any, nodes: Any, replicasets: Any, now: float) -> ClusterTopology:
+def cluster_from(pods: Any, nodes: Any, replicasets: Any) -> ClusterTopology:
     """A topology from the API's V1PodList, V1NodeList and V1ReplicaSetList."""
     deployments = {}
     for replicaset in replicasets.items or []:
@@ -62,7 +60,7 @@ def cluster_from(pods: Any, nodes: Any, replicasets: Any, now: float) -> Cluster
         names[node.metadata.name] = node.metadata.name
         for address in (node.status.addresses if node.status and node.status.addresses else []):
             names[address.address] = node.metadata.name
-    return ClusterTopology(placed, names, now)
+    return ClusterTopology(placed, names)
 
 
 def _controller(meta: Any) -> str | None:
@@ -74,7 +72,7 @@ def _controller(meta: Any) -> str | None:
 
 def read_cluster(core: Any, apps: Any) -> ClusterTopology:
     return cluster_from(core.list_pod_for_all_namespaces(), core.list_node(),
-                        apps.list_replica_set_for_all_namespaces(), time.time())
+                        apps.list_replica_set_for_all_namespaces())
 
 
 def connect(config: KubernetesConfig) -> tuple[Any, Any]:
