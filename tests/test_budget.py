@@ -66,7 +66,7 @@ def test_a_stationary_fleet_pages_within_its_budget():
     council = CouncilConfig(false_pages_per_week=1.0)
     weeks, learning = 6, WEEK_CYCLES
     scores = fleet_scores(rng, 20, learning + weeks * WEEK_CYCLES)
-    budget = PageBudget(1.0, council.warn, INTERVAL, 3600.0, council.confirm_cycles)
+    budget = PageBudget(1.0, council.warn, INTERVAL, 3600.0, council.confirm_cycles, council.clear_cycles)
     learned = replay_pages(scores[:learning], council, budget)
     assert learned.sum() <= 3 * 20  # the first week: a day with no tail at all, then tails from a few days
     paged = replay_pages(scores[learning:], council, budget)
@@ -80,7 +80,7 @@ def test_a_step_change_still_pages_at_once():
     rng = np.random.default_rng(3)
     council = CouncilConfig(false_pages_per_week=1.0)
     scores = fleet_scores(rng, 4, 2 * WEEK_CYCLES)
-    budget = PageBudget(1.0, council.warn, INTERVAL, 3600.0, council.confirm_cycles)
+    budget = PageBudget(1.0, council.warn, INTERVAL, 3600.0, council.confirm_cycles, council.clear_cycles)
     keeper = DecisionKeeper(council, forget_after=3600.0)
     keys = tuple((f"e{i}",) for i in range(4))
     for cycle in range(len(scores)):
@@ -95,6 +95,16 @@ def test_a_step_change_still_pages_at_once():
         decisions.append(keeper.decide(keys, risk, now))
     assert decisions[1][0] == 2 and risk[0] > council.quorum  # critical within confirm_cycles
     assert all(d[1:].max() == 0 for d in decisions)
+
+
+def test_rises_closer_together_than_a_decision_clears_are_one_page():
+    """A warning clears only after clear_cycles calm cycles: a strength that dips and rises again within them
+    pages once, and the budget counts it once (counting it twice set thresholds for half the pages asked)."""
+    flapping = np.tile([0.0, 5.0, 0.0, 5.0] + [0.0] * 20, 50)  # 50 bursts of two rises, 2 cycles apart
+    assert rises_past(flapping, 0.0)[1][0] == 100
+    assert rises_past(flapping, 0.0, gap=3)[1][0] == 50
+    tail = fit_tail(flapping, INTERVAL, clear=3)
+    assert tail is not None and tail.episodes_above(1.0) == pytest.approx(50 / (len(flapping) * INTERVAL / 604800))
 
 
 def test_an_entity_learns_for_a_day_before_it_has_a_rate_or_a_threshold():
@@ -138,7 +148,7 @@ def test_the_tail_extrapolates_beyond_what_history_has_seen():
 def test_a_budget_above_what_the_floor_is_risen_past_still_clears_its_warnings():
     rng = np.random.default_rng(5)
     council = CouncilConfig(false_pages_per_week=1.0)
-    budget = PageBudget(1.0, council.warn, INTERVAL, 3600.0, council.confirm_cycles)
+    budget = PageBudget(1.0, council.warn, INTERVAL, 3600.0, council.confirm_cycles, council.clear_cycles)
     keeper = DecisionKeeper(council, forget_after=3600.0)
     keys = (("e",),)
     scores = fleet_scores(rng, 1, 3 * WEEK_CYCLES)

@@ -98,13 +98,13 @@ class Tail:
         return self.u + self.scale * float(np.log(self.episodes_per_week / per_week))
 
 
-def fit_tail(strengths: np.ndarray, interval: float, confirm: int = 1) -> Tail | None:
+def fit_tail(strengths: np.ndarray, interval: float, confirm: int = 1, clear: int = 1) -> Tail | None:
     """The tail of these consecutive strengths (one per cycle) as the decision sees them, held for
-    `confirm` cycles (a page needs the risk at warn that long); None when no level above the ORDINARY
-    quantile is risen past MIN_EPISODES times."""
+    `confirm` cycles (a page needs the risk at warn that long) and cleared after `clear` calm ones; None
+    when no level above the ORDINARY quantile is risen past MIN_EPISODES times."""
     if confirm > 1:
         strengths = np.lib.stride_tricks.sliding_window_view(strengths, confirm).min(axis=1)
-    levels, rises = rises_past(strengths, float(np.quantile(strengths, ORDINARY)))
+    levels, rises = rises_past(strengths, float(np.quantile(strengths, ORDINARY)), clear)
     at_least = np.maximum.accumulate(rises[::-1])[::-1]  # a higher threshold never pages more often
     if at_least[0] < MIN_EPISODES:
         return None
@@ -117,10 +117,12 @@ def fit_tail(strengths: np.ndarray, interval: float, confirm: int = 1) -> Tail |
     return Tail(levels[kept], at_least[kept] / weeks, scale)
 
 
-def rises_past(strengths: np.ndarray, lowest: float = -np.inf) -> tuple[np.ndarray, np.ndarray]:
-    """([L] the distinct strengths from `lowest` on, increasing; [L] how many times the strengths rose from
-    at or below each to above it): a threshold at that level would have paged that many times."""
-    before = np.concatenate([[-np.inf], strengths[:-1]])
+def rises_past(strengths: np.ndarray, lowest: float = -np.inf, gap: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """([L] the distinct strengths from `lowest` on, increasing; [L] how many times the strengths rose above
+    each after `gap` cycles at or below it): a threshold at that level would have paged that many times,
+    since a decision clears only after `clear_cycles` calm cycles and rises closer together are one page."""
+    earlier = np.concatenate([np.full(gap, -np.inf), strengths[:-1]])
+    before = np.lib.stride_tricks.sliding_window_view(earlier, gap).max(axis=1)  # the `gap` cycles before each
     rising = strengths > before
     lows, highs = np.sort(before[rising]), np.sort(strengths[rising])
     levels = np.unique(strengths[strengths >= lowest])
@@ -177,6 +179,7 @@ class PageBudget:
     interval: float
     forget_after: float
     confirm: int = 1  # council.confirm_cycles
+    clear: int = 1  # council.clear_cycles
     entities: dict[tuple, _Entity] = field(default_factory=dict)
 
     @property
@@ -208,7 +211,7 @@ class PageBudget:
             if entity.since_fit >= REFIT and entity.count >= self.min_cycles:
                 # a fortnight too quiet to count (no level risen past often enough) keeps the last tail: once
                 # learned, an entity does not fall back to learning
-                entity.tail = fit_tail(entity.strengths(), self.interval, self.confirm) or entity.tail
+                entity.tail = fit_tail(entity.strengths(), self.interval, self.confirm, self.clear) or entity.tail
                 entity.since_fit = 0
         for key in [k for k, e in self.entities.items() if now - e.last_seen > self.forget_after]:
             del self.entities[key]
