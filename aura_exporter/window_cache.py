@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aura_exporter.config import Analysis
-from aura_exporter.sources.base import RangeResult
+from aura_exporter.sources.base import RangeResult, entity_key
 from aura_exporter.windows import EntityKey, Windows, place_series, windows_from
 
 REFETCH_STEPS = 2
@@ -107,7 +107,7 @@ def paired_until(analysis: Analysis, results: Sequence[RangeResult], keys: list[
         last_samples: dict[EntityKey, list[float]] = {}
         for series in result.series:
             if series.timestamps.size:
-                key = tuple(series.labels.get(label, "") for label in analysis.entity_labels)
+                key = entity_key(series.labels, analysis.entity_labels)
                 last_samples.setdefault(key, []).append(float(series.timestamps[-1]))
         for key, times in last_samples.items():
             if len(times) > 1:

@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from aura_exporter.config import Analysis
-from aura_exporter.sources.base import RangeResult, Series
+from aura_exporter.sources.base import EntityKey, RangeResult, Series, entity_key
 
 MAD_TO_SIGMA = 1.4826
 RELATIVE_SCALE_FLOOR = 0.05  # a feature's scale is at least 5% of its typical level...
 ABSOLUTE_SCALE_FLOOR = 1e-6  # ...and never zero, so flat features stay finite
 SKIP_REASONS = ("missing_feature", "duplicate_series", "missing_data")
-EntityKey = tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,7 @@ def place_series(analysis: Analysis, results: Sequence[RangeResult], grid: np.nd
         seen: set[EntityKey] = set()
         owners, kept = [], []
         for series in by_feature[name].series:
-            key = tuple(series.labels.get(label, "") for label in analysis.entity_labels)
+            key = entity_key(series.labels, analysis.entity_labels)
             if key in seen:
                 duplicates.add(key)
                 continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -13,6 +14,14 @@ from aura_exporter.logs import without_secrets
 # Values of the `reason` label of aura_query_errors_total.
 ERROR_REASONS = ("timeout", "unreachable", "server_error", "bad_request", "invalid_response", "too_many_series",
                  "credentials")
+
+
+EntityKey = tuple[str, ...]  # an entity's values of its analysis' entity labels, in their order
+
+
+def entity_key(labels: Mapping[str, str], names: Sequence[str]) -> EntityKey:
+    """The entity a series belongs to: its values of the entity labels `names` ("" where it has none)."""
+    return tuple(labels.get(name, "") for name in names)
 
 
 class QueryError(Exception):

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from aura_exporter.config import Analysis, Feature
-from aura_exporter.sources.base import RangeResult, Source
+from aura_exporter.sources.base import RangeResult, Source, entity_key
 
 _MULTIPLIER = 2862933555777941757
 _MASK = (1 << 64) - 1
@@ -86,7 +86,7 @@ class ShardedSource:
             return result
         names = analysis.entity_labels
         kept = tuple(s for s in result.series
-                     if self.shard.owns(names, tuple(s.labels.get(n, "") for n in names)))
+                     if self.shard.owns(names, entity_key(s.labels, names)))
         return replace(result, series=kept)
 
     async def close(self) -> None:
