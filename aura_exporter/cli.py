@@ -12,7 +12,7 @@ from importlib import resources
 
 from aura_exporter import __version__
 from aura_exporter.clock import AcceleratedClock, WallClock
-from aura_exporter.config import Config, ConfigError, load_config
+from aura_exporter.config import Analysis, Config, ConfigError, GraphAnalysis, load_config
 from aura_exporter.durations import parse_duration
 from aura_exporter.exposition.server import MAX_CONNECTIONS
 from aura_exporter.exposition.webconfig import WebConfigFile
@@ -148,9 +148,9 @@ def _check_config(path: str) -> int:
             print(f"{err.source}: {problem}", file=sys.stderr)
         print(f"{err.source}: {len(err.problems)} problem(s) found", file=sys.stderr)
         return 1
-    graphs = sum(a.graph is not None for a in config.analyses)
+    graphs = sum(isinstance(a, GraphAnalysis) for a in config.analyses)
     print(f"{path}: ok, {len(config.analyses)} analyses, "
-          f"{sum(len(a.features) for a in config.analyses if a.graph is None)} feature queries"
+          f"{sum(len(a.features) for a in config.analyses if isinstance(a, Analysis))} feature queries"
           + (f", {graphs} service graph(s)" if graphs else ""))
     return 0
 
@@ -227,7 +227,7 @@ def _train(args: argparse.Namespace) -> int:
     except (ConfigError, StorageError) as err:
         print(err, file=sys.stderr)
         return 1
-    analyses = [a for a in config.analyses if args.analysis in (None, a.name) and a.graph is None]
+    analyses = [a for a in config.analyses if args.analysis in (None, a.name) and isinstance(a, Analysis)]
     if not analyses:
         print(f"no metrics analysis named {args.analysis!r} in {args.config_file} (graphs have no forecaster)",
               file=sys.stderr)

@@ -9,11 +9,11 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import NoReturn
+from typing import Generic, NoReturn, TypeVar
 
 import numpy as np
 
-from aura_exporter.config import Analysis
+from aura_exporter.config import Analysis, GraphAnalysis
 from aura_exporter.council import CouncilStage
 from aura_exporter.forecast.stage import Forecast, ForecastStage
 from aura_exporter.snapshot import AnalysisResult, GraphResult
@@ -31,14 +31,17 @@ class CycleFailed(Exception):
     """A cycle that produced no result; the reason has been logged and counted."""
 
 
-class Cycle:
+Analysed = TypeVar("Analysed", Analysis, GraphAnalysis)
+
+
+class Cycle(Generic[Analysed]):
     """What every kind of analysis cycle shares: queries, timing, failure accounting, and its state
     file. A subclass computes its result in `_run`; one with state to keep across restarts sets
     `state_path` and says how to `_load`, `_forget` and `_write` it."""
 
-    def __init__(self, analysis: Analysis, source: Source, metrics: SelfMetrics, executor: Executor,
+    def __init__(self, analysis: Analysed, source: Source, metrics: SelfMetrics, executor: Executor,
                  state_path: Path | None = None):
-        self.analysis = analysis
+        self.analysis: Analysed = analysis
         self.source = source
         self.metrics = metrics
         self.executor = executor
@@ -143,7 +146,7 @@ class Cycle:
         return [a for a in answers if isinstance(a, RangeResult)]
 
 
-class AnalysisCycle(Cycle):
+class AnalysisCycle(Cycle[Analysis]):
     """Runs the cycles of one metrics analysis; keeps its state (baselines) from one cycle to the next
     and, given a state directory, across restarts."""
 

@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 from aura_exporter.catch_up import catch_up
 from aura_exporter.clock import Clock
-from aura_exporter.config import Analysis, Config, ConfigError, load_config
+from aura_exporter.config import Analysis, AnyAnalysis, Config, ConfigError, GraphAnalysis, load_config
 from aura_exporter.cycle import AnalysisCycle, Cycle, CycleFailed
 from aura_exporter.exposition.render import render_snapshot
 from aura_exporter.exposition.server import MAX_CONNECTIONS, ServerState, build_app, start_server
@@ -88,12 +88,12 @@ class Exporter:
         self.started = asyncio.Event()
         self._reloading = asyncio.Lock()
 
-    def _here(self, config: Config) -> list[Analysis]:
+    def _here(self, config: Config) -> list[AnyAnalysis]:
         """The analyses this replica runs: all of them, but a graph (a whole, not shardable) on shard 0 only."""
-        return [a for a in config.analyses if a.graph is None or self.shard.index == 0]
+        return [a for a in config.analyses if isinstance(a, Analysis) or self.shard.index == 0]
 
-    def _prepare(self, analysis: Analysis) -> AnalysisRun:
-        if analysis.graph is not None:
+    def _prepare(self, analysis: AnyAnalysis) -> AnalysisRun:
+        if isinstance(analysis, GraphAnalysis):
             return AnalysisRun(GraphCycle(analysis, self.source, self.metrics, self.executor, self.baseline_storage),
                                None)
         cycle = AnalysisCycle(analysis, self.source, self.metrics, self.executor, self.workers,

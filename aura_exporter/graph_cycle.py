@@ -8,7 +8,7 @@ import time
 from concurrent.futures import Executor
 from pathlib import Path
 
-from aura_exporter.config import Analysis
+from aura_exporter.config import GraphAnalysis
 from aura_exporter.cycle import Cycle, CycleFailed
 from aura_exporter.graph.baseline_file import graph_baseline_path, load_graph_baseline, save_graph_baseline
 from aura_exporter.graph.edges import GraphTooLarge
@@ -21,11 +21,11 @@ from aura_exporter.windows import step_grid
 log = logging.getLogger(__name__)
 
 
-class GraphCycle(Cycle):
+class GraphCycle(Cycle[GraphAnalysis]):
     """Runs the cycles of one graph analysis; keeps its baseline graph from one cycle to the next and,
     given a state directory, across restarts (saved whenever it is learned, and on shutdown)."""
 
-    def __init__(self, analysis: Analysis, source: Source, metrics: SelfMetrics, executor: Executor,
+    def __init__(self, analysis: GraphAnalysis, source: Source, metrics: SelfMetrics, executor: Executor,
                  storage: Path | None = None):
         super().__init__(analysis, source, metrics, executor,
                          graph_baseline_path(storage, analysis) if storage is not None else None)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aura_exporter.config import Analysis, Feature, PrometheusConfig
+from aura_exporter.config import Analysis, AnyAnalysis, Feature, PrometheusConfig
 from aura_exporter.progress import Progress
 from aura_exporter.sources.base import RangeResult, Series
 from aura_exporter.sources.history import history_grid, prometheus_results, replay_results
@@ -69,7 +69,7 @@ class HistorySource:
         self.label_names = analysis.entity_labels
         self.columns = {f.name: i for i, f in enumerate(analysis.features)}
 
-    async def query_range(self, analysis: Analysis, feature: Feature, start: float, end: float,
+    async def query_range(self, analysis: AnyAnalysis, feature: Feature, start: float, end: float,
                           step: float | None = None) -> RangeResult:
         grid = self.history.timestamps
         first, last = np.searchsorted(grid, [start - 1e-6, end + 1e-6])

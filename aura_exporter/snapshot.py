@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from aura_exporter.config import Analysis
+from aura_exporter.config import Analysis, GraphAnalysis
 from aura_exporter.council import Verdict
 from aura_exporter.council.explanation import Explanation, explain
 from aura_exporter.forecast.stage import Forecast
@@ -49,7 +49,7 @@ class AnalysisResult:
 class GraphResult:
     """The result of a graph analysis' cycle (aura_exporter/graph)."""
 
-    analysis: Analysis
+    analysis: GraphAnalysis
     data_time: float
     completed_at: float
     outcome: GraphOutcome

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from aura_exporter.config import Analysis
+from aura_exporter.config import Analysis, AnyAnalysis
 from aura_exporter.sources.base import EntityKey, RangeResult, Series, entity_key
 
 MAD_TO_SIGMA = 1.4826
@@ -33,7 +33,7 @@ class Windows:
     skipped: Mapping[str, int] = field(default_factory=dict)
 
 
-def step_grid(analysis: Analysis, now: float) -> np.ndarray:
+def step_grid(analysis: AnyAnalysis, now: float) -> np.ndarray:
     """The window's timestamps: `steps` points on multiples of the step, ending at or before now."""
     end = np.floor(now / analysis.step) * analysis.step
     return end - analysis.step * np.arange(analysis.steps - 1, -1, -1, dtype=np.float64)

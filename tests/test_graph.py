@@ -15,7 +15,7 @@ from conftest import REPO
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 
-from aura_exporter.config import ConfigError, parse_config
+from aura_exporter.config import ConfigError, GraphAnalysis, parse_config
 from aura_exporter.council import CouncilStage
 from aura_exporter.council.explanation import explain
 from aura_exporter.exposition.collector import SnapshotCollector, text_exposition
@@ -329,7 +329,8 @@ def test_a_graph_analysis_reads_with_its_defaults():
     analysis = mesh()
     assert analysis.graph.weight == "strength" and analysis.graph.max_services == 500
     assert analysis.entity_labels == ("source_workload", "destination_workload")
-    assert not analysis.forecast.enabled
+    assert isinstance(analysis, GraphAnalysis) and not hasattr(analysis, "forecast")  # no forecaster, no council
+    assert analysis.max_series == 500 * 500 and analysis.features[0].query == analysis.query
     assert config().analyses[1].graph_link.analysis == "mesh"
 
 

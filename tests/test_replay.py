@@ -6,7 +6,7 @@ import asyncio
 
 import numpy as np
 
-from aura_exporter.config import parse_config
+from aura_exporter.config import GraphAnalysis, parse_config
 from aura_exporter.sources.replay import FEATURES, HEALTHY, SCENARIO, ReplayFleet, ReplaySource
 
 ORIGIN = 1_700_000_000.0
@@ -55,7 +55,7 @@ def replay_graph_findings(scenario) -> dict[float, tuple]:
     """What the demo's graph analysis finds at scenario minutes, cycle after cycle from the origin."""
     from aura_exporter.graph import GraphStage
 
-    mesh = next(a for a in parse_config(open("aura_exporter/examples/demo.yml").read()).analyses if a.graph)
+    mesh = next(a for a in parse_config(open("aura_exporter/examples/demo.yml").read()).analyses if isinstance(a, GraphAnalysis))
     source = ReplaySource(ReplayFleet(hosts=1, origin=ORIGIN, scenario=scenario))
     stage = GraphStage(mesh)
     found = {}

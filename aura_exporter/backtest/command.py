@@ -238,7 +238,8 @@ def main(args) -> int:
 
     try:
         config = load_config(args.config_file)
-        analysis = next((a for a in config.analyses if args.analysis in (None, a.name) and a.graph is None), None)
+        analysis = next((a for a in config.analyses if args.analysis in (None, a.name) and isinstance(a, Analysis)),
+                        None)
         if analysis is None:
             raise InputError(f"no analysis named {args.analysis!r} in {args.config_file} "
                              "(graph analyses are not backtested)")

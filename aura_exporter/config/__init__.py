@@ -8,6 +8,7 @@ from aura_exporter.config.model import (
     RESERVED_LABELS,
     ROLES,
     Analysis,
+    AnyAnalysis,
     BaselineConfig,
     BasicAuth,
     Config,
@@ -15,6 +16,7 @@ from aura_exporter.config.model import (
     CouncilConfig,
     Feature,
     ForecastConfig,
+    GraphAnalysis,
     GraphConfig,
     GraphLink,
     KubernetesConfig,
@@ -25,9 +27,9 @@ from aura_exporter.config.model import (
 )
 
 __all__ = [
-    "MIN_WINDOW_STEPS", "RESERVED_LABELS", "ROLES", "Analysis", "BaselineConfig", "BasicAuth", "Config",
+    "MIN_WINDOW_STEPS", "RESERVED_LABELS", "ROLES", "Analysis", "AnyAnalysis", "BaselineConfig", "BasicAuth", "Config",
     "ConfigError", "CouncilConfig", "Feature", "ForecastConfig",
-    "GRAPH_FEATURE", "GRAPH_WEIGHTS", "GraphConfig", "GraphLink",
+    "GRAPH_FEATURE", "GRAPH_WEIGHTS", "GraphAnalysis", "GraphConfig", "GraphLink",
     "KubernetesConfig", "KubernetesMapping", "PrometheusConfig", "TLSConfig", "TopologyConfig",
     "load_config", "parse_config",
 ]

@@ -17,11 +17,11 @@ import yaml
 from aura_exporter.config.model import (
     DEFAULT_EVIDENCE,
     EVIDENCE_KINDS,
-    GRAPH_FEATURE,
     MIN_WINDOW_STEPS,
     NOVELTY_MIN_HISTORY,
     RESERVED_LABELS,
     Analysis,
+    AnyAnalysis,
     BaselineConfig,
     BasicAuth,
     Config,
@@ -29,6 +29,7 @@ from aura_exporter.config.model import (
     CouncilConfig,
     Feature,
     ForecastConfig,
+    GraphAnalysis,
     GraphConfig,
     GraphLink,
     KubernetesConfig,
@@ -148,11 +149,11 @@ def _read_headers(reader: Reader, value: Any, path: str) -> tuple[tuple[str, str
     return tuple(headers)
 
 
-def _read_analyses(reader: Reader, value: Any, path: str) -> tuple[Analysis, ...]:
+def _read_analyses(reader: Reader, value: Any, path: str) -> tuple[AnyAnalysis, ...]:
     if not isinstance(value, list) or not value:
         reader.fail(path, "expected a non-empty list of analyses")
         return ()
-    analyses = []
+    analyses: list[AnyAnalysis] = []
     seen: set[str] = set()
     for index, item in enumerate(value):
         analysis = _read_analysis(reader, item, f"{path}[{index}]")
@@ -162,16 +163,16 @@ def _read_analyses(reader: Reader, value: Any, path: str) -> tuple[Analysis, ...
             reader.fail(f"{path}[{index}].name", f"duplicate analysis name {analysis.name!r}")
         seen.add(analysis.name)
         analyses.append(analysis)
-    graphs = {a.name for a in analyses if a.graph is not None}
+    graphs = {a.name for a in analyses if isinstance(a, GraphAnalysis)}
     for index, analysis in enumerate(analyses):
-        link = analysis.graph_link
+        link = analysis.graph_link if isinstance(analysis, Analysis) else None
         if link is not None and link.analysis not in graphs:
             reader.fail(f"{path}[{index}].council.graph.analysis",
                         f"{link.analysis!r} is not the name of an analysis of kind graph")
     return tuple(analyses)
 
 
-def _read_analysis(reader: Reader, value: Any, path: str) -> Analysis | None:
+def _read_analysis(reader: Reader, value: Any, path: str) -> AnyAnalysis | None:
     kind = value.get("kind", "metrics") if isinstance(value, dict) else "metrics"
     if kind == "graph":
         return _read_graph_analysis(reader, value, path)
@@ -204,12 +205,12 @@ def _read_analysis(reader: Reader, value: Any, path: str) -> Analysis | None:
     )
 
 
-def _read_graph_analysis(reader: Reader, value: dict, path: str) -> Analysis:
+def _read_graph_analysis(reader: Reader, value: dict, path: str) -> GraphAnalysis:
     """`kind: graph`: one edge query whose series name a caller and a callee (aura_exporter/graph)."""
-    node = reader.mapping(value, path, {"name", "kind", "step", "window", "interval", "graph", "baseline"},
-                          {"name", "step", "window", "graph"})
-    step = reader.duration(node.get("step"), f"{path}.step", None)
-    window = reader.duration(node.get("window"), f"{path}.window", None)
+    node = reader.mapping(value, path, allowed_keys(GraphAnalysis, extra=("kind",)),
+                          required_keys(GraphAnalysis, defaulted=("interval",)))
+    plain = read_section(reader, node, path, GraphAnalysis)
+    step, window = plain.pop("step"), plain.pop("window")
     if step and window and window < step:
         reader.fail(f"{path}.window", f"a window of {window:g}s is shorter than the step of {step:g}s")
     where = f"{path}.graph"
@@ -222,17 +223,14 @@ def _read_graph_analysis(reader: Reader, value: dict, path: str) -> Analysis:
     labels = _read_entity_labels(reader, [caller, callee], f"{where}.caller/callee") if caller and callee else ()
     graph = GraphConfig(caller=labels[0] if len(labels) == 2 else "", callee=labels[1] if len(labels) == 2 else "",
                         **read_section(reader, spec, where, GraphConfig))
-    return Analysis(
+    return GraphAnalysis(
+        **{**plain, "interval": plain["interval"] or step or 60.0},  # the interval's default: the step
         name=_read_name(reader, node.get("name"), f"{path}.name") or "",
-        entity_labels=labels,
         step=step or 0.0,
         window=window or 0.0,
-        interval=reader.duration(node.get("interval"), f"{path}.interval", step or 60.0),
-        features=(Feature(GRAPH_FEATURE, query or "", "network"),),
-        max_series=graph.max_services * graph.max_services,
-        forecast=ForecastConfig(enabled=False),
-        baseline=_read_baseline(reader, node.get("baseline"), f"{path}.baseline"),
+        query=query or "",
         graph=graph,
+        baseline=_read_baseline(reader, node.get("baseline"), f"{path}.baseline"),
     )
 
 

@@ -193,7 +193,7 @@ class KubernetesConfig:
 
 
 GRAPH_WEIGHTS = ("strength", "distance")
-GRAPH_FEATURE = "edges"  # the one feature of a graph analysis: its edge query
+GRAPH_FEATURE = "edges"  # what the sources call a graph analysis' edge query
 
 
 @dataclass(frozen=True)
@@ -243,10 +243,7 @@ class Analysis:
                                                    "topology enrichment'", "custom",
                                                    example="{pod: pod, namespace: namespace}")
     features: tuple[Feature, ...] = setting(MISSING, "name: {query, role, limit, direction, min_deviation}", "custom")
-    # A graph analysis (kind: graph) has one feature, GRAPH_FEATURE, whose series are edges named by
-    # `entity_labels` (caller, callee); it has no forecaster and its own stage (aura_exporter/graph).
-    graph: GraphConfig | None = None
-    graph_link: GraphLink | None = None  # metric analyses: the graph analysis whose findings the council weighs
+    graph_link: GraphLink | None = None  # council.graph: the graph analysis whose findings the council weighs
 
     @property
     def steps(self) -> int:
@@ -263,10 +260,45 @@ class Analysis:
         return int(self.max_gap // self.step) if self.max_gap else 4
 
 
+@dataclass(frozen=True, kw_only=True)
+class GraphAnalysis:
+    """An analysis of kind graph: one edge query whose series name a caller and a callee, made into a
+    service graph each cycle by its own stage (aura_exporter/graph); no features, forecaster or council.
+    What the sources ask of any analysis (its entity labels, its queries, a cap on series) it answers from
+    its graph settings: an edge's labels, the edge query, every pair of `max_services`."""
+
+    name: str = setting(MISSING, "[a-zA-Z_][a-zA-Z0-9_]*, unique", "custom", example="mesh")
+    step: float = setting(MISSING, "query_range step", "duration", example="30s")
+    window: float = setting(MISSING, "the edges' values are averaged over this window", "duration", example="5m")
+    interval: float = setting(MISSING, "how often the graph is analysed (default: step)", "duration", example="1m")
+    graph: GraphConfig = setting(MISSING, "the edge query and how its series make a graph", "custom")
+    baseline: BaselineConfig = setting(BaselineConfig(), "see 'Baselines'", "custom")
+    query: str = ""  # graph.query: the edge query
+
+    @property
+    def steps(self) -> int:
+        return int(round(self.window / self.step))
+
+    @property
+    def entity_labels(self) -> tuple[str, ...]:
+        return (self.graph.caller, self.graph.callee)
+
+    @property
+    def features(self) -> tuple[Feature, ...]:
+        return (Feature(GRAPH_FEATURE, self.query, "network"),)
+
+    @property
+    def max_series(self) -> int:
+        return self.graph.max_services * self.graph.max_services
+
+
+AnyAnalysis = Analysis | GraphAnalysis
+
+
 @dataclass(frozen=True)
 class Config:
     prometheus: PrometheusConfig = setting(MISSING, "", "custom")
-    analyses: tuple[Analysis, ...] = setting(MISSING, "", "custom")
+    analyses: tuple[AnyAnalysis, ...] = setting(MISSING, "", "custom")
     source: str = "<memory>"
     kubernetes: KubernetesConfig = setting(KubernetesConfig(), "optional: see 'Kubernetes topology enrichment'",
                                            "custom")

@@ -142,7 +142,7 @@ def graph_detail(result: GraphResult) -> dict[str, Any]:
     return {
         **graph_summary(result),
         "baseline_learned_at": outcome.baseline_learned_at,
-        "weight": result.analysis.graph.weight if result.analysis.graph else None,
+        "weight": result.analysis.graph.weight,
         "skipped": dict(graph.skipped),
         "nodes": [{"service": name, "part": outcome.parts[name]} for name in graph.services],
         "links": [{"caller": a, "callee": b, "weight": float(w), "level": float(lv), "loop_level": finite(c)}

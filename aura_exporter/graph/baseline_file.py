@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from aura_exporter.config import Analysis
+from aura_exporter.config import GraphAnalysis
 from aura_exporter.graph.homology import GraphDiagrams
 from aura_exporter.graph.stage import GraphBaseline, GraphStage
 from aura_exporter.storage import check_header, write_atomically
@@ -26,18 +26,18 @@ FORMAT = "aura-graph-baseline"
 VERSION = 1
 
 
-def graph_baseline_path(storage: Path, analysis: Analysis) -> Path:
+def graph_baseline_path(storage: Path, analysis: GraphAnalysis) -> Path:
     return storage / f"graph-{analysis.name}.json"  # analysis names are validated identifiers
 
 
-def fingerprint(analysis: Analysis) -> str:
+def fingerprint(analysis: GraphAnalysis) -> str:
     """What the baseline's edges mean: the query, its labels and weights, the window they average."""
-    relevant = {"query": analysis.features[0].query, "graph": repr(analysis.graph), "step": analysis.step,
+    relevant = {"query": analysis.query, "graph": repr(analysis.graph), "step": analysis.step,
                 "window": analysis.window}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def save_graph_baseline(path: Path, analysis: Analysis, stage: GraphStage) -> None:
+def save_graph_baseline(path: Path, analysis: GraphAnalysis, stage: GraphStage) -> None:
     """Write the stage's baseline (it has one); OSError is the caller's to count."""
     baseline = stage.baseline
     assert baseline is not None
@@ -58,7 +58,7 @@ def save_graph_baseline(path: Path, analysis: Analysis, stage: GraphStage) -> No
     write_atomically(path, write)
 
 
-def load_graph_baseline(path: Path, analysis: Analysis, stage: GraphStage) -> None:
+def load_graph_baseline(path: Path, analysis: GraphAnalysis, stage: GraphStage) -> None:
     """Give `stage` the saved baseline; BaselineFileError (the stage untouched) when it cannot be used."""
     try:
         document = json.loads(path.read_bytes())

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from aura_exporter.config import Analysis, GraphConfig
+from aura_exporter.config import GraphAnalysis, GraphConfig
 from aura_exporter.sources.base import RangeResult
 
 SKIP_REASONS = ("missing_label", "self_loop", "no_value", "weak")
@@ -43,9 +43,8 @@ class ServiceGraph:
         return dict(zip(self.edges, self.weight.tolist(), strict=True))
 
 
-def build_graph(analysis: Analysis, results: list[RangeResult]) -> ServiceGraph:
+def build_graph(analysis: GraphAnalysis, results: list[RangeResult]) -> ServiceGraph:
     settings = analysis.graph
-    assert settings is not None
     skipped = dict.fromkeys(SKIP_REASONS, 0)
     combined: dict[tuple[str, str], float] = {}
     for series in (s for result in results for s in result.series):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from aura_exporter.config import Analysis
+from aura_exporter.config import GraphAnalysis
 from aura_exporter.graph.edges import ServiceGraph, build_graph, filtration_levels
 from aura_exporter.graph.findings import Findings, cuts, edge_changes, loops, parts
 from aura_exporter.graph.homology import (
@@ -53,8 +53,7 @@ class GraphOutcome:
 
 
 class GraphStage:
-    def __init__(self, analysis: Analysis):
-        assert analysis.graph is not None
+    def __init__(self, analysis: GraphAnalysis):
         self.analysis = analysis
         self.settings = analysis.graph
         self.baseline: GraphBaseline | None = None

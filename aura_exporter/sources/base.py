@@ -8,7 +8,7 @@ from typing import Protocol
 
 import numpy as np
 
-from aura_exporter.config import Analysis, Feature
+from aura_exporter.config import AnyAnalysis, Feature
 from aura_exporter.logs import without_secrets
 
 # Values of the `reason` label of aura_query_errors_total.
@@ -50,7 +50,7 @@ class RangeResult:
 
 
 class Source(Protocol):
-    async def query_range(self, analysis: Analysis, feature: Feature, start: float, end: float,
+    async def query_range(self, analysis: AnyAnalysis, feature: Feature, start: float, end: float,
                           step: float | None = None) -> RangeResult:
         """All series of the feature's query between start and end inclusive, every `step`
         (default: the analysis' step)."""

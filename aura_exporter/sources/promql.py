@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 
-from aura_exporter.config import Analysis, Feature, PrometheusConfig
+from aura_exporter.config import AnyAnalysis, Feature, PrometheusConfig
 from aura_exporter.sources.base import QueryError, RangeResult, Series, merge_pieces
 from aura_exporter.sources.parse import parse_matrix
 from aura_exporter.sources.wire import RETRY_STATUSES, request_headers, retry_delay, split_range, ssl_context
@@ -45,7 +45,7 @@ class PromQLSource:
         if self._session is not None:
             await self._session.close()
 
-    async def query_range(self, analysis: Analysis, feature: Feature, start: float, end: float,
+    async def query_range(self, analysis: AnyAnalysis, feature: Feature, start: float, end: float,
                           step: float | None = None) -> RangeResult:
         step = step or analysis.step
         pieces = split_range(start, end, step, self._config.max_points_per_query)
@@ -55,7 +55,7 @@ class PromQLSource:
         series = answers[0] if len(answers) == 1 else merge_pieces(list(answers))
         return RangeResult(feature=feature.name, series=tuple(series))
 
-    async def _query_piece(self, analysis: Analysis, feature: Feature, start: float, end: float,
+    async def _query_piece(self, analysis: AnyAnalysis, feature: Feature, start: float, end: float,
                            step: float) -> list[Series]:
         params = {"query": feature.query, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}",
                   "timeout": f"{self._config.timeout:g}s"}

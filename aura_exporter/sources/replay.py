@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aura_exporter.config import Analysis, Feature
+from aura_exporter.config import AnyAnalysis, Feature, GraphAnalysis
 from aura_exporter.sources.base import QueryError, RangeResult, Series
 from aura_exporter.sources.noise import gaussian, uniform
 from aura_exporter.sources.replay_graph import ReplayServiceGraph
@@ -155,14 +155,14 @@ class ReplaySource:
     def __init__(self, fleet: ReplayFleet):
         self.fleet = fleet
 
-    async def query_range(self, analysis: Analysis, feature: Feature, start: float, end: float,
+    async def query_range(self, analysis: AnyAnalysis, feature: Feature, start: float, end: float,
                           step: float | None = None) -> RangeResult:
         step = step or analysis.step
         return self.range_now(analysis, feature, np.arange(start, end + step / 2, step))
 
-    def range_now(self, analysis: Analysis, feature: Feature, timestamps: np.ndarray) -> RangeResult:
+    def range_now(self, analysis: AnyAnalysis, feature: Feature, timestamps: np.ndarray) -> RangeResult:
         """The answer for explicit timestamps, synchronously (for history and tests)."""
-        if analysis.graph is not None:
+        if isinstance(analysis, GraphAnalysis):
             scenario = self.fleet.scenario
             graph = ReplayServiceGraph(self.fleet.origin, scenario.period, (scenario.loop_start, scenario.loop_end),
                                        (scenario.cut_start, scenario.cut_end))

@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from aura_exporter.config import Analysis, Feature
+from aura_exporter.config import AnyAnalysis, Feature, GraphAnalysis
 from aura_exporter.sources.base import RangeResult, Source, entity_key
 
 _MULTIPLIER = 2862933555777941757
@@ -79,10 +79,10 @@ class ShardedSource:
         self.source = source
         self.shard = shard
 
-    async def query_range(self, analysis: Analysis, feature: Feature, start: float, end: float,
+    async def query_range(self, analysis: AnyAnalysis, feature: Feature, start: float, end: float,
                           step: float | None = None) -> RangeResult:
         result = await self.source.query_range(analysis, feature, start, end, step)
-        if analysis.graph is not None:
+        if isinstance(analysis, GraphAnalysis):  # edges are no entities: a graph runs whole, on shard 0
             return result
         names = analysis.entity_labels
         kept = tuple(s for s in result.series
