@@ -32,7 +32,7 @@ class HostileReplay(ReplaySource):
 
 def serve(scenario):
     async def after_first_cycle(exporter, session):
-        while "node" not in exporter.state.succeeded:
+        while "node" not in exporter.state.status.succeeded:
             await asyncio.sleep(0.05)
         await scenario(exporter, session)
 

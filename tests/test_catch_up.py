@@ -156,7 +156,7 @@ def test_the_exporter_learns_from_history_once_then_from_its_saved_state(tmp_pat
         stop = asyncio.Event()
         running = asyncio.create_task(exporter.run(stop))
         try:
-            while "node" not in exporter.state.succeeded:
+            while "node" not in exporter.state.status.succeeded:
                 await asyncio.sleep(0.01)
             first = usual(exporter)
             while not until(exporter):

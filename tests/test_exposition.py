@@ -88,7 +88,7 @@ def test_metrics_answer_while_a_cycle_computes():
         async with session.get("/metrics") as response:
             assert response.status == 200
             assert "aura_analysis_cycles_total" in await response.text()
-        assert exporter.state.succeeded == set()  # the cycle is still running
+        assert exporter.state.status.succeeded == set()  # the cycle is still running
         async with session.get("/-/ready") as response:
             assert response.status == 503 and "node" in await response.text()
 
@@ -97,9 +97,9 @@ def test_metrics_answer_while_a_cycle_computes():
 
 def test_negotiation_gzip_landing_and_health():
     async def scenario(exporter, session):
-        while "node" not in exporter.state.succeeded:
+        while "node" not in exporter.state.status.succeeded:
             await asyncio.sleep(0.05)
-        exporter.state.last_errors["node"] = "<script>alert(1)</script>"
+        exporter.state.status = exporter.state.status.failed("node", "<script>alert(1)</script>")
         async with session.get("/metrics", headers={"Accept-Encoding": "identity"}) as response:
             plain = await response.read()
             assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
@@ -130,7 +130,7 @@ def test_a_client_that_never_reads_is_dropped_and_scrapes_go_on(monkeypatch, cap
     big = b"# a body larger than the kernel's socket buffers\n" * 800_000  # 40 MB
 
     async def scenario(exporter, session):
-        while "node" not in exporter.state.succeeded:
+        while "node" not in exporter.state.status.succeeded:
             await asyncio.sleep(0.05)
         exporter.state.scrapes.ttl = 120.0
         exporter.state.scrapes.put(exporter.state.rendered, False, False, (big,))  # what a plain text scrape gets
@@ -237,7 +237,7 @@ def test_a_snapshot_rendered_late_never_replaces_a_newer_one(monkeypatch):
     from aura_exporter import exporter as exporter_module
 
     async def scenario(exporter, session):
-        while "node" not in exporter.state.succeeded:
+        while "node" not in exporter.state.status.succeeded:
             await asyncio.sleep(0.05)
         older = exporter.holder.latest
         newer = exporter.holder.publish(None, "node", time.time())  # a later publish: a newer version

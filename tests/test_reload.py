@@ -44,7 +44,7 @@ def test_reload_keeps_unchanged_analyses_restarts_changed_ones_and_refuses_bad_f
         await exporter.started.wait()
 
         async def settled(name: str) -> None:
-            while name not in exporter.state.succeeded:
+            while name not in exporter.state.status.succeeded:
                 await asyncio.sleep(0.05)
 
         try:

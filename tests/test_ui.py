@@ -29,7 +29,7 @@ def browse(scenario):
     async def with_browser(exporter, session):
         import asyncio
 
-        while not {"node", "mesh"} <= exporter.state.succeeded:
+        while not {"node", "mesh"} <= exporter.state.status.succeeded:
             await asyncio.sleep(0.05)
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
