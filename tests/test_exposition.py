@@ -336,3 +336,17 @@ def test_scrapes_within_the_ttl_share_one_body_and_a_new_snapshot_is_never_serve
     assert cache.get(first, False, True) is None  # the live part is at most ttl old
     second = render_snapshot(holder.publish(result_for(["b"]), "node", time.time()))
     assert cache.get(second, False, True) is None  # a new cycle's result is served at once
+
+
+def test_a_status_a_handler_reads_never_changes_under_it():
+    """The exporter publishes a new AnalysesStatus as cycles end; one a handler holds stays as it was."""
+    from aura_exporter.exposition.status import AnalysesStatus
+
+    status = AnalysesStatus().running(["a", "b"])
+    failed = status.failed("a", "down")
+    served = failed.served("a")
+    assert status.last_errors == {} and failed.last_errors == {"a": "down"} and failed.succeeded == frozenset()
+    assert served.succeeded == {"a"} and served.last_errors == {} and served.not_ready() == ["b"]
+    assert served.running(["b"]).succeeded == frozenset() and served.running(["b"]).names == ("b",)
+    with pytest.raises(TypeError):
+        failed.last_errors["b"] = "x"  # type: ignore[index]
