@@ -17,12 +17,13 @@ class Progress(Protocol):
 
 
 def progress_bar(what: str, unit: str = "it") -> Progress:
-    """A bar for `what`, opened at the first report (when the total is known) and closed at the last."""
+    """A bar for `what`, opened at the first report (when the total is known) and closed at the last; a
+    report that starts over (the next analysis' fetch) opens a new one."""
     bar: tqdm | None = None
 
     def show(done: int, total: int, **shown: str) -> None:
         nonlocal bar
-        if bar is None or bar.total != total:
+        if bar is None or bar.total != total or done < bar.n:
             bar = tqdm(total=total, desc=what, unit=unit, file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
         if shown:
             bar.set_postfix(shown, refresh=False)
