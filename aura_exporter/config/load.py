@@ -179,21 +179,17 @@ def _read_analysis(reader: Reader, value: Any, path: str) -> AnyAnalysis | None:
     if kind != "metrics":
         reader.fail(f"{path}.kind", f"{kind!r} is not one of metrics, graph")
         return None
-    node = reader.mapping(value, path, allowed_keys(Analysis, extra=("kind",)),
-                          required_keys(Analysis, defaulted=("interval",)))
+    node, plain = _read_schedule(reader, value, path, Analysis)
     name = _read_name(reader, node.get("name"), f"{path}.name")
-    plain = read_section(reader, node, path, Analysis)
-    step, window = plain.pop("step"), plain.pop("window")
+    step, window = plain["step"], plain["window"]
     if step and window and window / step < MIN_WINDOW_STEPS:
         reader.fail(f"{path}.window", f"a window of {window:g}s holds only {window / step:g} steps of "
                     f"{step:g}s; at least {MIN_WINDOW_STEPS} are needed")
     entity_labels = _read_entity_labels(reader, node.get("entity_labels"), f"{path}.entity_labels")
     return Analysis(
-        **{**plain, "interval": plain["interval"] or step or 60.0},  # the interval's default: the step
+        **plain,
         name=name or "",
         entity_labels=entity_labels,
-        step=step or 0.0,
-        window=window or 0.0,
         features=_read_features(reader, node.get("features"), f"{path}.features"),
         topology=_read_topology(reader, node.get("topology"), f"{path}.topology",
                                 int(round(window / step)) if step and window else None),
@@ -205,12 +201,20 @@ def _read_analysis(reader: Reader, value: Any, path: str) -> AnyAnalysis | None:
     )
 
 
+def _read_schedule(reader: Reader, value: Any, path: str, cls: type) -> tuple[dict, dict[str, Any]]:
+    """An analysis' node (of type `cls`) and its plain settings: step and window 0 when missing or wrong (the
+    problem is reported), the interval the step's by default."""
+    node = reader.mapping(value, path, allowed_keys(cls, extra=("kind",)), required_keys(cls, defaulted=("interval",)))
+    plain = read_section(reader, node, path, cls)
+    plain["step"], plain["window"] = plain["step"] or 0.0, plain["window"] or 0.0
+    plain["interval"] = plain["interval"] or plain["step"] or 60.0
+    return node, plain
+
+
 def _read_graph_analysis(reader: Reader, value: dict, path: str) -> GraphAnalysis:
     """`kind: graph`: one edge query whose series name a caller and a callee (aura_exporter/graph)."""
-    node = reader.mapping(value, path, allowed_keys(GraphAnalysis, extra=("kind",)),
-                          required_keys(GraphAnalysis, defaulted=("interval",)))
-    plain = read_section(reader, node, path, GraphAnalysis)
-    step, window = plain.pop("step"), plain.pop("window")
+    node, plain = _read_schedule(reader, value, path, GraphAnalysis)
+    step, window = plain["step"], plain["window"]
     if step and window and window < step:
         reader.fail(f"{path}.window", f"a window of {window:g}s is shorter than the step of {step:g}s")
     where = f"{path}.graph"
@@ -224,10 +228,8 @@ def _read_graph_analysis(reader: Reader, value: dict, path: str) -> GraphAnalysi
     graph = GraphConfig(caller=labels[0] if len(labels) == 2 else "", callee=labels[1] if len(labels) == 2 else "",
                         **read_section(reader, spec, where, GraphConfig))
     return GraphAnalysis(
-        **{**plain, "interval": plain["interval"] or step or 60.0},  # the interval's default: the step
+        **plain,
         name=_read_name(reader, node.get("name"), f"{path}.name") or "",
-        step=step or 0.0,
-        window=window or 0.0,
         query=query or "",
         graph=graph,
         baseline=_read_baseline(reader, node.get("baseline"), f"{path}.baseline"),
