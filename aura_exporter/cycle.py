@@ -191,7 +191,7 @@ class AnalysisCycle(Cycle[Analysis]):
         self.topology.baselines.entities.clear()
         self.topology.state.entities.clear()
         if self.council.budget is not None:
-            self.council.budget.entities.clear()
+            self.council.budget.forget()
         self.first_success = None
 
     def _write(self) -> None:

@@ -1,4 +1,4 @@
-"""The page budget: thresholds learned per entity from its own history (council/budget.py)."""
+"""The page budget: thresholds learned from the fleet's or each entity's own history (council/budget.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from test_council import ANALYSIS, evidence
 from aura_exporter.config import CouncilConfig, parse_config
 from aura_exporter.config.model import ConfigError
 from aura_exporter.council.agents import sigma_score, sigma_strength
-from aura_exporter.council.budget import PageBudget, fit_tail, rises_past, strength
+from aura_exporter.council.budget import OWN_SHARE, PageBudget, fit_tail, rises_past, strength
 from aura_exporter.council.decision import DecisionKeeper, combined_risk
 from aura_exporter.council.stage import CouncilStage
 from aura_exporter.exposition.render import render_snapshot
@@ -61,17 +61,21 @@ def replay_pages(sigmas: np.ndarray, council: CouncilConfig, budget: PageBudget 
     return pages
 
 
-def test_a_stationary_fleet_pages_within_its_budget():
+@pytest.mark.parametrize("shared", [False, True], ids=["entity", "fleet"])
+def test_a_stationary_fleet_pages_within_its_budget(shared):
     rng = np.random.default_rng(7)
     council = CouncilConfig(false_pages_per_week=1.0)
     weeks, learning = 6, WEEK_CYCLES
     scores = fleet_scores(rng, 20, learning + weeks * WEEK_CYCLES)
-    budget = PageBudget(1.0, council.warn, INTERVAL, 3600.0, council.confirm_cycles, council.clear_cycles)
+    budget = PageBudget(1.0, council.warn, INTERVAL, 3600.0, council.confirm_cycles, council.clear_cycles, shared)
     learned = replay_pages(scores[:learning], council, budget)
     assert learned.sum() <= 3 * 20  # the first week: a day with no tail at all, then tails from a few days
     paged = replay_pages(scores[learning:], council, budget)
     assert paged.sum() / (20 * weeks) <= 1.5  # within the budget of one a week (sampling noise allowed)
     assert paged.sum() > 0  # ...which is a rate, not silence
+    # each entity has its own noise level: shared, the noisiest page more than their share, but within OWN_SHARE
+    # of it (one entity's six weeks are a small sample: 2.5 a week allowed where it counts alone)
+    assert paged.max() / weeks <= (1.5 * OWN_SHARE if shared else 2.5)
     raw = replay_pages(scores[learning:], council, None)
     assert raw.sum() / (20 * weeks) > 5  # fixed thresholds page far more often on the same fleet
 
@@ -97,13 +101,41 @@ def test_a_step_change_still_pages_at_once():
     assert all(d[1:].max() == 0 for d in decisions)
 
 
+def recurring_spikes(rng, entities: int, cycles: int, every: int, height: float) -> np.ndarray:
+    """[cycles, entities, 1] the stationary fleet, its first entity also at `height` for three cycles (a quarter
+    of an hour) every `every` cycles."""
+    scores = fleet_scores(rng, entities, cycles)
+    for offset in range(3):
+        scores[every // 2 + offset::every, 0, 0] = height
+    return scores
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["entity", "fleet"])
+def test_what_one_entity_does_often_pages_when_its_fleet_never_does_it(shared):
+    """An entity whose own history is full of one kind of spike (three a week: a recurring incident) learns
+    it as its normal behaviour when it counts alone, and pages for none of them; counted with its fleet,
+    where such spikes are rare, each pages (but no more than OWN_SHARE times its share)."""
+    rng = np.random.default_rng(11)
+    council = CouncilConfig(false_pages_per_week=1.0)
+    weeks = 4
+    scores = recurring_spikes(rng, 8, (weeks + 2) * WEEK_CYCLES, WEEK_CYCLES // 3, 40.0)
+    budget = PageBudget(1.0, council.warn, INTERVAL, 3600.0, council.confirm_cycles, council.clear_cycles, shared)
+    replay_pages(scores[:2 * WEEK_CYCLES], council, budget)
+    paged = replay_pages(scores[2 * WEEK_CYCLES:], council, budget)
+    if shared:
+        assert 3 * weeks <= paged[0] <= OWN_SHARE * 1.5 * weeks + 1
+    else:
+        assert paged[0] <= 2.5 * weeks  # about its budget's worth at most: the spikes are its normal
+    assert paged[1:].sum() / (7 * weeks) <= 1.5
+
+
 def test_rises_closer_together_than_a_decision_clears_are_one_page():
     """A warning clears only after clear_cycles calm cycles: a strength that dips and rises again within them
     pages once, and the budget counts it once (counting it twice set thresholds for half the pages asked)."""
     flapping = np.tile([0.0, 5.0, 0.0, 5.0] + [0.0] * 20, 50)  # 50 bursts of two rises, 2 cycles apart
-    assert rises_past(flapping, 0.0)[1][0] == 100
-    assert rises_past(flapping, 0.0, gap=3)[1][0] == 50
-    tail = fit_tail(flapping, INTERVAL, clear=3)
+    assert rises_past(flapping, np.array([0.0]))[0] == 100
+    assert rises_past(flapping, np.array([0.0]), gap=3)[0] == 50
+    tail = fit_tail([flapping], INTERVAL, clear=3)
     assert tail is not None and tail.episodes_above(1.0) == pytest.approx(50 / (len(flapping) * INTERVAL / 604800))
 
 
@@ -137,7 +169,7 @@ def test_strength_keeps_the_order_of_the_risk_without_saturating():
 def test_the_tail_extrapolates_beyond_what_history_has_seen():
     rng = np.random.default_rng(1)
     strengths = rng.exponential(1.0, WEEK_CYCLES)
-    tail = fit_tail(strengths, INTERVAL)
+    tail = fit_tail([strengths], INTERVAL)
     assert tail is not None
     # exponential strengths: a week of 2016 cycles exceeds x about 2016·e^−x times
     assert tail.threshold(1.0) == pytest.approx(np.log(WEEK_CYCLES), abs=1.0)
@@ -244,7 +276,7 @@ def test_a_fortnight_too_quiet_to_count_keeps_the_last_tail():
     assert np.isfinite(budget.threshold(key))
     for cycle in range(learning, learning + budget.history + 24):  # a fortnight of one flat strength: no episodes
         rate = budget.assess((key,), np.array([0.5]), np.array([False]), ONE, cycle * INTERVAL)[0][0]
-    assert fit_tail(budget.entities[key].strengths(), INTERVAL) is None
+    assert fit_tail([budget.entities[key].strengths()], INTERVAL) is None
     assert np.isfinite(budget.threshold(key)) and np.isfinite(rate)  # the last tail that could be fitted
 
 
@@ -252,23 +284,25 @@ def test_rates_are_counted_where_history_has_seen_them():
     rng = np.random.default_rng(0)  # 40 slow episodes of random height, 90 minutes each, 4.5 hours apart
     heights = 1 + rng.exponential(1.0, 40)
     strengths = np.concatenate([np.r_[h * np.sin(np.pi * np.arange(18) / 18), np.zeros(54)] for h in heights])
-    tail = fit_tail(strengths, INTERVAL)
+    tail = fit_tail([strengths], INTERVAL)
     assert tail is not None
     each = 7 * 86400 / (len(strengths) * INTERVAL)  # a rise in this history, per week
     # 20 rises: the lowest level no more than 20 episodes rise past is the 21st highest episode's peak
     assert tail.threshold(20 * each) == pytest.approx(np.sort(heights)[-21])
     assert tail.episodes_above(tail.threshold(20 * each)) == pytest.approx(20 * each)
     assert tail.episodes_above(tail.u) < 10 * each <= tail.episodes_above(np.nextafter(tail.u, 0))
-    assert fit_tail(np.ones(288), INTERVAL) is None  # nothing ever stands out: no tail
+    assert fit_tail([np.ones(288)], INTERVAL) is None  # nothing ever stands out: no tail
 
 
 def test_rises_are_counted_per_level_as_a_threshold_there_would_page():
     strengths = np.array([0.0, 5.0, 4.0, 5.0, 4.0, 5.0, 0.0, 2.0, 0.0])
-    levels, rises = rises_past(strengths)
+    levels = np.unique(strengths)
+    rises = rises_past(strengths, levels)
     assert dict(zip(levels.tolist(), rises.tolist(), strict=True)) == {0.0: 2, 2.0: 1, 4.0: 3, 5.0: 0}
     rng = np.random.default_rng(8)
     noise = rng.standard_t(3, 500)
-    levels, rises = rises_past(noise)
+    levels = np.unique(noise)
+    rises = rises_past(noise, levels)
     for level, count in list(zip(levels, rises, strict=True))[::25]:  # each equals the runs above it
         above = noise > level
         assert count == int(above[0]) + int((above[1:] & ~above[:-1]).sum())

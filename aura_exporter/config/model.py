@@ -149,6 +149,7 @@ EVIDENCE_KINDS = ("level", "state", "surprise", "novelty", "record", "breach", "
 # Drift is exported, and weighed where asked for, but does not page by default: its z-score against the entity's own
 # recent drift is heavy-tailed, and on SMD it cost recall and doubled the false pages at the same budget.
 DEFAULT_EVIDENCE = tuple(kind for kind in EVIDENCE_KINDS if kind != "drift")
+BUDGET_SCOPES = ("fleet", "entity")
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,10 @@ class CouncilConfig:
     false_pages_per_week: float = setting(1.0, "learn each entity's thresholds to page this often on normal "
                                           "behaviour (0: off, fixed thresholds; calibrate: true turns it off too)",
                                           "number", low=0.0)
+    budget_scope: str = setting("fleet", "fleet: the thresholds are learned from all the analysis' entities together, "
+                                "so that each pages that often on average, none more than 4 times as often "
+                                "(README, 'Page budget'); entity: from each entity's own history alone", "choice",
+                                choices=BUDGET_SCOPES)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ Siffer et al., KDD 2017):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,6 +51,13 @@ ORDINARY = 0.9  # the quantile of an entity's strengths at or below which nothin
 CURVE_POINTS = 64  # levels kept per entity, rates about 10% apart from ORDINARY's to u's
 LEAST_CYCLES = 200  # a tail from fewer cycles than this (hourly cycles: a day is 24) would count noise
 REFIT = 12
+MOST_LEVELS = 2048  # levels a fleet's tail is counted at
+# A shared budget (`council.budget_scope: fleet`): the fleet's tail is counted from at most FLEET_SAMPLE entities
+# (rates are per entity-week, so a sample estimates them; a fleet of 10,000 is not sorted every hour), and
+# no entity takes more than OWN_SHARE times its share (one host broken in its own way pages a few times a
+# week, not all the fleet's pages).
+FLEET_SAMPLE = 256
+OWN_SHARE = 4.0
 STATE_PREFIX = "council_budget_"  # its arrays in the analysis' state file (saved with the baselines)
 STATE_VERSION = 2  # 2: settled strengths only, two weeks, counted rates
 
@@ -98,35 +106,46 @@ class Tail:
         return self.u + self.scale * float(np.log(self.episodes_per_week / per_week))
 
 
-def fit_tail(strengths: np.ndarray, interval: float, confirm: int = 1, clear: int = 1) -> Tail | None:
-    """The tail of these consecutive strengths (one per cycle) as the decision sees them, held for
-    `confirm` cycles (a page needs the risk at warn that long) and cleared after `clear` calm ones; None
-    when no level above the ORDINARY quantile is risen past MIN_EPISODES times."""
-    if confirm > 1:
-        strengths = np.lib.stride_tricks.sliding_window_view(strengths, confirm).min(axis=1)
-    levels, rises = rises_past(strengths, float(np.quantile(strengths, ORDINARY)), clear)
+def fit_tail(series: Sequence[np.ndarray], interval: float, confirm: int = 1, clear: int = 1) -> Tail | None:
+    """The tail of one or more entities' consecutive strengths (one per cycle each) as the decision sees them,
+    held for `confirm` cycles (a page needs the risk at warn that long) and cleared after `clear` calm ones;
+    the rates are per entity-week. None when no level above the ORDINARY quantile is risen past
+    MIN_EPISODES times."""
+    held = [np.lib.stride_tricks.sliding_window_view(s, confirm).min(axis=1) if confirm > 1 else s for s in series]
+    pooled = np.concatenate(held)
+    levels = candidate_levels(pooled, float(np.quantile(pooled, ORDINARY)))
+    rises = np.sum([rises_past(s, levels, clear) for s in held], axis=0)
     at_least = np.maximum.accumulate(rises[::-1])[::-1]  # a higher threshold never pages more often
     if at_least[0] < MIN_EPISODES:
         return None
     tail_start = int(np.argmax(at_least < MIN_EPISODES))  # the highest level always has none: it exists
     u = float(levels[tail_start])
-    excess = episode_peaks(strengths, u) - u
+    excess = np.concatenate([episode_peaks(s, u) for s in held]) - u
     scale = max(float(excess.mean()), 1e-9) if len(excess) else 1e-9  # none ever went beyond: beyond is new
-    weeks = len(strengths) * interval / WEEK
+    weeks = len(pooled) * interval / WEEK
     kept = curve_points(at_least[:tail_start + 1])
     return Tail(levels[kept], at_least[kept] / weeks, scale)
 
 
-def rises_past(strengths: np.ndarray, lowest: float = -np.inf, gap: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """([L] the distinct strengths from `lowest` on, increasing; [L] how many times the strengths rose above
-    each after `gap` cycles at or below it): a threshold at that level would have paged that many times,
-    since a decision clears only after `clear_cycles` calm cycles and rises closer together are one page."""
+def candidate_levels(pooled: np.ndarray, lowest: float) -> np.ndarray:
+    """The distinct strengths from `lowest` on, increasing; past MOST_LEVELS of them (a fleet's), the highest
+    half of MOST_LEVELS as they are (where thresholds and u lie) and evenly spaced quantiles below."""
+    levels = np.unique(pooled[pooled >= lowest])
+    if len(levels) <= MOST_LEVELS:
+        return levels
+    top = MOST_LEVELS // 2
+    return np.unique(np.concatenate([levels[-top:], np.quantile(levels[:-top], np.linspace(0.0, 1.0, top))]))
+
+
+def rises_past(strengths: np.ndarray, levels: np.ndarray, gap: int = 1) -> np.ndarray:
+    """[L] how many times the strengths rose above each of `levels` after `gap` cycles at or below it: a
+    threshold at that level would have paged that many times, since a decision clears only after
+    `clear_cycles` calm cycles and rises closer together are one page."""
     earlier = np.concatenate([np.full(gap, -np.inf), strengths[:-1]])
     before = np.lib.stride_tricks.sliding_window_view(earlier, gap).max(axis=1)  # the `gap` cycles before each
     rising = strengths > before
     lows, highs = np.sort(before[rising]), np.sort(strengths[rising])
-    levels = np.unique(strengths[strengths >= lowest])
-    return levels, np.searchsorted(lows, levels, side="right") - np.searchsorted(highs, levels, side="right")
+    return np.searchsorted(lows, levels, side="right") - np.searchsorted(highs, levels, side="right")
 
 
 def curve_points(at_least: np.ndarray) -> np.ndarray:
@@ -172,7 +191,8 @@ class _Entity:
 
 @dataclass
 class PageBudget:
-    """Each entity's learned tail; `risk` is called once per cycle with the entities' strengths."""
+    """Each entity's learned tail, and the fleet's (`shared`); `assess` is called once per cycle with the
+    entities' strengths."""
 
     per_week: float
     warn: float
@@ -180,7 +200,11 @@ class PageBudget:
     forget_after: float
     confirm: int = 1  # council.confirm_cycles
     clear: int = 1  # council.clear_cycles
+    shared: bool = False  # council.budget_scope: fleet
     entities: dict[tuple, _Entity] = field(default_factory=dict)
+    fleet_tail: Tail | None = None
+    fleet_fits: int = 0
+    since_fleet_fit: int = 0
 
     @property
     def history(self) -> int:
@@ -204,24 +228,56 @@ class PageBudget:
             entity.last_seen = now
             value = float(strengths[i])
             if entity.tail is not None:
-                rates[i] = entity.tail.episodes_above(value)
-                news[i] = value > entity.tail.floor
+                rates[i] = self.episodes_above(entity.tail, value)
+                news[i] = value > self.floor(entity.tail)
             if settled[i] and not (warning[i] and entity.tail is not None):  # while it learns, warnings are
                 entity.learn(value)                                          # the fixed thresholds'
             if entity.since_fit >= REFIT and entity.count >= self.min_cycles:
                 # a fortnight too quiet to count (no level risen past often enough) keeps the last tail: once
                 # learned, an entity does not fall back to learning
-                entity.tail = fit_tail(entity.strengths(), self.interval, self.confirm, self.clear) or entity.tail
+                entity.tail = self._fit_own(entity) or entity.tail
                 entity.since_fit = 0
         for key in [k for k, e in self.entities.items() if now - e.last_seen > self.forget_after]:
             del self.entities[key]
+        self.since_fleet_fit += 1
+        if self.shared and self.since_fleet_fit >= REFIT:
+            self._fit_fleet()
         return rates, self.risk(rates, news)
+
+    def episodes_above(self, own: Tail, value: float) -> float:
+        """λ(value) for an entity with this tail of its own: the fleet's rate when the budget is shared (no
+        more than OWN_SHARE times the entity's own), else its own."""
+        if self.fleet_tail is None:
+            return own.episodes_above(value)
+        return max(self.fleet_tail.episodes_above(value), own.episodes_above(value) / OWN_SHARE)
+
+    def floor(self, own: Tail) -> float:
+        return own.floor if self.fleet_tail is None else max(own.floor, self.fleet_tail.floor)
+
+    def _fit_own(self, entity: _Entity) -> Tail | None:
+        return fit_tail([entity.strengths()], self.interval, self.confirm, self.clear)
+
+    def _fit_fleet(self) -> None:
+        """The fleet's tail from a sample of the entities that have one of their own (a different sample at each
+        fit, the same in every replay of the same cycles); a fleet too quiet to count keeps the last."""
+        learned = [e for e in self.entities.values() if e.tail is not None]
+        if learned:
+            picked = np.random.default_rng(self.fleet_fits).permutation(len(learned))[:FLEET_SAMPLE]
+            tail = fit_tail([learned[i].strengths() for i in sorted(picked)], self.interval, self.confirm, self.clear)
+            self.fleet_tail = tail or self.fleet_tail
+        self.fleet_fits += 1
+        self.since_fleet_fit = 0
 
     def risk(self, rates: np.ndarray, news: np.ndarray) -> np.ndarray:
         """[E] warn^(λ/budget) for strengths above the entity's floor (`news`): warn at the budget, towards 1
         for what normal behaviour never does; 0 at or below the floor and while an entity learns (NaN λ; the
         council then keeps its fixed thresholds)."""
         return np.where(news, self.warn ** (np.nan_to_num(rates, nan=np.inf) / self.per_week), 0.0)
+
+    def forget(self) -> None:
+        """Everything learned (the analysis' entities start afresh)."""
+        self.entities.clear()
+        self.fleet_tail = None
 
     def state(self, fingerprint: str) -> dict[str, np.ndarray]:
         """Every entity's strengths as arrays for the state file; `fingerprint` says what they were measured by."""
@@ -254,10 +310,16 @@ class PageBudget:
             entity.ring[:] = rings[i]
             entity.count, entity.last_seen = int(counts[i]), float(seen[i])
             if entity.count >= self.min_cycles:
-                entity.tail = fit_tail(entity.strengths(), self.interval, self.confirm)
+                entity.tail = self._fit_own(entity)
+        if self.shared:
+            self._fit_fleet()
         return True
 
     def threshold(self, key: tuple) -> float:
-        """The strength at which the entity pages (NaN while it learns)."""
+        """The strength at which the entity pages (NaN while it learns): the lowest whose λ is within the budget."""
         entity = self.entities.get(key)
-        return entity.tail.threshold(self.per_week) if entity is not None and entity.tail is not None else np.nan
+        if entity is None or entity.tail is None:
+            return np.nan
+        if self.fleet_tail is None:
+            return entity.tail.threshold(self.per_week)
+        return max(self.fleet_tail.threshold(self.per_week), entity.tail.threshold(OWN_SHARE * self.per_week))

@@ -45,7 +45,8 @@ class CouncilStage:
         self.calibrator = Calibrator(analysis.baseline.forget_after) if analysis.council.calibrate else None
         settings = analysis.council
         self.budget = (PageBudget(settings.false_pages_per_week, settings.warn, analysis.interval,
-                                  analysis.baseline.forget_after, settings.confirm_cycles, settings.clear_cycles)
+                                  analysis.baseline.forget_after, settings.confirm_cycles, settings.clear_cycles,
+                                  shared=settings.budget_scope == "fleet")
                        if settings.false_pages_per_week else None)
 
     def budget_state(self) -> dict[str, np.ndarray]:
