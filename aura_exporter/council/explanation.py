@@ -215,7 +215,7 @@ def recommended_actions(contributions: list[Contribution], topology: list[Topolo
 
 
 def summarise(decision: str, risk: float, contributions: list[Contribution], usual_per_week: float | None) -> str:
-    rarity = "" if usual_per_week is None else f" (its normal behaviour is this unusual {_per_week(usual_per_week)})"
+    rarity = "" if usual_per_week is None else f" (normal behaviour is this unusual {_per_week(usual_per_week)})"
     if not contributions:
         return f"{decision}: risk {risk:.0%}{rarity}; nothing stands out"
     reasons = "; ".join(c.text for c in contributions[:2])

@@ -49,10 +49,12 @@ HELP = {
     "aura_agent_vote": "1 when the council agent flags the entity (its score reaches the warn threshold), else 0.",
     "aura_risk_score": "Probability-like risk of a failure within the forecast horizon, 0..1 (the council's).",
     "aura_decision": "The council's decision as a state set: the series of the current decision is 1.",
-    "aura_usual_episodes_per_week": "How many times a week the entity's normal behaviour is at least as unusual "
-                                    "as now (page budget; it pages at aura_page_budget_per_week; absent while "
+    "aura_usual_episodes_per_week": "How many times a week normal behaviour is at least as unusual as now, per "
+                                    "entity (page budget, learned from the fleet or the entity alone: "
+                                    "council.budget_scope; it pages at aura_page_budget_per_week; absent while "
                                     "it learns).",
-    "aura_page_budget_per_week": "Pages an entity may send a week on normal behaviour (council.false_pages_per_week).",
+    "aura_page_budget_per_week": "Pages an entity may send a week on normal behaviour, on average over the fleet "
+                                 "when the budget is shared (council.false_pages_per_week).",
     **GRAPH_HELP,
 }
 

@@ -48,8 +48,9 @@ SCHEMAS: dict[str, Any] = {
         "analysis": {"type": "string"},
         "labels": {"type": "object", "additionalProperties": {"type": "string"}},
         "risk": _number_or_null("The council's risk, 0..1."),
-        "usual_per_week": _number_or_null("With a page budget: how many times a week the entity's normal "
-                                          "behaviour is at least this unusual; null without one or while it learns."),
+        "usual_per_week": _number_or_null("With a page budget: how many times a week normal behaviour is at "
+                                          "least this unusual, per entity (the fleet's or the entity's own: "
+                                          "council.budget_scope); null without one or while it learns."),
         "decision": {"type": "string", "enum": list(DECISIONS)},
         "agents": {"type": "object", "additionalProperties": {"type": "number", "nullable": True},
                    "description": "Each agent's score; null while it abstains. Agents: "
