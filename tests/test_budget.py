@@ -252,15 +252,17 @@ def test_the_budget_is_exported_explained_and_promtool_clean():
     assert entity_summary(result, 1)["usual_per_week"] == pytest.approx(verdict.usual_per_week[1])
 
 
-def test_a_restored_budget_pages_where_it_left_off():
+@pytest.mark.parametrize("shared", [False, True], ids=["entity", "fleet"])
+def test_a_restored_budget_pages_where_it_left_off(shared):
     rng = np.random.default_rng(4)
-    budget = PageBudget(1.0, 0.4, INTERVAL, 86400.0, 2)
+    budget = PageBudget(1.0, 0.4, INTERVAL, 86400.0, 2, 3, shared)
     keys = (("a",), ("b",))
     for cycle in range(408):  # the last refit at the last cycle: a restore refits on the same strengths
         budget.assess(keys, rng.exponential(1.0, 2), np.zeros(2, dtype=bool), SETTLED[:2], cycle * INTERVAL)
-    copy = PageBudget(1.0, 0.4, INTERVAL, 86400.0, 2)
+    copy = PageBudget(1.0, 0.4, INTERVAL, 86400.0, 2, 3, shared)
     assert copy.restore(budget.state("same"), "same")
     assert [copy.threshold(k) for k in keys] == pytest.approx([budget.threshold(k) for k in keys])
+    assert (copy.fleet_tail is not None) == shared
     assert not PageBudget(1.0, 0.4, INTERVAL, 86400.0, 2).restore(budget.state("one"), "another")
     assert not PageBudget(1.0, 0.4, 60.0, 86400.0, 2).restore(budget.state("same"), "same")  # other ring size
     assert not PageBudget(1.0, 0.4, INTERVAL, 86400.0, 2).restore({}, "same")
