@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import logging
 import socket
+import ssl
 import subprocess
 import time
 
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 from conftest import sample_value, serve_in_process
 from prometheus_client import CollectorRegistry, Gauge
+from test_promql import make_certificates
 
 from aura_exporter.config import parse_config
 from aura_exporter.council import CouncilStage
@@ -174,14 +176,14 @@ async def connect(port: int) -> socket.socket:
     return sock
 
 
-def with_listener(scenario, max_connections: int = 512) -> None:
+def with_listener(scenario, max_connections: int = 512, tls: ssl.SSLContext | None = None) -> None:
     """`await scenario(listener)` on an exporter's HTTP surface alone, on a loopback port."""
     from aura_exporter.exposition.server import ServerState, build_app, start_server
     from aura_exporter.exposition.status import AnalysesStatus
 
     async def main():
         state = ServerState(CollectorRegistry(), AnalysesStatus().running(["node"]))
-        listener = await start_server(build_app(state), "127.0.0.1:0", max_connections=max_connections)
+        listener = await start_server(build_app(state), "127.0.0.1:0", tls, max_connections=max_connections)
         try:
             await scenario(listener)
         finally:
@@ -213,6 +215,40 @@ def test_connections_beyond_the_cap_are_closed_as_they_open_and_served_again_onc
     with caplog.at_level(logging.WARNING, logger="aura_exporter"):
         with_listener(scenario, max_connections=3)
     assert any("max-connections" in r.getMessage() for r in caplog.records)
+
+
+def test_connections_that_never_finish_their_tls_handshake_count_against_the_cap(tmp_path):
+    """aiohttp sees a TLS connection only once its handshake is over: clients that connect and stay silent
+    would otherwise pass any cap (each held by asyncio for its handshake timeout)."""
+    certs = make_certificates(tmp_path)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(certs["server.crt"], certs["server.key"])
+    client_context = ssl.create_default_context(cafile=certs["ca.crt"])
+
+    async def served(port: int) -> bool:
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port, ssl=client_context), 5)
+        except (ssl.SSLError, ConnectionError):
+            return False
+        try:
+            writer.write(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")
+            return (await asyncio.wait_for(reader.read(4096), 5)).startswith(b"HTTP/1.1 200")
+        except (ssl.SSLError, ConnectionError):
+            return False
+        finally:
+            writer.close()
+
+    async def scenario(listener):
+        silent = [await connect(listener.port) for _ in range(3)]  # TCP only: no handshake, ever
+        await asyncio.sleep(0.2)
+        assert not await served(listener.port)
+        silent.pop().close()
+        await asyncio.sleep(0.2)
+        assert await served(listener.port)
+        for sock in silent:
+            sock.close()
+
+    with_listener(scenario, max_connections=3, tls=server_context)
 
 
 def test_the_kernel_holds_a_bounded_part_of_a_response_per_connection():
