@@ -168,8 +168,9 @@ class CouncilConfig:
                               "boolean")
     evidence: tuple[str, ...] = setting(DEFAULT_EVIDENCE, "the kinds of evidence the agents weigh (default: all "
                                         "but drift)", "custom", items="string")
-    false_pages_per_week: float = setting(1.0, "learn each entity's thresholds to page this often on normal "
-                                          "behaviour (0: off, fixed thresholds; calibrate: true turns it off too)",
+    false_pages_per_week: float = setting(1.0, "learn the thresholds so that an entity pages this often "
+                                          "on normal behaviour (0: off, fixed thresholds; calibrate: true turns it off "
+                                          "too)",
                                           "number", low=0.0)
     budget_scope: str = setting("fleet", "fleet: the thresholds are learned from all the analysis' entities together, "
                                 "so that each pages that often on average, none more than 4 times as often "
