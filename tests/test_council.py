@@ -623,7 +623,9 @@ def test_explanation_keeps_the_strongest_contributions_in_order():
     state = np.array([[6.0, 5.5, 7.0, 4.8], [0.0, 0.0, 0.0, 0.0]])
     surprise = np.array([[5.2, 6.5, np.nan, 5.8], [0.0, 0.0, 0.0, 0.0]])
     windows, topology = council_inputs(state)
-    verdict = settled(CouncilStage(ANALYSIS), windows, topology, forecast(2, surprise=surprise))
+    weighing_surprise = replace(ANALYSIS, council=replace(ANALYSIS.council, evidence=(*ANALYSIS.council.evidence,
+                                                                             "surprise")))  # not weighed by default
+    verdict = settled(CouncilStage(weighing_surprise), windows, topology, forecast(2, surprise=surprise))
     explanation = explain(verdict, topology.critical[0], {"cpu": 0.95}, max(HORIZONS), 0)
     scores = [c.score for c in explanation.contributions]
     assert len(scores) == TOP_CONTRIBUTIONS
