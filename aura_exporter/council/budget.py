@@ -1,9 +1,9 @@
-"""The page budget: each entity's thresholds learned from its own history, so that its normal behaviour
-pages about `council.false_pages_per_week` times a week or less.
+"""The page budget: thresholds learned from history, the fleet's or each entity's own, so that normal behaviour
+pages about `council.false_pages_per_week` times a week per entity or less.
 
 Why: the council's raw risk is the strongest of many columns (features × kinds of evidence), and the
-maximum of 38 features' deviations is large on an ordinary day; how large differs per entity. One fixed
-threshold for every entity either pages all day on the noisy ones or never on the quiet ones.
+maximum of 38 features' deviations is large on an ordinary day. A fixed threshold says nothing of how often
+it pages; a budget says it in the unit on-call teams count.
 
 How (counted where the history has seen it, extrapolated only beyond, as peaks over threshold do:
 Siffer et al., KDD 2017):
@@ -28,6 +28,11 @@ Siffer et al., KDD 2017):
   a budget asking for more pages a week than the entity rises past it gets that many, and ordinary cycles
   let a warning clear within `clear_cycles` (else an entity whose strengths sit at their floor, under a
   large budget, would warn without end, and a warning is not learned from).
+- Shared by the fleet (`council.budget_scope: fleet`, the default): λ is counted over the strengths of all
+  the analysis' entities together (a sample of FLEET_SAMPLE of them; rates per entity-week), never below an
+  entity's own λ divided by OWN_SHARE. Counted alone, an entity's recurring incidents are its normal
+  behaviour and never page; the evidence is already measured against each entity's usual state (README,
+  'Page budget', with the SMD figures).
 - Until an entity has a day of settled strengths and MIN_EPISODES rises past a level above ORDINARY it
   is learning (`threshold` and λ are NaN), and the council keeps the fixed thresholds for it
   (CouncilStage.weigh): a new entity is not blind for a day, it is only as noisy as without a budget.
@@ -245,13 +250,14 @@ class PageBudget:
         return rates, self.risk(rates, news)
 
     def episodes_above(self, own: Tail, value: float) -> float:
-        """λ(value) for an entity with this tail of its own: the fleet's rate when the budget is shared (no
-        more than OWN_SHARE times the entity's own), else its own."""
+        """λ(value) for an entity with this tail of its own: its own alone, or, shared, the fleet's but never
+        below its own divided by OWN_SHARE (so that it pages at most OWN_SHARE times its share)."""
         if self.fleet_tail is None:
             return own.episodes_above(value)
         return max(self.fleet_tail.episodes_above(value), own.episodes_above(value) / OWN_SHARE)
 
     def floor(self, own: Tail) -> float:
+        """The strength at or below which nothing is news for an entity with this tail of its own."""
         return own.floor if self.fleet_tail is None else max(own.floor, self.fleet_tail.floor)
 
     def _fit_own(self, entity: _Entity) -> Tail | None:
