@@ -19,6 +19,10 @@ SELECTOR = ('{{ $sel := "" }}{{ range $k, $v := $labels }}{{ if ne $k "__name__"
             '{{ $sel = printf "%s%s=%q," $sel $k $v }}{{ end }}{{ end }}')
 AGENTS = ('Agents: {{ range printf "sort_desc(aura_agent_score{%s} >= 0.05)" $sel | query }}'
           '{{ .Labels.agent }} {{ printf "%.2f" .Value }}; {{ end }}')
+# The analysis' page budget as the exporter states it (aura_page_budget_per_week), or the fixed threshold without one.
+BUDGET = ('{{ with printf "aura_page_budget_per_week{analysis=%q}" $labels.analysis | query }}more unusual than '
+          'normal behaviour gets about {{ . | first | value | humanize }} times a week per entity (the page '
+          'budget){{ else }}past the fixed warn threshold (no page budget){{ end }}')
 BREACHES = ('{{ range printf "aura_time_to_breach_seconds{%s}" $sel | query }}{{ .Labels.feature }} reaches '
             'its limit in {{ humanizeDuration .Value }}; {{ end }}')
 EXPLANATION_URL = (s.AURA_URL + '/api/v1/entities/{{ $labels.analysis }}/by-labels?{{ range $k, $v := $labels }}'
@@ -89,9 +93,8 @@ def alert_rules() -> dict[str, Any]:
         # The budget (council.false_pages_per_week) is set at the warning: what the backtest counts as alerts.
         _alert("AuraCouncilWarning", f"aura_risk_score {WARNING} {READY}", s.COUNCIL_FOR, "warning",
                "The AURA council warns about " + ENTITY + "(analysis {{ $labels.analysis }}).",
-               SELECTOR + "Risk {{ humanizePercentage $value }}: " + ENTITY + "is more unusual than its normal "
-               "behaviour gets about once a week (the page budget). " + AGENTS + " Full explanation: the "
-               "explanation_url.",
+               SELECTOR + "Risk {{ humanizePercentage $value }}: " + ENTITY + "is " + BUDGET + ". " + AGENTS
+               + " Full explanation: the explanation_url.",
                explanation_url=EXPLANATION_URL),
         # max by (analysis): one threshold per analysis even when several exporters (shards) export it
         _alert("AuraFleetPartition",
