@@ -244,9 +244,10 @@ class PageBudget:
                 entity.since_fit = 0
         for key in [k for k, e in self.entities.items() if now - e.last_seen > self.forget_after]:
             del self.entities[key]
-        self.since_fleet_fit += 1
-        if self.shared and self.since_fleet_fit >= REFIT:
-            self._fit_fleet()
+        if self.shared:
+            self.since_fleet_fit += 1
+            if self.since_fleet_fit >= REFIT:
+                self._fit_fleet()
         return rates, self.risk(rates, news)
 
     def episodes_above(self, own: Tail, value: float) -> float:
