@@ -18,7 +18,13 @@ def _construct_mapping(loader: DuplicateKeyLoader, node: yaml.MappingNode) -> di
     seen: set = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node)
-        if key in seen:
+        try:
+            duplicate = key in seen
+        except TypeError:  # `? {}` or `[a]: 1`: YAML allows them, a config has no use for them
+            raise yaml.constructor.ConstructorError(
+                None, None, f"a key must be a plain value, found {type(key).__name__}", key_node.start_mark
+            ) from None
+        if duplicate:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark
             )
