@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.cluster.hierarchy import fcluster, linkage
 
-from aura_exporter.topology.fleet import fleet_topology
+from aura_exporter.topology.fleet import fleet_topology, single_linkage
 from aura_exporter.topology.persistence import PersistenceEngine
 from aura_exporter.topology.summaries import (
     betti_numbers,
@@ -123,6 +124,25 @@ def test_fleet_finds_a_group_that_left_together():
     assert fleet.components == 2
     assert set(np.argsort(fleet.isolation)[-3:]) == {5, 6, 7}
     assert fleet.isolation[[5, 6, 7]].min() > 5 * np.median(fleet.isolation)
+
+
+@pytest.mark.parametrize(("entities", "features"), [(2, 1), (3, 2), (40, 4), (500, 38)])
+def test_single_linkage_is_scipys(entities, features):
+    points = rng.normal(size=(entities, features)) * rng.choice([0.01, 1.0, 100.0], size=features)
+    ours, scipys = single_linkage(points), linkage(points, method="single")
+    np.testing.assert_allclose(ours[:, 2], scipys[:, 2], rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(ours[:, 3], scipys[:, 3])
+    np.testing.assert_array_equal(fcluster(ours, t=np.median(ours[:, 2]), criterion="distance"),
+                                  fcluster(scipys, t=np.median(scipys[:, 2]), criterion="distance"))
+
+
+def test_single_linkage_of_repeated_points():
+    """Hosts in exactly the same state (idle, or all reading 0) merge at height 0, in clusters scipy agrees on."""
+    points = np.repeat([[0.0, 0.0], [3.0, 4.0]], 3, axis=0)
+    merges = single_linkage(points)
+    assert merges[:, 2].tolist() == [0.0, 0.0, 0.0, 0.0, 5.0]
+    assert merges[-1, 3] == 6
+    np.testing.assert_array_equal(fcluster(merges, t=1.0, criterion="distance"), [1, 1, 1, 2, 2, 2])
 
 
 def test_fleet_of_healthy_hosts_is_one_cluster():
