@@ -16,8 +16,7 @@ from urllib.parse import quote
 import numpy as np
 from aiohttp import web
 from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
-from scipy.spatial.distance import pdist, squareform
+from scipy.sparse.csgraph import connected_components
 
 from aura_exporter import __version__
 from aura_exporter.council import DECISIONS
@@ -43,7 +42,7 @@ from aura_exporter.exposition.views import (
 )
 from aura_exporter.snapshot import AnalysisResult, GraphResult, Snapshot
 from aura_exporter.sources.kubernetes import ClusterTopology
-from aura_exporter.topology.fleet import recent_state
+from aura_exporter.topology.fleet import recent_state, spanning_tree
 
 HISTORY_POINTS = 240  # risk values kept per entity for its timeline
 GRAPH_NODES = 300  # the fleet graph shows at most this many entities, the riskiest
@@ -236,8 +235,8 @@ def _layout(points: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
     centred = points - points.mean(axis=0)
     _, _, axes = np.linalg.svd(centred, full_matrices=False)
     positions = centred @ axes[:2].T if axes.shape[0] >= 2 else np.c_[centred @ axes[0], np.zeros(len(points))]
-    tree = minimum_spanning_tree(squareform(pdist(points)) + 1e-9).tocoo()  # + ε: equal points stay linked
-    return positions, [(int(a), int(b)) for a, b in zip(tree.row, tree.col, strict=True)]
+    first, second = spanning_tree(points)
+    return positions, list(zip(first.tolist(), second.tolist(), strict=True))
 
 
 def entity_section(result: AnalysisResult, index: int, history: np.ndarray, placement: dict | None = None) -> str:
