@@ -68,20 +68,23 @@ class CouncilStage:
             graph: GraphOutcome | None = None) -> Verdict:
         return self.weigh(gather_evidence(self.analysis, windows, topology, forecast, graph), windows.entities, now)
 
+    def assess(self, evidence: Evidence) -> tuple[Assessment, ...]:
+        """Each agent's assessment, of the kinds of evidence `council.evidence` lists."""
+        settings = self.analysis.council
+        return tuple(weighing_only(agent.assess(evidence, settings.sigmas), settings.evidence) for agent in self.agents)
+
     def weigh(self, evidence: Evidence, keys: tuple[tuple, ...], now: float) -> Verdict:
         """The verdict on the entities `keys` from their evidence: the decision layer alone, which a
         recording of evidence (backtest/recording.py) replays under other settings."""
         settings = self.analysis.council
-        assessments = tuple(weighing_only(agent.assess(evidence, settings.sigmas), settings.evidence)
-                            for agent in self.agents)
+        assessments = self.assess(evidence)
         scores = np.stack([a.score for a in assessments], axis=1) if assessments else np.zeros((evidence.entities, 0))
         risk = combined_risk(scores)
         if self.calibrator is not None:
             risk = self.calibrator.calibrate(keys, risk, now)
         usual = np.full(evidence.entities, np.nan)
         if self.budget is not None:
-            strengths = strength(np.stack([a.strength(settings.sigmas) for a in assessments], axis=1)
-                                 if assessments else np.zeros((evidence.entities, 0)))
+            strengths = council_strengths(assessments, settings.sigmas, evidence.entities)
             usual, budgeted = self.budget.assess(keys, strengths, self.keeper.warning(keys), evidence.settled,
                                                  now)
             risk = np.where(np.isnan(usual), risk, budgeted)  # fixed thresholds while learning
@@ -94,3 +97,9 @@ class CouncilStage:
             decision=self.keeper.decide(keys, risk, now),
             usual_per_week=usual,
         )
+
+
+def council_strengths(assessments: tuple[Assessment, ...], sigmas: float, entities: int) -> np.ndarray:
+    """[E] what the page budget ranks: the agents' −ln(1 − score) added up, without the risk's saturation."""
+    return strength(np.stack([a.strength(sigmas) for a in assessments], axis=1) if assessments
+                    else np.zeros((entities, 0)))
