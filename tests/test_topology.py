@@ -136,6 +136,13 @@ def test_single_linkage_is_scipys(entities, features):
                                   fcluster(scipys, t=np.median(scipys[:, 2]), criterion="distance"))
 
 
+def test_single_linkage_far_from_the_origin():
+    """A fleet a million units from the origin (a flat feature's first burst, in its baseline units) keeps the
+    distances between its hosts: |a|² − 2a·b + |b|² of uncentred points would round them away."""
+    points = rng.normal(size=(200, 3)) + 1e7
+    np.testing.assert_allclose(single_linkage(points)[:, 2], linkage(points, method="single")[:, 2], rtol=1e-6)
+
+
 def test_single_linkage_of_repeated_points():
     """Hosts in exactly the same state (idle, or all reading 0) merge at height 0, in clusters scipy agrees on."""
     points = np.repeat([[0.0, 0.0], [3.0, 4.0]], 3, axis=0)
