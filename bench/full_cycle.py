@@ -27,6 +27,7 @@ import sys
 import time
 import tracemalloc
 
+import numpy as np
 import torch
 from exposition_speed import Plain
 from forecast_speed import synchronise
@@ -135,12 +136,16 @@ def floors(cycle: Cycle, cores: int) -> dict[str, float]:
         ripser_parallel(cloud, maxdim=1)
     found["persistence"] = (time.perf_counter() - started) / cores
     trained = cycle.forecast.trained
-    inputs = torch.from_numpy(model_inputs(context.values, context.timestamps).inputs).to(trained.device)
+    shape = trained.model.shape
+    no_seasons = np.full((len(context.values), shape.seasons, context.values.shape[1] + shape.horizons,
+                          shape.features), np.nan)  # as the stage asks when no season is at hand
+    prepared = model_inputs(context.values, context.timestamps, no_seasons)
+    inputs, anchors = (torch.from_numpy(array).to(trained.device) for array in (prepared.inputs, prepared.anchors))
     with torch.inference_mode(), autocast(trained.device):
-        trained.model(inputs)
+        trained.model(inputs, anchors)
         synchronise(trained.device)
         started = time.perf_counter()
-        trained.model(inputs)
+        trained.model(inputs, anchors)
         synchronise(trained.device)
     found["forecast"] = time.perf_counter() - started
     series = sum(1 for line in render_snapshot(snapshot).text.splitlines() if not line.startswith(b"#"))
