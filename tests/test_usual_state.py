@@ -35,6 +35,29 @@ def replay(tracker: StateTracker, series: np.ndarray) -> np.ndarray:
                      .zscore[0] for c in range(len(series))])
 
 
+def test_entities_judged_together_are_judged_as_each_alone():
+    """The tracker judges all entities at once; each must get exactly what it would alone, whatever the others:
+    one seen from the start, one joining later (its first sight: the window's recent eighth), one with gaps and
+    missing samples."""
+    rng = np.random.default_rng(5)
+    cycles, features = WARM_UP + 60, 3
+    series = {key: 10.0 * k + rng.normal(size=(cycles, STEPS, features)) for k, key in enumerate("abc")}
+    series["c"][rng.random(series["c"].shape) < 0.1] = np.nan
+    seen = {"a": range(cycles), "b": range(40, cycles), "c": [c for c in range(cycles) if c % 9]}
+    together = StateTracker(forget_after=86400.0)
+    alone = {key: StateTracker(forget_after=86400.0) for key in series}
+    for cycle in range(cycles):
+        keys = [key for key in series if cycle in seen[key]]
+        if not keys:
+            continue
+        both = together.update(window(cycle, np.stack([series[k][cycle] for k in keys]), [(k,) for k in keys]))
+        for row, key in enumerate(keys):
+            own = alone[key].update(window(cycle, series[key][cycle][None], [(key,)]))
+            np.testing.assert_array_equal(both.zscore[row], own.zscore[0])
+            np.testing.assert_array_equal(both.warm[row], own.warm[0])
+    assert both.warm.all() and np.abs(both.zscore).min() > 0  # judged, not only warming up
+
+
 def test_nothing_is_said_while_warming_up_then_noise_stays_near_one_sigma():
     rng = np.random.default_rng(1)
     series = 50.0 + rng.normal(size=(WARM_UP + 2000, 20))
