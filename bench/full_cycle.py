@@ -27,7 +27,6 @@ import sys
 import time
 import tracemalloc
 
-import numpy as np
 import torch
 from exposition_speed import Plain
 from forecast_speed import synchronise
@@ -42,7 +41,7 @@ from aura_exporter.exposition.render import render_snapshot
 from aura_exporter.exposition.ui import RiskHistory
 from aura_exporter.forecast.manager import build_trained, model_shape
 from aura_exporter.forecast.model import Forecaster, pick_device
-from aura_exporter.forecast.stage import ForecastStage, model_inputs
+from aura_exporter.forecast.stage import ForecastStage, model_inputs, no_seasons
 from aura_exporter.forecast.train import autocast
 from aura_exporter.snapshot import AnalysisResult, SnapshotHolder
 from aura_exporter.sources.base import RangeResult
@@ -136,10 +135,7 @@ def floors(cycle: Cycle, cores: int) -> dict[str, float]:
         ripser_parallel(cloud, maxdim=1)
     found["persistence"] = (time.perf_counter() - started) / cores
     trained = cycle.forecast.trained
-    shape = trained.model.shape
-    no_seasons = np.full((len(context.values), shape.seasons, context.values.shape[1] + shape.horizons,
-                          shape.features), np.nan)  # as the stage asks when no season is at hand
-    prepared = model_inputs(context.values, context.timestamps, no_seasons)
+    prepared = model_inputs(context.values, context.timestamps, no_seasons(trained.model.shape, context.values))
     inputs, anchors = (torch.from_numpy(array).to(trained.device) for array in (prepared.inputs, prepared.anchors))
     with torch.inference_mode(), autocast(trained.device):
         trained.model(inputs, anchors)

@@ -15,7 +15,7 @@ import torch
 from aura_exporter.config import Analysis
 from aura_exporter.forecast.breach import exceedance_probability, time_to_breach
 from aura_exporter.forecast.data import denormalise, model_horizons, model_inputs
-from aura_exporter.forecast.model import Forecaster
+from aura_exporter.forecast.model import Forecaster, ModelShape
 from aura_exporter.forecast.residuals import ResidualTracker
 from aura_exporter.windows import Context, Windows
 
@@ -79,6 +79,11 @@ class ForecastStage:
         )
 
 
+def no_seasons(shape: ModelShape, values: np.ndarray) -> np.ndarray:
+    """The lagged values [E, S, n + H, F] of [E, n, F] contexts when no season is at hand: all missing."""
+    return np.full((len(values), shape.seasons, values.shape[1] + shape.horizons, shape.features), np.nan)
+
+
 @torch.inference_mode()
 def predict(trained: TrainedModel, values: np.ndarray, timestamps: np.ndarray,
             lagged: np.ndarray | None = None) -> np.ndarray:
@@ -89,7 +94,7 @@ def predict(trained: TrainedModel, values: np.ndarray, timestamps: np.ndarray,
     result = np.full((len(values), shape.features, shape.horizons, 3), np.nan)
     usable = np.flatnonzero(~np.isnan(values).any(axis=(1, 2)))
     if lagged is None:
-        lagged = np.full((len(values), shape.seasons, values.shape[1] + shape.horizons, shape.features), np.nan)
+        lagged = no_seasons(shape, values)
     prepared = model_inputs(values[usable], timestamps if timestamps.ndim == 1 else timestamps[usable], lagged[usable])
     for start in range(0, len(usable), INFERENCE_BATCH):
         batch, anchors = (torch.from_numpy(array[start : start + INFERENCE_BATCH]).to(trained.device)
