@@ -147,7 +147,7 @@ def flag_everything() -> Path:
             analysis["council"] = {"warn": 1e-9, "quorum": 2e-9, "hysteresis": 1e-10, "false_pages_per_week": 0,
                                    "confirm_cycles": 1}
     path = Path(tempfile.mkdtemp(prefix="aura-attacks-")) / "flag-everything.yml"
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yaml.safe_dump(config, sort_keys=False))  # the checkpoint knows the features in order
     return path
 
 

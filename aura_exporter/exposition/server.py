@@ -92,11 +92,7 @@ class _Handlers:
     async def metrics(self, request: web.Request) -> web.StreamResponse:
         openmetrics = wants_openmetrics(request.headers.get("Accept", ""))
         use_gzip = "gzip" in request.headers.get("Accept-Encoding", "")
-        rendered = self.state.rendered
-        body = self.state.scrapes.get(rendered, openmetrics, use_gzip)
-        if body is None:
-            body = exposition_body(rendered, self.state.live, openmetrics, use_gzip)
-            self.state.scrapes.put(rendered, openmetrics, use_gzip, body)
+        body = self.body(openmetrics, use_gzip)
         response = web.StreamResponse()
         response.headers["Content-Type"] = OPENMETRICS_CONTENT_TYPE if openmetrics else TEXT_CONTENT_TYPE
         if use_gzip:
@@ -106,6 +102,17 @@ class _Handlers:
         await response.prepare(request)
         await send_or_drop(request, response, body)
         return response
+
+    def body(self, openmetrics: bool, use_gzip: bool) -> Body:
+        """The current snapshot's exposition. Only the body outlives this call: a scrape that takes its time
+        (a slow or idle client, up to SLOW_READER_SECONDS) pins the bytes it is sent, not the cycle's whole
+        snapshot (windows, diagrams, forecasts) beside them."""
+        rendered = self.state.rendered
+        body = self.state.scrapes.get(rendered, openmetrics, use_gzip)
+        if body is None:
+            body = exposition_body(rendered, self.state.live, openmetrics, use_gzip)
+            self.state.scrapes.put(rendered, openmetrics, use_gzip, body)
+        return body
 
     async def healthy(self, request: web.Request) -> web.Response:
         return web.Response(text="Healthy.\n")
