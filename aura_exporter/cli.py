@@ -217,7 +217,7 @@ def _train(args: argparse.Namespace) -> int:
     import time
 
     from aura_exporter.forecast.checkpoint import checkpoint_path, describe, save_checkpoint
-    from aura_exporter.forecast.manager import train_on_history
+    from aura_exporter.forecast.manager import MOST_TRAINING_ENTITIES, train_on_history
     from aura_exporter.progress import progress_bar
     from aura_exporter.sources.replay import ReplayFleet
 
@@ -239,7 +239,7 @@ def _train(args: argparse.Namespace) -> int:
     for analysis in analyses:
         print(f"{analysis.name}: fetching {analysis.forecast.history / 86400:g} days of history", file=sys.stderr)
         try:
-            history = load(analysis, end - analysis.forecast.history, end)
+            history = load(analysis, end - analysis.forecast.history, end, most_entities=MOST_TRAINING_ENTITIES)
             state, report = train_on_history(analysis, history, progress=progress_bar("training", unit="epoch"))
         except Exception as err:  # report it and go on with the next analysis
             print(f"\n{analysis.name}: training failed: {err}", file=sys.stderr)
@@ -255,13 +255,14 @@ def _train(args: argparse.Namespace) -> int:
 def _replay_history(fleet):
     from aura_exporter.history import replay_history
 
-    return lambda analysis, start, end: replay_history(fleet, analysis, start, end)
+    return lambda analysis, start, end, most_entities=None: replay_history(fleet, analysis, start, end, most_entities)
 
 
 def _prometheus_history(config: Config, progress=None):
     from aura_exporter.history import prometheus_history
 
-    return lambda analysis, start, end: prometheus_history(config.prometheus, analysis, start, end, progress)
+    return lambda analysis, start, end, most_entities=None: prometheus_history(config.prometheus, analysis, start, end,
+                                                                                progress, most_entities)
 
 
 def renamed_flag(argv: list[str]) -> str | None:

@@ -50,11 +50,11 @@ class Loader:
         self.asked: list[tuple[float, float]] = []
         self.fail, self.since, self.fail_after = fail, since, fail_after
 
-    def __call__(self, analysis, start, end):
+    def __call__(self, analysis, start, end, most_entities=None):
         self.asked.append((start, end))
         if self.fail or (self.fail_after is not None and len(self.asked) > self.fail_after):
             raise QueryError("unreachable", "history query failed: connection refused")
-        history = replay_history(FLEET, analysis, start, end)
+        history = replay_history(FLEET, analysis, start, end, most_entities)
         if self.since is not None:  # a Prometheus that began scraping at `since`
             history.values[:, history.timestamps < self.since] = np.nan
         return history

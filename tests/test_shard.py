@@ -56,6 +56,9 @@ def test_sharded_history_keeps_only_the_shards_entities():
         entity_labels = ("instance",)
 
     parts = [sharded_history(lambda *_: history, Shard(i, 3))(Analysis, 0, 1) for i in range(3)]
+    asked = []
+    sharded_history(lambda *args: asked.append(args[3]) or history, Shard(0, 3))(Analysis, 0, 1, most_entities=10)
+    assert asked == [30]  # a sample of the whole fleet three times as large: about 10 of them this shard's
     assert sorted(k for p in parts for k in p.entities) == sorted(keys)
     for part in parts:
         assert 0 < len(part.entities) < 40

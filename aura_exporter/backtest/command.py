@@ -36,7 +36,7 @@ from aura_exporter.backtest.recording import Recording, RecordingError, load_rec
 from aura_exporter.backtest.replay import Trace, alerts, replay, rerun
 from aura_exporter.config import Analysis, Config
 from aura_exporter.durations import parse_duration
-from aura_exporter.forecast.manager import build_trained, train_on_history
+from aura_exporter.forecast.manager import MOST_TRAINING_ENTITIES, build_trained, train_on_history
 from aura_exporter.forecast.stage import TrainedModel
 from aura_exporter.history import History
 from aura_exporter.mixin.settings import COUNCIL_FOR
@@ -134,7 +134,7 @@ async def backtest_prometheus(config: Config, analysis: Analysis, start: float, 
     trained = None
     if analysis.forecast.enabled:
         before = prometheus_history(config.prometheus, analysis, start - analysis.forecast.history, start,
-                                    progress_bar("fetching training history", unit="chunk"))
+                                    progress_bar("fetching training history", unit="chunk"), MOST_TRAINING_ENTITIES)
         trained = train(analysis, before)
     trace = await replay(analysis, history, start, end, trained, replaying(analysis), workers, record)
     scored = {}

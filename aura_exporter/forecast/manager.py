@@ -16,6 +16,7 @@ import multiprocessing
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,10 @@ from aura_exporter.progress import Progress
 log = logging.getLogger(__name__)
 
 FINE_TUNE_EPOCHS = 5
+# Entities a training draws its windows from, at most (a random sample of a larger fleet, afresh at each
+# (re)training): 20 windows each at the default forecast.max_samples, enough kinds of behaviour for one model
+# of the fleet; the rest of a fleet's days of history would only cost memory (history.EntitySample).
+MOST_TRAINING_ENTITIES = 1000
 
 
 def model_shape(analysis: Analysis) -> ModelShape:
@@ -195,7 +200,8 @@ class ModelManager:
         loop = asyncio.get_running_loop()
         started = time.monotonic()
         try:
-            history = await loop.run_in_executor(None, self.history, self.analysis, end - settings.history, end)
+            history = await loop.run_in_executor(None, partial(self.history, self.analysis, end - settings.history,
+                                                               end, most_entities=MOST_TRAINING_ENTITIES))
             log.info("training forecaster", extra={"analysis": name, "entities": len(history.entities),
                                                    "steps": len(history.timestamps), "fine_tune": initial is not None})
             weights = None if initial is None else _to_bytes(initial)

@@ -6,6 +6,7 @@ Placing the series on the step grid is the windows' job (aura_exporter/history.p
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import numpy as np
 import requests
@@ -14,7 +15,7 @@ from urllib3.util.retry import Retry
 
 from aura_exporter.config import Analysis, PrometheusConfig
 from aura_exporter.progress import Progress
-from aura_exporter.sources.base import QueryError, RangeResult, merge_pieces
+from aura_exporter.sources.base import QueryError, RangeResult, Series, merge_pieces
 from aura_exporter.sources.parse import parse_series
 from aura_exporter.sources.replay import ReplayFleet, ReplaySource
 from aura_exporter.sources.wire import (
@@ -33,14 +34,34 @@ def history_grid(analysis: Analysis, start: float, end: float) -> np.ndarray:
     return np.arange(first, end + analysis.step / 2, analysis.step)
 
 
-def replay_results(fleet: ReplayFleet, analysis: Analysis, grid: np.ndarray) -> list[RangeResult]:
+Keep = Callable[[list[Series]], list[Series]]  # the series of an answer worth keeping (all, or a sample)
+
+
+def keep_all(series: list[Series]) -> list[Series]:
+    return series
+
+
+def replay_results(fleet: ReplayFleet, analysis: Analysis, grid: np.ndarray,
+                   keep: Keep = keep_all) -> list[RangeResult]:
+    """Every feature of the analysis over `grid`; each feature's answer is cut to what `keep` keeps before the next
+    is made."""
     source = ReplaySource(fleet)
-    return [source.range_now(analysis, feature, grid) for feature in analysis.features]
+    return [RangeResult(feature.name, _kept(list(source.range_now(analysis, feature, grid).series), keep))
+            for feature in analysis.features]
+
+
+def _kept(series: list[Series], keep: Keep) -> tuple[Series, ...]:
+    """What `keep` keeps of one replay answer; a part is copied out of the answer's array, which can then go."""
+    kept = keep(series)
+    if len(kept) == len(series):
+        return tuple(series)
+    return tuple(Series(s.labels, s.timestamps, s.values.copy()) for s in kept)
 
 
 def prometheus_results(config: PrometheusConfig, analysis: Analysis, grid: np.ndarray,
-                       progress: Progress | None = None) -> list[RangeResult]:
-    """Every feature of the analysis over `grid`, piece by piece, through prometheus-api-client."""
+                       progress: Progress | None = None, keep: Keep = keep_all) -> list[RangeResult]:
+    """Every feature of the analysis over `grid`, piece by piece, through prometheus-api-client; each piece's
+    series are cut to what `keep` keeps as it arrives."""
     from prometheus_api_client import PrometheusConnect
 
     session = requests.Session()
@@ -55,7 +76,7 @@ def prometheus_results(config: PrometheusConfig, analysis: Analysis, grid: np.nd
     for feature in analysis.features:
         chunks = []
         for piece_start, piece_end in pieces:
-            chunks.append(_query_piece(client, config, feature.query, piece_start, piece_end, analysis.step))
+            chunks.append(keep(_query_piece(client, config, feature.query, piece_start, piece_end, analysis.step)))
             done += 1
             if progress:
                 progress(done, total)
@@ -63,7 +84,7 @@ def prometheus_results(config: PrometheusConfig, analysis: Analysis, grid: np.nd
     return results
 
 
-def _query_piece(client, config: PrometheusConfig, query: str, start: float, end: float, step: float) -> list:
+def _query_piece(client, config: PrometheusConfig, query: str, start: float, end: float, step: float) -> list[Series]:
     from prometheus_api_client import PrometheusApiClientException
 
     try:

@@ -49,6 +49,9 @@ HEALTHY = Scenario(leak_host=-1, partition_hosts=(), loop_start=-1.0, loop_end=-
                    cut_start=-1.0, cut_end=-1.0)  # the control: the same fleet, nothing fails
 
 
+HOSTS_AT_ONCE = 256  # hosts generated together (ReplayFleet.values)
+
+
 def host_name(index: int) -> str:
     return f"host-{index:02d}"
 
@@ -76,10 +79,17 @@ class ReplayFleet:
         self.scenario = scenario
 
     def values(self, feature: str, t: np.ndarray) -> np.ndarray:
+        """A few hosts at a time: a generator makes several [hosts, times] arrays on the way (days of 5,000
+        hosts' history took 5 GB at once), and each host's values depend on that host alone."""
         if feature not in FEATURES:
             raise KeyError(feature)
-        host = np.arange(self.hosts)[:, None]
-        t = np.asarray(t, dtype=np.float64)[None, :]
+        t = np.asarray(t, dtype=np.float64)
+        return np.concatenate([self._values(feature, np.arange(first, min(first + HOSTS_AT_ONCE, self.hosts)), t)
+                               for first in range(0, self.hosts, HOSTS_AT_ONCE)] or [np.zeros((0, len(t)))])
+
+    def _values(self, feature: str, hosts: np.ndarray, t: np.ndarray) -> np.ndarray:
+        host = hosts[:, None]
+        t = t[None, :]
         s = (t - self.origin) % self.scenario.period
         moment = _Moment(
             host=host, t=t,
