@@ -61,16 +61,17 @@ def place_series(analysis: Analysis, results: Sequence[RangeResult], grid: np.nd
             owners.append(rows.setdefault(key, len(rows)))
             kept.append(series)
         chosen.append((owners, kept))
+    keys = sorted(rows)
+    position = np.empty(len(rows), dtype=np.int64)  # each entity's row in key order, placed there directly
+    position[[rows[k] for k in keys]] = np.arange(len(keys))
     values = np.full((len(rows), len(grid), len(features)), np.nan)
     for column, (owners, kept) in enumerate(chosen):
         if kept:
-            _place(values[:, :, column], owners, kept, grid, step or analysis.step)
-    keys = sorted(rows)
-    order = np.array([rows[k] for k in keys], dtype=np.int64)
-    return keys, values[order] if keys else values, np.array([k in duplicates for k in keys], dtype=bool)
+            _place(values[:, :, column], position[owners], kept, grid, step or analysis.step)
+    return keys, values, np.array([k in duplicates for k in keys], dtype=bool)
 
 
-def _place(out: np.ndarray, owners: list[int], series: list[Series], grid: np.ndarray, step: float) -> None:
+def _place(out: np.ndarray, owners: np.ndarray, series: list[Series], grid: np.ndarray, step: float) -> None:
     """Write every sample of `series` into row owners[i] of [rows, T] `out` at its grid step; samples
     off the grid (more than half a step from a grid point) or outside it are left out, ±Inf reads as NaN."""
     lengths = np.fromiter((s.timestamps.size for s in series), dtype=np.int64, count=len(series))
