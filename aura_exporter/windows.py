@@ -123,12 +123,11 @@ def fill_gaps(values: np.ndarray, max_gap: int, max_missing_ratio: float) -> tup
     entities, steps, features = values.shape
     if entities == 0:
         return values, np.zeros(0, dtype=bool)
-    rows = values.transpose(0, 2, 1).reshape(-1, steps)  # [E*F, T]
-    missing = np.isnan(rows)
+    filled = np.array(values.transpose(0, 2, 1), order="C").reshape(-1, steps)  # [E*F, T], the one copy
+    missing = np.isnan(filled)
     holey = np.flatnonzero(missing.any(axis=1))  # most rows of a healthy fleet have no gap: leave them be
     fillable = np.zeros_like(missing)
-    filled = rows.copy()
-    filled[holey], fillable[holey] = _interpolate(rows[holey], missing[holey], max_gap)
+    filled[holey], fillable[holey] = _interpolate(filled[holey], missing[holey], max_gap)
     ratio = missing.reshape(entities, features * steps).mean(axis=1)
     unfilled = (missing & ~fillable).reshape(entities, -1).any(axis=1)
     complete = (ratio <= max_missing_ratio) & ~unfilled

@@ -47,7 +47,9 @@ def test_alignment_gap_filling_and_skip_reasons():
 
 def test_edges_take_the_nearest_value_and_long_gaps_are_not_guessed():
     values = np.array([[np.nan, 1, 2, 3, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan, 9, np.nan]]).T[None]
+    given = values.copy()
     filled, complete = fill_gaps(values, max_gap=4, max_missing_ratio=0.9)
+    np.testing.assert_array_equal(values, given)  # filled in a copy, the caller's array untouched
     assert filled[0, 0, 0] == 1 and filled[0, -1, 0] == 9
     assert not complete[0]  # a run of 6 missing steps is longer than max_gap
     filled, complete = fill_gaps(values, max_gap=6, max_missing_ratio=0.9)
