@@ -12,6 +12,7 @@ from conftest import wait_for
 from aura_exporter.clock import WallClock
 from aura_exporter.config import Analysis, Feature, PrometheusConfig
 from aura_exporter.history import EntitySample, prometheus_history, replay_history
+from aura_exporter.sources import history as sources_history
 from aura_exporter.sources.base import QueryError, Series
 from aura_exporter.sources.replay import ReplayFleet
 
@@ -21,7 +22,7 @@ ANALYSIS = Analysis(name="a", entity_labels=("instance",), step=1.0, window=10.0
 
 
 @pytest.mark.prometheus
-def test_history_from_real_prometheus_in_chunks(target, prometheus_servers):
+def test_history_from_real_prometheus_in_chunks(target, prometheus_servers, monkeypatch):
     prometheus = prometheus_servers(scrape_targets={"target": f"127.0.0.1:{target.port}"})
     wait_for(lambda: min((len(s["values"]) for s in prometheus.query("test_cpu[30s]")), default=0) >= 12, 40,
              what="12 s of scraped data")
@@ -35,6 +36,12 @@ def test_history_from_real_prometheus_in_chunks(target, prometheus_servers):
     assert progress[-1][0] == progress[-1][1] == 6  # 3 chunks x 2 features, reported one by one
     sample = prometheus_history(PrometheusConfig(url=prometheus.url, max_points_per_query=5), ANALYSIS, end - 11, end,
                                 most_entities=4)
+    monkeypatch.setattr(sources_history, "MOST_SAMPLES_PER_PIECE", 12)  # 6 hosts: 2 points a piece
+    progress.clear()
+    small = prometheus_history(PrometheusConfig(url=prometheus.url, max_points_per_query=5), ANALYSIS, end - 11, end,
+                               progress=lambda done, total: progress.append((done, total)))
+    assert progress[-1] == (12, 12)  # 6 pieces x 2 features, each answer sizing the next
+    np.testing.assert_array_equal(small.values, history.values)
     assert len(sample.entities) == 4 and set(sample.entities) < set(history.entities)
     for key, values in zip(sample.entities, sample.values, strict=True):  # every chunk of both features, same hosts
         np.testing.assert_array_equal(values, history.values[history.entities.index(key)])

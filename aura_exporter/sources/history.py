@@ -1,7 +1,8 @@
 """Long history from a PromQL API for training and for learning at start-up: every feature's series over
 days, through prometheus-api-client, in pieces of at most `prometheus.max_points_per_query` points per
-series, with progress; or from the replay fleet. Headers, TLS and retries are those of sources/wire.py.
-Placing the series on the step grid is the windows' job (aura_exporter/history.py)."""
+series and MOST_SAMPLES_PER_PIECE samples in all, with progress; or from the replay fleet. Headers, TLS
+and retries are those of sources/wire.py. Placing the series on the step grid is the windows' job
+(aura_exporter/history.py)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ from aura_exporter.sources.wire import (
     RETRY_AFTER_MOST,
     RETRY_STATUSES,
     request_headers,
-    split_range,
     ssl_context,
 )
 
@@ -33,6 +33,12 @@ def history_grid(analysis: Analysis, start: float, end: float) -> np.ndarray:
     first = np.ceil(start / analysis.step) * analysis.step
     return np.arange(first, end + analysis.step / 2, analysis.step)
 
+
+# Samples (series x points) one request of a long range asks for, at most: prometheus-api-client holds an answer
+# as Python lists, some 150 bytes a sample, so 2 M is about 300 MB however large the fleet. The first piece
+# guesses FIRST_GUESS_SERIES series; each answer then sizes the next (within prometheus.max_points_per_query).
+MOST_SAMPLES_PER_PIECE = 2_000_000
+FIRST_GUESS_SERIES = 1000
 
 Keep = Callable[[list[Series]], list[Series]]  # the series of an answer worth keeping (all, or a sample)
 
@@ -70,18 +76,29 @@ def prometheus_results(config: PrometheusConfig, analysis: Analysis, grid: np.nd
     # after the client: it mounts an adapter of its own on the URL, without the TLS name and Retry-After cap
     session.mount(config.url, _Adapter(config))
     session.verify = not config.tls.insecure_skip_verify
-    pieces = split_range(float(grid[0]), float(grid[-1]), analysis.step, config.max_points_per_query)
-    total, done = len(pieces) * len(analysis.features), 0
-    results = []
-    for feature in analysis.features:
-        chunks = []
-        for piece_start, piece_end in pieces:
-            chunks.append(keep(_query_piece(client, config, feature.query, piece_start, piece_end, analysis.step)))
-            done += 1
-            if progress:
-                progress(done, total)
+    first, last, step = float(grid[0]), float(grid[-1]), analysis.step
+    points = max(2, min(config.max_points_per_query, MOST_SAMPLES_PER_PIECE // FIRST_GUESS_SERIES))
+    done, results = 0, []
+    for number, feature in enumerate(analysis.features):
+        chunks, start = [], first
+        while start <= last:
+            end = min(last, start + (points - 1) * step)
+            answer = _query_piece(client, config, feature.query, start, end, step)
+            points = max(2, min(config.max_points_per_query, MOST_SAMPLES_PER_PIECE // max(len(answer), 1)))
+            chunks.append(keep(answer))
+            del answer
+            done, start = done + 1, end + step
+            if progress:  # pieces so far and still to come at the size the last answer asked for
+                to_come = _pieces(start, last, step, points) + (len(analysis.features) - number - 1) * _pieces(
+                    first, last, step, points)
+                progress(done, done + to_come)
         results.append(RangeResult(feature.name, tuple(merge_pieces(chunks))))
     return results
+
+
+def _pieces(start: float, last: float, step: float, points: int) -> int:
+    """How many pieces of `points` steps [start, last] takes."""
+    return 0 if start > last else int(np.ceil((round((last - start) / step) + 1) / points))
 
 
 def _query_piece(client, config: PrometheusConfig, query: str, start: float, end: float, step: float) -> list[Series]:
