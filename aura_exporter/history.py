@@ -37,26 +37,27 @@ class HistoryLoader(Protocol):
 
 @dataclass
 class EntitySample:
-    """At most `most` entities: drawn at random from the first answer that names more of them, then the same ones
-    kept from every later answer (each feature, each piece of a long range), so only they are ever held.
+    """At most `most` entities: every entity an answer names is kept while there is room, a random choice of
+    them when there is less room than newcomers, and the entities kept stay kept in every later answer (each
+    feature, each piece of a long range), so only they are ever held, each with all of its features.
 
     Why: the forecaster draws its training windows (`forecast.max_samples`) from the history, so beyond a
     thousand entities or so the rest of a fleet's days of history only cost memory: 5,000 hosts' two days at
-    15-second steps held 9 GB while their series were placed. Entities an answer names only after the draw
-    are left out."""
+    15-second steps held 9 GB while their series were placed."""
 
     most: int
     label_names: tuple[str, ...]
     rng: np.random.Generator = field(default_factory=np.random.default_rng)
-    chosen: set[EntityKey] | None = None
+    chosen: set[EntityKey] = field(default_factory=set)
 
     def keep(self, series: list[Series]) -> list[Series]:
-        if self.chosen is None:
-            named = sorted({entity_key(s.labels, self.label_names) for s in series})
-            if len(named) <= self.most:
-                return series
-            self.chosen = {named[i] for i in self.rng.choice(len(named), self.most, replace=False)}
-        return [s for s in series if entity_key(s.labels, self.label_names) in self.chosen]
+        keys = [entity_key(s.labels, self.label_names) for s in series]
+        newcomers = sorted(set(keys) - self.chosen)
+        room = self.most - len(self.chosen)
+        if len(newcomers) > room:
+            newcomers = [newcomers[i] for i in self.rng.choice(len(newcomers), max(room, 0), replace=False)]
+        self.chosen.update(newcomers)
+        return [s for s, key in zip(series, keys, strict=True) if key in self.chosen]
 
 
 def align_history(analysis: Analysis, results: list[RangeResult], grid: np.ndarray) -> History:

@@ -81,7 +81,7 @@ def test_an_entity_sample_keeps_the_first_draw_and_drops_later_newcomers():
         return [Series({"instance": h}, np.array([0.0]), np.array([1.0])) for h in hosts]
 
     sample = EntitySample(2, ("instance",), np.random.default_rng(0))
-    assert [s.labels["instance"] for s in sample.keep(series("a", "b"))] == ["a", "b"]  # few enough: no draw yet
+    assert [s.labels["instance"] for s in sample.keep(series("a", "b"))] == ["a", "b"]  # room for both: no draw
     first = {s.labels["instance"] for s in sample.keep(series("a", "b", "c", "d"))}
     assert len(first) == 2
     later = {s.labels["instance"] for s in sample.keep(series("a", "b", "c", "d", "e", "f"))}

@@ -86,7 +86,7 @@ def prometheus_results(config: PrometheusConfig, analysis: Analysis, grid: np.nd
             answer = _query_piece(client, config, feature.query, start, end, step)
             points = max(2, min(config.max_points_per_query, MOST_SAMPLES_PER_PIECE // max(len(answer), 1)))
             chunks.append(keep(answer))
-            del answer
+            del answer  # what `keep` left out goes before the next request, not after it
             done, start = done + 1, end + step
             if progress:  # pieces so far and still to come at the size the last answer asked for
                 to_come = _pieces(start, last, step, points) + (len(analysis.features) - number - 1) * _pieces(
