@@ -30,7 +30,8 @@ from aura_exporter.forecast.data import Samples, lagged_values, training_samples
 from aura_exporter.forecast.manager import build_trained, model_shape, sample_shape  # noqa: E402
 from aura_exporter.forecast.model import MODEL_VERSION, pick_device  # noqa: E402
 from aura_exporter.forecast.stage import TrainedModel, predict  # noqa: E402
-from aura_exporter.forecast.train import TrainingReport, progress_bar, train_model  # noqa: E402
+from aura_exporter.forecast.train import TrainingReport, train_model  # noqa: E402
+from aura_exporter.progress import progress_bar  # noqa: E402
 from aura_exporter.sources.replay import FEATURES, ReplayFleet  # noqa: E402
 from aura_exporter.windows import fill_gaps  # noqa: E402
 
@@ -145,7 +146,8 @@ def train(analysis: Analysis, series: list[Series], seed: int = 0) -> tuple[Trai
 
     model, report = train_model(model_shape(analysis), join([p[0] for p in parts]), join([p[1] for p in parts]),
                                 pick_device(analysis.forecast.device), analysis.forecast.max_epochs,
-                                analysis.forecast.max_train_time, progress=progress_bar(), seed=seed)
+                                analysis.forecast.max_train_time, progress=progress_bar("training", unit="epoch"),
+                                seed=seed)
     return build_trained(analysis, model.state_dict(), {}), report
 
 
