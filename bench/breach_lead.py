@@ -15,7 +15,7 @@ of its learned range (1st to 99th percentile).
 
 Every 5-minute cycle from the injection's start, both detectors are asked whether the limit will be
 reached within 4 hours:
-- the CfC (as shipped, and with seasons of a day and a week: bench/forecast_corpora.py): the
+- the CfC (as shipped, with seasons of a day and a week, and without: bench/forecast_corpora.py): the
   forecast's probability of reaching the limit within its horizons is at least p (p = 0.5 is what
   the exporter exports and the shipped alerts read; other p trace its curve);
 - predict_linear: the least-squares line through the last hour (12 points), at the current time

@@ -42,8 +42,8 @@ WEEK = 7 * SEASON
 HORIZONS = (900.0, 3600.0, 7200.0, 14400.0)
 REPO = Path(__file__).resolve().parent.parent
 MODELS = REPO / "results" / "forecast-models"
-# The forecasters compared: as shipped (no seasons), and with a day's and a week's seasons (forecast.seasons).
-VARIANTS = {"CfC": (), "CfC + seasons": (DAY, 7 * DAY)}
+# The forecasters compared: as shipped (seasons of a day and a week, forecast.seasons), and without them.
+VARIANTS = {"CfC": (DAY, 7 * DAY), "CfC, no seasons": ()}
 
 
 @dataclass

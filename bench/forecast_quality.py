@@ -11,8 +11,8 @@ Every corpus at 5-minute steps, each series split in time (the model never sees 
 
 At forecast origins spread over each judged part, every method forecasts 15 min, 1 h, 2 h and 4 h
 ahead from what is known at the origin:
-- CfC: one model per corpus (aura_exporter.forecast) as shipped, and "CfC + seasons", the same with
-  `forecast.seasons` of a day and a week;
+- CfC: one model per corpus (aura_exporter.forecast) as shipped (`forecast.seasons` of a day and a
+  week), and "CfC, no seasons", the same with `forecast.seasons: []`;
 - seasonal naive: the value one day before the target time;
 - last value;
 - AutoETS (statsforecast; non-seasonal: ETS refuses a 288-step season), fitted once on the
@@ -270,12 +270,12 @@ def main() -> None:
              "Made by `make forecast-quality` (`python bench/forecast_quality.py`) on "
              f"{time.strftime('%Y-%m-%d')}, CPU only, in {time.time() - started:.0f} s. Each method forecasts "
              f"from what is known at {args.origins} origins spread over each series' judged part; the "
-             "CfC never saw that part. CfC is the forecaster as shipped; CfC + seasons the same with "
-             "`forecast.seasons: [1d, 1w]`. Figures: MASE relative to seasonal naive (the value a day before the "
-             "target), as a geometric mean over series (below 1: better than seasonal naive); the share of series "
-             "where each CfC's mean absolute error is below each statistical anchor's; the share of outcomes inside "
-             "each CfC's 10-90% band (80% is exact). AutoETS is non-seasonal (ETS refuses a 288-step season); MSTL "
-             "decomposes the last 4 days with a daily season.", "",
+             "CfC never saw that part. CfC is the forecaster as shipped (`forecast.seasons: [1d, 1w]`); CfC, no "
+             "seasons the same with `forecast.seasons: []`. Figures: MASE relative to seasonal naive (the value a day "
+             "before the target), as a geometric mean over series (below 1: better than seasonal naive); the share of "
+             "series where each CfC's mean absolute error is below each statistical anchor's; the share of outcomes "
+             "inside each CfC's 10-90% band (80% is exact). AutoETS is non-seasonal (ETS refuses a 288-step season); "
+             "MSTL decomposes the last 4 days with a daily season.", "",
              f"![MASE relative to seasonal naive, and a forecast]({image})", ""]
     described = {"NAB": f"every 5-minute series, learning from its first 60% (left out, other steps: "
                         f"{', '.join(skipped)})",

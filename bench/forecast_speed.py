@@ -73,7 +73,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[60, 120])
     parser.add_argument("--features", type=int, default=8)
     parser.add_argument("--units", type=int, default=64)
-    parser.add_argument("--seasons", type=int, nargs="+", default=[0, 2], help="0: as shipped; 2: [1d, 1w]")
+    parser.add_argument("--seasons", type=int, nargs="+", default=[0, 2], help="0: none; 2: [1d, 1w], as shipped")
     args = parser.parse_args()
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"

@@ -170,3 +170,26 @@ def test_a_daily_pattern_is_forecast_from_yesterday():
     # within noise: the difference of two noisy values has a mean absolute size of 2 / sqrt(pi) noise ≈ 1.13 noise
     assert mae < 1.5 * noise, (mae, np.mean(naive), np.mean(without), report)
     assert mae < 0.3 * np.mean(without), (mae, np.mean(without))
+
+
+def test_a_ramp_away_from_yesterday_goes_on():
+    """With seasons, what yesterday held must not pull a leak back: a ramp that left the daily pattern two hours
+    ago is forecast to go on (its trend prior starts from the series' own level, as a failure does)."""
+    rng = np.random.default_rng(7)
+    a = analysis(history=3 * 86400.0, max_epochs=30, max_train_time=90.0, seasons=(86400.0,))
+    state, report = train_on_history(a, history(daily_profiles(24, 3, rng, 0.5)))
+    trained = build_trained(a, state, {})
+    unseen = history(daily_profiles(16, 2, np.random.default_rng(8), 0.5))
+    end, ramp_steps, slope = 2200, 120, 0.15  # per minute: 18 above the daily pattern after two hours
+    values = unseen.values.copy()
+    values[:, end - ramp_steps:, 0] += slope * np.arange(values.shape[1] - end + ramp_steps)
+    leaking = dataclasses.replace(unseen, values=values)
+    contexts, grid = contexts_at(leaking, a, end)
+    index = np.tile(np.searchsorted(leaking.timestamps, grid), (16, 1))
+    lagged = lagged_values(leaking.values, np.arange(16), index, np.full(16, end), sample_shape(a))
+    forecast = predict(trained, contexts, grid, lagged)[:, 0, 2, 1]  # an hour ahead
+    ramp_goes_on = values[:, end + 60, 0]
+    error = np.mean(np.abs(forecast - ramp_goes_on))
+    # an hour's further rise is 9: a forecast of the last value misses by 9, one of yesterday's by 27 (and the
+    # trend prior that ended at the series' own level taught a forecast below yesterday's: 32; this one 6.6)
+    assert error < slope * 60, (error, np.mean(np.abs(unseen.values[:, end + 60, 0] - ramp_goes_on)), report)

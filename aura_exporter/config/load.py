@@ -390,9 +390,10 @@ def _read_evidence(reader: Reader, value: Any, path: str) -> tuple[str, ...]:
 def _read_seasons(reader: Reader, value: Any, path: str, step: float | None, longest: float,
                   default: tuple[float, ...]) -> tuple[float, ...]:
     """The forecaster's seasonal lags: distinct durations, each a whole number of steps and longer than the
-    longest horizon, whose target a season back must already be known (an empty list: none)."""
+    longest horizon, whose target a season back must already be known (an empty list: none). Unset: those of
+    the default that are."""
     if value is None:
-        return default
+        return tuple(season for season in default if not (step and season % step) and season > longest)
     if not isinstance(value, list):
         reader.fail(path, f"expected a list of durations, found {value!r}")
         return default

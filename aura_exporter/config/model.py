@@ -135,8 +135,9 @@ class ForecastConfig:
     max_samples: int = setting(20000, "training windows drawn from the history", "integer", low=64)
     trend_share: float = setting(0.25, "share of training samples given a synthetic steady trend", "number",
                                  low=0.0, high=1.0)
-    seasons: tuple[float, ...] = setting((), "lags it also sees, e.g. [1d, 1w]; each longer than the longest horizon "
-                                         "(off: they cost breach lead)", "custom", items="duration")
+    seasons: tuple[float, ...] = setting((86400.0, 604800.0), "lags it also sees: the same time yesterday and a "
+                                         "week ago (each longer than the longest horizon; unset: those of the default "
+                                         "that are; [] none)", "custom", items="duration")
 
     @property
     def context_step(self) -> float:

@@ -184,7 +184,11 @@ def add_trends(contexts: np.ndarray, future: np.ndarray, shape: SampleShape, sha
 
     The prior this teaches: a clean, sustained ramp goes on (leaks, filling disks, growing queues),
     which operational history alone rarely shows often enough to learn. Each trend rises or falls
-    by 2 to 30 robust spreads of its context by the context's end.
+    by 2 to 30 robust spreads of its context by the context's end. It leaves the series' own level
+    where it starts, as a failure does: the lagged seasons (a day, a week before) keep the level the
+    series left, so the network learns that a ramp away from yesterday goes on rather than back to
+    yesterday (a trend ending at the original level taught the opposite, and seasons cost most of the
+    breach lead; docs/forecast-quality.md).
     """
     if share <= 0 or len(contexts) == 0:
         return contexts, future
@@ -196,6 +200,6 @@ def add_trends(contexts: np.ndarray, future: np.ndarray, shape: SampleShape, sha
     offsets = -shape.stride * np.arange(shape.input_steps - 1, -1, -1)  # [n], 0 at the context's end
     since_start = np.maximum(offsets[None, :] + length, 0.0)  # [S', n]
     contexts, future = contexts.copy(), future.copy()
-    contexts[chosen] += slope[:, None, :] * (since_start - length)[:, :, None]
-    future[chosen] += slope[:, None, :] * np.array(shape.horizons, dtype=float)[None, :, None]
+    contexts[chosen] += slope[:, None, :] * since_start[:, :, None]
+    future[chosen] += slope[:, None, :] * (length[:, :, None] + np.array(shape.horizons, dtype=float)[None, :, None])
     return contexts, future
