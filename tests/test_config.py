@@ -72,6 +72,16 @@ def test_each_bad_input_names_its_key_path(tmp_path, capsys, change, path, messa
     assert path in out and message in out, out
 
 
+
+@pytest.mark.parametrize("forecast, seasons", [
+    ("{}", (86400.0, 604800.0)),  # the default: yesterday and last week
+    ("{horizons: [1h, 1d], history: 10d}", (604800.0,)),  # a day is not past a 1-day horizon: the week alone
+    ("{seasons: []}", ()),
+])
+def test_unset_seasons_keep_those_of_the_default_that_fit(forecast, seasons):
+    text = GOOD.replace("interval: 1m", f"interval: 1m\n    forecast: {forecast}", 1)
+    assert parse_config(text).analyses[0].forecast.seasons == seasons
+
 def test_duplicate_analysis_names(tmp_path, capsys):
     analyses = GOOD.split("analyses:\n")[1]
     code, out = check(tmp_path, capsys, GOOD + analyses)
