@@ -393,17 +393,24 @@ def _read_seasons(reader: Reader, value: Any, path: str, step: float | None, lon
     longest horizon, whose target a season back must already be known (an empty list: none). Unset: those of
     the default that are."""
     if value is None:
-        return tuple(season for season in default if not (step and season % step) and season > longest)
+        return tuple(season for season in default if not _season_problems(season, step, longest))
     if not isinstance(value, list):
         reader.fail(path, f"expected a list of durations, found {value!r}")
         return default
     seasons = tuple(sorted({reader.duration(s, f"{path}[{i}]", 0.0) for i, s in enumerate(value)}))
     for season in seasons:
-        if step and season % step:
-            reader.fail(path, f"{season:g}s is not a whole number of steps of {step:g}s")
-        if season <= longest:
-            reader.fail(path, f"{season:g}s is not longer than the longest horizon, {longest:g}s")
+        for problem in _season_problems(season, step, longest):
+            reader.fail(path, problem)
     return seasons
+
+
+def _season_problems(season: float, step: float | None, longest: float) -> list[str]:
+    problems = []
+    if step and season % step:
+        problems.append(f"{season:g}s is not a whole number of steps of {step:g}s")
+    if season <= longest:
+        problems.append(f"{season:g}s is not longer than the longest horizon, {longest:g}s")
+    return problems
 
 
 def _read_forecast(reader: Reader, value: Any, path: str, step: float | None) -> ForecastConfig:
