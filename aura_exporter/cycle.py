@@ -172,7 +172,8 @@ class AnalysisCycle(Cycle[Analysis]):
         """Take the stages a learner taught from history (aura_exporter/catch_up.py) in place of what the live
         cycles learned meanwhile: between two cycles, so no stage is half-way through one."""
         self.topology, self.council = learner.topology, learner.council
-        self.forecast.residuals = learner.forecast.residuals  # the stage itself is where the manager installs models
+        # the stage itself is where the manager installs models
+        self.forecast.residuals, self.forecast.bands = learner.forecast.residuals, learner.forecast.bands
         starts = [t for t in (self.first_success, learner.first_success) if t is not None]
         self.first_success = min(starts) if starts else None
 
@@ -185,11 +186,14 @@ class AnalysisCycle(Cycle[Analysis]):
             log.info("page budget not in the state file: learning it afresh", extra={"analysis": self.analysis.name})
         if not self.topology.state.restore(extra, len(self.analysis.features)):
             log.info("usual states not in the state file: learning them afresh", extra={"analysis": self.analysis.name})
+        if not self.forecast.bands.restore(extra, len(self.analysis.features)):
+            log.info("forecast bands not in the state file: learning afresh", extra={"analysis": self.analysis.name})
         return max((e.last_seen for e in baselines.entities.values()), default=-math.inf)
 
     def _forget(self) -> None:
         self.topology.baselines.entities.clear()
         self.topology.state.entities.clear()
+        self.forecast.bands.forget()
         if self.council.budget is not None:
             self.council.budget.forget()
         self.first_success = None
@@ -197,7 +201,7 @@ class AnalysisCycle(Cycle[Analysis]):
     def _write(self) -> None:
         assert self.state_path is not None
         save_baselines(self.state_path, self.analysis, self.topology.baselines, self.first_success,
-                       self.council.budget_state() | self.topology.state.state())
+                       self.council.budget_state() | self.topology.state.state() | self.forecast.bands.state())
         self.saved_at = time.monotonic()
 
     async def _run(self, now: float) -> AnalysisResult:

@@ -16,8 +16,9 @@ of its learned range (1st to 99th percentile).
 Every 5-minute cycle from the injection's start, both detectors are asked whether the limit will be
 reached within 4 hours:
 - the CfC (as shipped, with seasons of a day and a week, and without: bench/forecast_corpora.py): the
-  forecast's probability of reaching the limit within its horizons is at least p (p = 0.5 is what
-  the exporter exports and the shipped alerts read; other p trace its curve);
+  forecast's probability of reaching the limit within its horizons (15 min to 4 h) is at least p
+  (p = 0.5 is what the exporter exports and the shipped alerts read; other p trace its curve), its
+  bands calibrated by the series' own outcomes as the exporter's are, from 2 days before the judged part;
 - predict_linear: the least-squares line through the last hour (12 points), at the current time
   plus a look-ahead (4 h is the rule above; others trace its curve), is at or above the limit.
 The lead is the limit's time minus the first announcement's. False announcements: on the same
@@ -28,6 +29,7 @@ itself does not reach the limit within 4 hours, per entity-week.
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import time
 from dataclasses import dataclass
@@ -37,12 +39,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from forecast_corpora import (  # noqa: E402
+    CALIBRATION_LEAD,
+    HORIZONS,
     REPO,
     STEP,
     VARIANTS,
     WEEK,
     Series,
     cfc_forecasts,
+    exported_bands,
+    horizon_columns,
     nab_series,
     replace_section,
     replay_series,
@@ -51,6 +57,7 @@ from forecast_corpora import (  # noqa: E402
     univariate,
 )
 
+from aura_exporter.forecast.bands import BandCalibration  # noqa: E402
 from aura_exporter.forecast.breach import exceedance_probability  # noqa: E402
 from aura_exporter.forecast.manager import sample_shape  # noqa: E402
 
@@ -69,6 +76,16 @@ class Injection:
     shape: str
     start: int  # step the ramp starts at
     breach: int  # first step at or above the limit (may differ from start + reach: the series moves too)
+
+
+@dataclass(frozen=True)
+class Case:
+    """A failure injected into a series: the values with it."""
+
+    shape: str
+    values: np.ndarray
+    start: int
+    breach: int
 
 
 def limit_of(series: Series) -> float:
@@ -112,10 +129,44 @@ def inject(series: Series, shape: str, reach: float, rng: np.random.Generator) -
     return values, start, start + int(above[0])
 
 
-def cfc_probability(trained, shape, series: Series, values: np.ndarray, ends: np.ndarray, limit: float) -> np.ndarray:
-    """[O] the forecast's probability of reaching `limit` within its horizons, from each of `ends`."""
-    quantiles = cfc_forecasts(trained, shape, Series(series.name, series.timestamps, values, series.split), ends)
-    return exceedance_probability(quantiles[:, None], np.array([limit]))[:, 0]
+def cfc_answers(analysis, trained, series: Series, limit: float, ends: np.ndarray, cases: list[Case]
+                ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Whether the forecast reaches `limit` with probability p or more (PROBABILITIES): [p, O] at `ends` of the
+    series as it is, and [p, steps] from each case's start to its breach. Its bands are calibrated as the
+    exporter's are (a cycle every step from CALIBRATION_LEAD before the judged part), each failure's run going
+    on from the calibration the series had reached at its start."""
+    shape = sample_shape(analysis)
+    columns = horizon_columns(shape)
+    stream = np.arange(max(shape.span, series.split - CALIBRATION_LEAD), ends[-1] + 1)
+    raw = cfc_forecasts(trained, shape, series, stream)[:, columns]
+    starts = sorted({case.start for case in cases})
+    bands, reached, exported = BandCalibration(HORIZONS, STEP), {}, np.empty_like(raw)
+    for part, start in zip(np.split(np.arange(len(stream)), np.searchsorted(stream, starts)), [None, *starts],
+                           strict=True):
+        if start is not None:
+            reached[start] = copy.deepcopy(bands)
+        exported[part] = exported_bands(raw[part], series.values, stream[part], bands)
+
+    def announcing(quantiles: np.ndarray) -> np.ndarray:
+        probability = exceedance_probability(quantiles[:, None], np.array([limit]))[:, 0]
+        return probability[None, :] >= np.array(PROBABILITIES)[:, None]
+
+    injected = []
+    for case in cases:
+        asked = np.arange(case.start, case.breach + 1)
+        failing = Series(series.name, series.timestamps, case.values, series.split)
+        quantiles = cfc_forecasts(trained, shape, failing, asked)[:, columns]
+        injected.append(announcing(exported_bands(quantiles, case.values, asked, copy.deepcopy(reached[case.start]))))
+    return announcing(exported[np.searchsorted(stream, ends)]), injected
+
+
+def linear_answers(series: Series, limit: float, ends: np.ndarray, cases: list[Case]
+                   ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """predict_linear's at each look-ahead (LOOK_AHEADS), as cfc_answers."""
+    def announcing(values: np.ndarray, asked: np.ndarray) -> np.ndarray:
+        return np.stack([linear_at(values, asked, ahead * HOUR) >= limit for ahead in LOOK_AHEADS])
+
+    return announcing(series.values, ends), [announcing(c.values, np.arange(c.start, c.breach + 1)) for c in cases]
 
 
 def linear_at(values: np.ndarray, ends: np.ndarray, ahead: float) -> np.ndarray:
@@ -150,20 +201,6 @@ class Corpus:
     weeks: float  # entity-weeks judged for false announcements
 
 
-def detectors(models: dict, series: Series, limit: float) -> dict[str, tuple[tuple[float, ...], object]]:
-    """Per detector: its settings, and what answers "the limit within 4 hours?" for each, as [settings, O] bool
-    from (values, ends)."""
-    found: dict[str, tuple[tuple[float, ...], object]] = {}
-    for variant, (analysis, trained) in models.items():
-        def announcing(values, ends, analysis=analysis, trained=trained):
-            probability = cfc_probability(trained, sample_shape(analysis), series, values, ends, limit)
-            return probability[None, :] >= np.array(PROBABILITIES)[:, None]
-        found[variant] = (PROBABILITIES, announcing)
-    found["predict_linear"] = (LOOK_AHEADS, lambda values, ends: np.stack(
-        [linear_at(values, ends, ahead * HOUR) >= limit for ahead in LOOK_AHEADS]))
-    return found
-
-
 def run_corpus(models: dict, series: list[Series], rng: np.random.Generator) -> Corpus:
     """`models` maps each CfC variant to its (analysis, trained model)."""
     shape = sample_shape(next(iter(models.values()))[0])
@@ -171,30 +208,28 @@ def run_corpus(models: dict, series: list[Series], rng: np.random.Generator) -> 
     first: dict[tuple[str, float], list[float]] = {}
     false: dict[tuple[str, float], int] = {}
     weeks = 0.0
+    settings = {**{variant: PROBABILITIES for variant in models}, "predict_linear": LOOK_AHEADS}
     for number, s in enumerate(series):
         limit = limit_of(s)
         ends = np.arange(max(s.split, shape.span, LINE_POINTS), len(s.values))
         ends = ends[~np.isnan(s.values[shape.context_index(ends)]).any(axis=1)]
         if len(ends) < 2 * LOOK:
             continue
-        asking = detectors(models, s, limit)
+        cases = [Case(failure, *made) for k, failure in enumerate(SHAPES)
+                 if (made := inject(s, failure, REACH_HOURS[(number + k) % len(REACH_HOURS)], rng)) is not None]
+        answers = {variant: cfc_answers(analysis, trained, s, limit, ends, cases)
+                   for variant, (analysis, trained) in models.items()}
+        answers["predict_linear"] = linear_answers(s, limit, ends, cases)
         # false announcements on the series as it is, where it does not reach the limit within 4 hours itself
         quiet = ~reaches_within(s.values, ends, limit)
-        for name, (settings, ask) in asking.items():
-            for setting, announcing in zip(settings, ask(s.values, ends), strict=True):
-                false[name, setting] = false.get((name, setting), 0) + rises(announcing, quiet)
         weeks += len(ends) / WEEK
-        for k, failure in enumerate(SHAPES):
-            reach = REACH_HOURS[(number + k) % len(REACH_HOURS)]
-            made = inject(s, failure, reach, rng)
-            if made is None:
-                continue
-            values, start, breach = made
-            injections.append(Injection(failure, start, breach))
-            asked = np.arange(start, breach + 1)
-            for name, (settings, ask) in asking.items():
-                for setting, announcing in zip(settings, ask(values, asked), strict=True):
-                    first.setdefault((name, setting), []).append(first_step(asked, announcing))
+        for name, (clean, injected) in answers.items():
+            for k, setting in enumerate(settings[name]):
+                false[name, setting] = false.get((name, setting), 0) + rises(clean[k], quiet)
+                first.setdefault((name, setting), []).extend(
+                    first_step(np.arange(case.start, case.breach + 1), announcing[k])
+                    for case, announcing in zip(cases, injected, strict=True))
+        injections += [Injection(case.shape, case.start, case.breach) for case in cases]
     return Corpus(injections, {key: np.array(v, float) for key, v in first.items()}, false, weeks)
 
 

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from smd_baselines import read_smd_machine  # noqa: E402
 
 from aura_exporter.config import Analysis, Feature, ForecastConfig  # noqa: E402
+from aura_exporter.forecast.bands import BandCalibration  # noqa: E402
 from aura_exporter.forecast.data import Samples, lagged_values, training_samples  # noqa: E402
 from aura_exporter.forecast.manager import build_trained, model_shape, sample_shape  # noqa: E402
 from aura_exporter.forecast.model import MODEL_VERSION, pick_device  # noqa: E402
@@ -44,6 +45,9 @@ REPO = Path(__file__).resolve().parent.parent
 MODELS = REPO / "results" / "forecast-models"
 # The forecasters compared: as shipped (seasons of a day and a week, forecast.seasons), and without them.
 VARIANTS = {"CfC": (DAY, 7 * DAY), "CfC, no seasons": ()}
+# The history a starting exporter learns its bands from (baseline.learn_from_history's default, 2 days): the
+# calibration of a series' bands begins that long before its judged part.
+CALIBRATION_LEAD = int(2 * DAY / STEP)
 
 
 @dataclass
@@ -156,6 +160,31 @@ def cfc_forecasts(trained, shape, series: Series, ends: np.ndarray) -> np.ndarra
     index = shape.context_index(ends)
     lagged = lagged_values(series.values[None, :, None], np.zeros(len(ends), dtype=int), index, ends, shape)
     return predict(trained, series.values[index][..., None], series.timestamps[index], lagged)[:, 0]
+
+
+def horizon_columns(shape) -> list[int]:
+    """Where HORIZONS are among the model's horizons (which also hold the one-step nowcast)."""
+    return [shape.horizons.index(int(h / STEP)) for h in HORIZONS]
+
+
+def calibration_stream(series: Series, shape, ends: np.ndarray, every: int) -> np.ndarray:
+    """The steps an exporter's cycles forecast at, `every` steps from CALIBRATION_LEAD before the judged part (as
+    early as a context allows) to the last of `ends`, on a grid that holds each of `ends` (which must be
+    `every` steps apart, or a multiple of it)."""
+    first = max(shape.span, series.split - CALIBRATION_LEAD)
+    return np.arange(ends[0] - (ends[0] - first) // every * every, ends[-1] + 1, every)
+
+
+def exported_bands(raw: np.ndarray, values: np.ndarray, stream: np.ndarray, bands: BandCalibration | None = None
+                   ) -> np.ndarray:
+    """[O, H, 3] the forecasts `raw` [O, H, 3] at HORIZONS, made at the steps `stream` in time order, as the
+    exporter exports them: each cycle's band scaled by aura_exporter.forecast.bands, which first judges the
+    forecasts that came due at that step against `values` (a fresh calibration unless `bands` is given)."""
+    bands = bands or BandCalibration(HORIZONS, STEP)
+    out = np.empty_like(raw)
+    for i, end in enumerate(stream):
+        out[i] = bands.update((("series",),), end * STEP, values[end][None, None], raw[i][None, None])[0, 0]
+    return out
 
 
 def replace_section(path: Path, name: str, lines: list[str]) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from aura_exporter.config import Analysis
+from aura_exporter.forecast.bands import BandCalibration
 from aura_exporter.forecast.breach import exceedance_probability, time_to_breach
 from aura_exporter.forecast.data import denormalise, model_horizons, model_inputs
 from aura_exporter.forecast.model import Forecaster, ModelShape
@@ -38,7 +39,7 @@ class TrainedModel:
 @dataclass(frozen=True)
 class Forecast:
     horizons: tuple[float, ...]  # exported horizons, seconds
-    quantiles: np.ndarray  # [E, F, H, 3] (10%, 50%, 90%) in the features' units
+    quantiles: np.ndarray  # [E, F, H, 3] (10%, 50%, 90%) in the features' units, bands calibrated per entity
     residual_zscore: np.ndarray  # [E, F], NaN until a nowcast has come due
     time_to_breach: np.ndarray  # [E, F] seconds, NaN without a limit or a breach within the horizons
     breach_probability: np.ndarray  # [E, F], NaN without a limit
@@ -53,6 +54,7 @@ class ForecastStage:
         self.nowcast = self.horizons.index(analysis.interval)
         self.limits = np.array([np.nan if f.limit is None else f.limit for f in analysis.features])
         self.residuals = ResidualTracker(analysis.step, analysis.baseline.min_history, analysis.baseline.history)
+        self.bands = BandCalibration(analysis.forecast.horizons, analysis.step)
 
     def install(self, trained: TrainedModel) -> None:
         self.trained = trained
@@ -68,7 +70,7 @@ class ForecastStage:
         nowcast = quantiles[:, :, self.nowcast, :]
         zscores = self.residuals.update(windows.entities, data_time, current, data_time + self.analysis.interval,
                                         nowcast[..., 1], nowcast[..., 2] - nowcast[..., 0])
-        exported = quantiles[:, :, self.exported, :]
+        exported = self.bands.update(windows.entities, data_time, current, quantiles[:, :, self.exported, :])
         seconds = np.array(self.analysis.forecast.horizons)
         return Forecast(
             horizons=self.analysis.forecast.horizons,

@@ -23,8 +23,9 @@ from aura_exporter.topology.baseline import BaselineStore, EntityBaseline
 
 FORMAT = "aura-baselines"
 VERSION = 1
-# arrays of other learners saved alongside: the council's page budget, the usual states (topology/state.py)
-EXTRA_PREFIXES = ("council_", "state_")
+# arrays of other learners saved alongside: the council's page budget, the usual states (topology/state.py), the
+# forecast bands' factors (forecast/bands.py)
+EXTRA_PREFIXES = ("council_", "state_", "bands_")
 
 
 class BaselineFileError(StateFileError):

@@ -1,0 +1,138 @@
+"""Forecast bands that hold what they say, entity by entity: each band's width learned from the entity's own outcomes.
+
+One network forecasts the whole fleet, so its 10–90% band is right on average and wrong for many series:
+too narrow for a bursty one, too wide for a calm one (on NAB's series it held 66–73% of outcomes, and
+the band of one series in nine held 75–85%; docs/forecast-quality.md). So each entity, feature, horizon
+and side of the band keeps a factor on the band's half-width (the median's distance to the 10% or the
+90% quantile). When a forecast's time comes, the outcome tells whether it fell beyond that side's
+quantile scaled by the factor in force: beyond, the factor's log grows by STEP_SIZE × 0.9; within, it
+shrinks by STEP_SIZE × 0.1, so it settles where one outcome in ten falls beyond, whatever the errors'
+distribution (online quantile tracking, as in adaptive conformal inference: Gibbs and Candès, 2021).
+The median, and so the time to breach, is left as it is; the exported quantiles and the breach
+probability read the scaled band.
+
+Memory stays bounded: per horizon at most WAITING forecasts wait for their outcome (a 4-hour horizon
+is judged on one forecast an hour). A factor stays within [1/FACTOR_BOUND, FACTOR_BOUND]: a series the
+model cannot forecast must not grow its band without end. Entities not in a cycle are forgotten, as
+the nowcast's residuals are; what was learned is saved with the baselines (`state`, `restore`).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from aura_exporter.storage import keys_array, read_keys
+from aura_exporter.windows import EntityKey
+
+TAIL = 0.1  # the share of outcomes each side's quantile leaves beyond it (10% and 90% quantiles)
+STEP_SIZE = 0.05  # of the factor's log per outcome: a band twice too narrow is mended in about a day of outcomes
+FACTOR_BOUND = 8.0
+WAITING = 4  # forecasts per horizon waiting for their outcome, at most
+WIDTH_FLOOR = 1e-12  # a band of no width says nothing a factor could mend
+BANDS_PREFIX = "bands_"  # its arrays in the analysis' state file (saved with the baselines)
+BANDS_VERSION = 1
+
+
+@dataclass(frozen=True)
+class _Waiting:
+    due: float  # the data time whose values are the outcome
+    keys: tuple[EntityKey, ...]
+    quantiles: np.ndarray  # [E, F, 3] as the model forecast them for that time
+
+
+@dataclass
+class BandCalibration:
+    horizons: tuple[float, ...]  # seconds
+    step: float  # the data's step: an outcome is the cycle's data time within half a step of the forecast's
+    keys: tuple[EntityKey, ...] = ()
+    log_factors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0, 2)))  # [E, F, H, lower/upper]
+    waiting: list[deque[_Waiting]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.waiting = [deque() for _ in self.horizons]
+
+    def update(self, keys: tuple[EntityKey, ...], data_time: float, observed: np.ndarray,
+               quantiles: np.ndarray) -> np.ndarray:
+        """The forecasts [E, F, H, 3] (the horizons' 10%, 50%, 90%) with their bands scaled; first the
+        forecasts made for `data_time` are judged against `observed` [E, F], then these wait for theirs."""
+        self._follow(keys, quantiles.shape[1])
+        for h, horizon in enumerate(self.horizons):
+            waiting = self.waiting[h]
+            while waiting and waiting[0].due <= data_time + self.step / 2:
+                made = waiting.popleft()
+                if made.due >= data_time - self.step / 2:  # the cycle of its outcome (not one after it)
+                    self._judge(made, observed, h)
+            spacing = horizon / WAITING
+            if not waiting or data_time + horizon - waiting[-1].due >= spacing - self.step / 2:
+                waiting.append(_Waiting(data_time + horizon, keys, quantiles[:, :, h].copy()))
+        return scaled(quantiles, self.log_factors)
+
+    def _follow(self, keys: tuple[EntityKey, ...], features: int) -> None:
+        """Factors row by row for `keys`: each entity keeps its own, new ones start at 1, absent ones are forgotten."""
+        shape = (features, len(self.horizons), 2)
+        if keys == self.keys and self.log_factors.shape[1:] == shape:
+            return
+        previous = {key: row for row, key in enumerate(self.keys)} if self.log_factors.shape[1:] == shape else {}
+        factors = np.zeros((len(keys), *shape))
+        rows = [(i, previous[key]) for i, key in enumerate(keys) if key in previous]
+        if rows:
+            now, before = (np.array(column) for column in zip(*rows, strict=True))
+            factors[now] = self.log_factors[before]
+        self.keys, self.log_factors = keys, factors
+
+    def _judge(self, made: _Waiting, observed: np.ndarray, h: int) -> None:
+        """Move the factors of horizon `h` by the outcomes of the forecasts `made`."""
+        if made.keys == self.keys:
+            rows, then = np.arange(len(self.keys)), np.arange(len(self.keys))
+        else:
+            index = {key: row for row, key in enumerate(self.keys)}
+            pairs = [(index[key], i) for i, key in enumerate(made.keys) if key in index]
+            if not pairs:
+                return
+            rows, then = (np.array(column) for column in zip(*pairs, strict=True))
+        lower, median, upper = (made.quantiles[then, :, k] for k in range(3))
+        outcome = observed[rows]
+        factors = np.exp(self.log_factors[rows, :, h])  # [E, F, 2]
+        with np.errstate(invalid="ignore"):
+            widths = np.stack([median - lower, upper - median], axis=-1)
+            beyond = np.stack([median - outcome, outcome - median], axis=-1) > factors * widths
+            judged = np.isfinite(outcome)[..., None] & (widths > WIDTH_FLOOR)  # NaN widths compare False
+        moved = self.log_factors[rows, :, h] + np.where(judged, STEP_SIZE * (beyond - TAIL), 0.0)
+        self.log_factors[rows, :, h] = np.clip(moved, -np.log(FACTOR_BOUND), np.log(FACTOR_BOUND))
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The factors as arrays for the state file (forecasts waiting for their outcome are not kept)."""
+        arrays = {"version": np.array(BANDS_VERSION), "horizons": np.array(self.horizons, dtype=np.float64),
+                  "keys": keys_array(self.keys), "log_factors": self.log_factors}
+        return {BANDS_PREFIX + name: value for name, value in arrays.items()}
+
+    def restore(self, arrays: dict[str, np.ndarray], features: int) -> bool:
+        """Take back what `state` wrote; False, leaving nothing, when the arrays are missing, malformed or for
+        other features or horizons."""
+        try:
+            get = {name.removeprefix(BANDS_PREFIX): value for name, value in arrays.items()
+                   if name.startswith(BANDS_PREFIX)}
+            if int(get["version"]) != BANDS_VERSION or not np.array_equal(get["horizons"], self.horizons):
+                return False
+            keys, factors = tuple(read_keys(get["keys"])), np.asarray(get["log_factors"], dtype=np.float64)
+        except (KeyError, ValueError, TypeError):
+            return False
+        if factors.shape != (len(keys), features, len(self.horizons), 2) or not np.isfinite(factors).all():
+            return False
+        self.keys, self.log_factors = keys, np.clip(factors, -np.log(FACTOR_BOUND), np.log(FACTOR_BOUND))
+        return True
+
+    def forget(self) -> None:
+        self.keys, self.log_factors = (), np.zeros((0, 0, 0, 2))
+        self.waiting = [deque() for _ in self.horizons]
+
+
+def scaled(quantiles: np.ndarray, log_factors: np.ndarray) -> np.ndarray:
+    """[E, F, H, 3] quantiles with each side's distance from the median scaled by its factor [E, F, H, 2]."""
+    factors = np.exp(log_factors)
+    median = quantiles[..., 1]
+    return np.stack([median - factors[..., 0] * (median - quantiles[..., 0]), median,
+                     median + factors[..., 1] * (quantiles[..., 2] - median)], axis=-1)
