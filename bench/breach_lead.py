@@ -342,7 +342,9 @@ def main() -> None:
              "four failures that develop (a leak, a noisy leak, a disk filling in steps, a pool draining ever faster) "
              "reach the series' limit (its highest learned value plus a quarter of its learned range) 1 to 12 hours "
              "after they start. Every 5 minutes from their start, each detector says whether the limit will be reached "
-             "within 4 hours. Lead: the limit's time minus the first announcement's. False announcements: the same "
+             "within 4 hours (the CfC: with p or more, its bands calibrated by the series' own outcomes as the "
+             "exporter's are, from 2 days before the judged part). Lead: the limit's time minus the first "
+             "announcement's. False announcements: the same "
              "series without injection, where they do not reach the limit themselves within 4 hours.", "",
              f"![share of long ramps announced 2 h ahead against false announcements]({image})", ""]
     for title, corpus in results.items():
