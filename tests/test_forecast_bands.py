@@ -114,3 +114,5 @@ def test_the_bands_are_saved_with_the_baselines_and_refused_for_other_horizons(t
     assert not other.restore(before.forecast.bands.state(), features)
     assert not other.keys
     assert not BandCalibration(ANALYSIS.forecast.horizons, ANALYSIS.step).restore({"bands_version": np.array(1)}, 5)
+    empty = BandCalibration(ANALYSIS.forecast.horizons, ANALYSIS.step)
+    assert empty.restore(BandCalibration(ANALYSIS.forecast.horizons, ANALYSIS.step).state(), features)  # no forecaster

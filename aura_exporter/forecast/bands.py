@@ -120,6 +120,9 @@ class BandCalibration:
             keys, factors = tuple(read_keys(get["keys"])), np.asarray(get["log_factors"], dtype=np.float64)
         except (KeyError, ValueError, TypeError):
             return False
+        if not keys:  # nothing learned yet (no forecaster, or none trained): nothing to take back
+            self.forget()
+            return True
         if factors.shape != (len(keys), features, len(self.horizons), 2) or not np.isfinite(factors).all():
             return False
         self.keys, self.log_factors = keys, np.clip(factors, -np.log(FACTOR_BOUND), np.log(FACTOR_BOUND))
