@@ -8,7 +8,6 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from conftest import sample_value
 
 from aura_exporter.catch_up import catch_up
 from aura_exporter.clock import WallClock
@@ -145,12 +144,17 @@ def test_the_exporter_learns_from_history_once_then_from_its_saved_state(tmp_pat
     config = Config(PrometheusConfig(url="http://replay.invalid:9090"), (ANALYSIS,))
     loader = Loader()
 
-    def usual(exporter: Exporter) -> float | None:
-        return sample_value(exporter.state.rendered.text.decode(), "aura_usual_episodes_per_week",
-                            {"instance": "host-00"})
+    def counted(exporter: Exporter) -> int:
+        """How many cycles of host-00 the page budget holds (what it learns its usual rate from). Not the
+        exported rate: whether a healthy host's two days rise past its usual level often enough to count a
+        rate depends on the replay's phase, so on the wall clock."""
+        cycle = exporter.runs["node"].cycle
+        assert isinstance(cycle, AnalysisCycle) and cycle.council.budget is not None
+        entity = cycle.council.budget.entities.get(("host-00",))
+        return 0 if entity is None else entity.count
 
-    async def serve(until) -> tuple[float | None, float | None]:
-        """The host's usual rate at the first cycle, and once `until(exporter)`."""
+    async def serve(until) -> tuple[int, int]:
+        """The host's count at the first cycle served, and once `until(exporter)`."""
         exporter = Exporter(config, ReplaySource(FLEET), WallClock(), "127.0.0.1:0", workers=1, history=loader,
                             storage=tmp_path)
         stop = asyncio.Event()
@@ -158,24 +162,21 @@ def test_the_exporter_learns_from_history_once_then_from_its_saved_state(tmp_pat
         try:
             while "node" not in exporter.state.status.succeeded:
                 await asyncio.sleep(0.01)
-            first = usual(exporter)
+            first = counted(exporter)
             while not until(exporter):
                 await asyncio.sleep(0.05)
-            return first, usual(exporter)
+            return first, counted(exporter)
         finally:
             stop.set()
             await asyncio.wait_for(running, 60)
 
     def learned(exporter: Exporter) -> bool:
-        cycle = exporter.runs["node"].cycle
-        assert isinstance(cycle, AnalysisCycle)
-        return bool(cycle.council.budget and cycle.council.budget.entities.get(("host-00",), None)
-                    and cycle.council.budget.entities[("host-00",)].count >= 288)
+        return counted(exporter) >= 288
 
     first, _ = asyncio.run(asyncio.wait_for(serve(learned), 120))
     reads = len(loader.asked)
     assert reads == 8  # two days, six hours at a time
-    assert first is None  # the live cycles started at once, on the fixed thresholds while it learned
+    assert first <= 1  # the live cycles started at once, on the fixed thresholds while it learned
     first, _ = asyncio.run(asyncio.wait_for(serve(lambda exporter: True), 120))
     assert len(loader.asked) == reads  # restarted with its state saved: nothing to learn again
-    assert first is not None  # and the budget learned from history was saved with it
+    assert first >= 288  # and the budget learned from history was saved with it
