@@ -17,6 +17,7 @@ from aura_exporter.catch_up import catch_up
 from aura_exporter.clock import Clock
 from aura_exporter.config import Analysis, AnyAnalysis, Config, ConfigError, GraphAnalysis, load_config
 from aura_exporter.cycle import AnalysisCycle, Cycle, CycleFailed
+from aura_exporter.exposition.collector import TextWriter
 from aura_exporter.exposition.render import render_snapshot
 from aura_exporter.exposition.server import MAX_CONNECTIONS, ServerState, build_app, start_server
 from aura_exporter.exposition.status import AnalysesStatus
@@ -84,6 +85,7 @@ class Exporter:
         if config.kubernetes.enabled:
             self.state.watcher = ClusterWatcher(config.kubernetes, self.metrics.kubernetes_errors.inc)
         self.holder = SnapshotHolder()
+        self.writer = TextWriter()  # remembers each analysis' lines between renders
         self.port: int | None = None
         self.started = asyncio.Event()
         self._reloading = asyncio.Lock()
@@ -210,7 +212,7 @@ class Exporter:
         """Serve `snapshot` once rendered, unless a newer one was meanwhile (False): renders run on a thread pool,
         and two analyses' cycles that end together must not leave the older snapshot served (an analysis' result,
         called ready, would vanish from /metrics and the API until its next cycle)."""
-        rendered = await self._run_blocking(render_snapshot, snapshot)
+        rendered = await self._run_blocking(render_snapshot, snapshot, self.writer)
         if rendered.snapshot.version < self.state.rendered.snapshot.version:
             return False
         self.state.rendered = rendered

@@ -97,7 +97,19 @@ def test_metrics_answer_while_a_cycle_computes():
     serve_and(scenario, source)
 
 
-def test_negotiation_gzip_landing_and_health():
+def test_negotiation_gzip_landing_and_health(monkeypatch):
+    """Also: over plain TCP the snapshot's part of each body goes from its file to the socket by sendfile."""
+    from aura_exporter.exposition import server
+
+    sent_by_kernel = []
+    real_sendfile = server._sendfile
+
+    async def sendfile(*args):
+        sent_by_kernel.append(await real_sendfile(*args))
+        return sent_by_kernel[-1]
+
+    monkeypatch.setattr(server, "_sendfile", sendfile)
+
     async def scenario(exporter, session):
         while "node" not in exporter.state.status.succeeded:
             await asyncio.sleep(0.05)
@@ -123,19 +135,30 @@ def test_negotiation_gzip_landing_and_health():
             assert response.status == 200
 
     serve_and(scenario, ReplaySource(ReplayFleet(hosts=10)))
+    assert sent_by_kernel and all(sent_by_kernel)
 
 
-def test_a_client_that_never_reads_is_dropped_and_scrapes_go_on(monkeypatch, caplog):
+@pytest.mark.parametrize("stored", [True, False], ids=["sendfile", "bytes"])
+def test_a_client_that_never_reads_is_dropped_and_scrapes_go_on(monkeypatch, caplog, tmp_path, stored):
+    """Whether the kernel sends the body from its file (rendered snapshots) or the exporter writes it (the
+    live part, TLS)."""
     from aura_exporter.exposition import server
+    from aura_exporter.exposition.render import Stored
 
     monkeypatch.setattr(server, "SLOW_READER_SECONDS", 1.0)
     big = b"# a body larger than the kernel's socket buffers\n" * 800_000  # 40 MB
+    body = (big,)
+    if stored:
+        file = (tmp_path / "body").open("w+b")
+        file.write(big)
+        file.flush()
+        body = (Stored(file, 0, len(big)),)
 
     async def scenario(exporter, session):
         while "node" not in exporter.state.status.succeeded:
             await asyncio.sleep(0.05)
         exporter.state.scrapes.ttl = 120.0
-        exporter.state.scrapes.put(exporter.state.rendered, False, False, (big,))  # what a plain text scrape gets
+        exporter.state.scrapes.put(exporter.state.rendered, False, False, body)  # what a plain text scrape gets
         loop = asyncio.get_running_loop()
         stalled = socket.socket()
         stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -161,6 +184,9 @@ def test_a_client_that_never_reads_is_dropped_and_scrapes_go_on(monkeypatch, cap
 
     with caplog.at_level(logging.WARNING, logger="aura_exporter"):
         serve_and(scenario, ReplaySource(ReplayFleet(hosts=10)))
+    for part in body:
+        if isinstance(part, Stored):
+            part.file.close()
 
 
 async def answer(sock: socket.socket, request: bytes = b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n") -> bytes:
@@ -280,10 +306,10 @@ def test_a_snapshot_rendered_late_never_replaces_a_newer_one(monkeypatch):
         release = asyncio.Event()
         real = exporter_module.render_snapshot
 
-        def render(snapshot):
+        def render(snapshot, writer):
             if snapshot is older:  # the older one renders slowly
                 asyncio.run_coroutine_threadsafe(release.wait(), loop).result(10)
-            return real(snapshot)
+            return real(snapshot, writer)
 
         loop = asyncio.get_running_loop()
         monkeypatch.setattr(exporter_module, "render_snapshot", render)
@@ -333,7 +359,7 @@ def test_the_fast_writer_matches_prometheus_client_byte_for_byte(openmetrics):
     from prometheus_client import exposition as text_format
     from prometheus_client.openmetrics import exposition as openmetrics_format
 
-    from aura_exporter.exposition.render import _registry, exposition_body
+    from aura_exporter.exposition.render import _registry, body_bytes, exposition_body
     from aura_exporter.forecast.stage import Forecast
 
     hostile = 'evil"} 1\naura_fake{x="<img src=x onerror=alert(1)>\\'
@@ -351,11 +377,38 @@ def test_the_fast_writer_matches_prometheus_client_byte_for_byte(openmetrics):
     rendered = render_snapshot(snapshot)
     live = CollectorRegistry()
     Gauge("aura_live_example", "A live metric.", registry=live).set(1)
-    fast = b"".join(exposition_body(rendered, live, openmetrics, use_gzip=False))
+    fast = body_bytes(exposition_body(rendered, live, openmetrics, use_gzip=False))
     reference = (openmetrics_format if openmetrics else text_format).generate_latest
     assert fast == reference(_registry(snapshot))[: -len(b"# EOF\n") if openmetrics else None] + reference(live)
-    assert gzip.decompress(b"".join(exposition_body(rendered, live, openmetrics, use_gzip=True))) == fast
+    assert gzip.decompress(body_bytes(exposition_body(rendered, live, openmetrics, use_gzip=True))) == fast
     assert b"e+09" in fast and b"aura_forecast{" in fast and b'analysis="other"' in fast
+
+
+def test_a_writer_rewrites_only_the_analyses_whose_result_changed(monkeypatch):
+    """The exporter's writer remembers each analysis' lines: its text is a fresh writer's for every snapshot
+    (a result replaced, an analysis added, one gone), and an analysis whose result did not change is not
+    written again."""
+    import dataclasses
+
+    from aura_exporter.exposition import collector
+    from aura_exporter.exposition.collector import TextWriter, text_exposition
+
+    written = []
+    real = collector.result_lines
+    monkeypatch.setattr(collector, "result_lines", lambda result: written.append(result.analysis.name) or real(result))
+    other = lambda entities: dataclasses.replace(  # noqa: E731
+        result_for(entities), analysis=dataclasses.replace(ANALYSIS, name="other"))
+    holder, writer = SnapshotHolder(), TextWriter()
+    steps = [(result_for(["a", "b"]), "node"), (other(["x"]), "other"), (result_for(["a"]), "node"),
+             (other(["y", "z"]), "other"), (None, "other")]
+    for result, name in steps:
+        snapshot = holder.publish(result, name, time.time())
+        if result is None:  # an analysis dropped by a reload
+            snapshot = dataclasses.replace(snapshot, results={"node": snapshot.results["node"]})
+        written.clear()
+        assert writer.write(snapshot) == text_exposition(snapshot)
+        assert written.count("node") == (2 if name == "node" else 1)  # the fresh writer's, and the writer's own
+    assert b'instance="y"' not in writer.write(snapshot)
 
 
 def test_scrapes_within_the_ttl_share_one_body_and_a_new_snapshot_is_never_served_late():

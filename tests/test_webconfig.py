@@ -78,6 +78,8 @@ def test_tls_with_client_certificates(tmp_path, exporters):
     trusted = ssl.create_default_context(cafile=certs["ca.crt"])
     trusted.load_cert_chain(certs["client.crt"], certs["client.key"])
     assert get(url, context=trusted)[0] == 200
+    status, body = get(f"https://127.0.0.1:{exporter.port}/metrics", context=trusted)  # no sendfile over TLS
+    assert status == 200 and b"# TYPE aura_risk_score gauge" in body and b"aura_exporter_build_info" in body
 
     no_client_cert = ssl.create_default_context(cafile=certs["ca.crt"])
     with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
