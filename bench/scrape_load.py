@@ -8,20 +8,26 @@ Runs the demo exporter on a large replay fleet at a pace where cycles run back t
   scrape it every 15 s with the default 10 s timeout, for 2,000 and for 10,000 hosts, and reads
   that Prometheus' own `scrape_duration_seconds` and `up` for the time it scraped. Prometheus counts
   a scrape until it has parsed and stored every sample, on the same two cores; the exporter's own part,
-  the time to the last byte of its answer to the same request, is measured meanwhile beside it.
+  the time to the last byte of its answer to the same request, is measured meanwhile beside it;
+- and Prometheus' own part: the same Prometheus scraping one of those answers, kept and served as it
+  came by a static server once the exporter has stopped (`--static-minutes`; 0: not measured).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import numpy as np
+from aiohttp import web
 from harness import REPO, cycles_done, demo, say
 
 sys.path.insert(0, str(REPO / "tests"))
@@ -105,12 +111,36 @@ async def run(url: str, scrapers: int, seconds: float) -> None:
     print(f"p99 with {scrapers} scrapers vs one: {rows[1]['p99_ms'] / rows[0]['p99_ms']:.1f}x")
 
 
-async def negotiated(url: str) -> str:
-    """The Content-Type the exporter answers Prometheus' Accept header with."""
-    async with aiohttp.ClientSession(headers={"Accept": PROMETHEUS_ACCEPT}) as session:
+async def answer(url: str) -> tuple[str, bytes]:
+    """The Content-Type the exporter answers Prometheus' request with, and the answer as it came (gzip)."""
+    async with aiohttp.ClientSession(headers={"Accept": PROMETHEUS_ACCEPT, "Accept-Encoding": "gzip"},
+                                     auto_decompress=False) as session:
         async with session.get(url) as response:
-            await response.read()
-            return response.headers["Content-Type"]
+            return response.headers["Content-Type"], await response.read()
+
+
+@contextlib.contextmanager
+def static_server(content_type: str, body: bytes) -> Iterator[int]:
+    """A server that answers every request with `body` (gzip) and nothing else to do: its port."""
+    async def handle(request: web.Request) -> web.Response:
+        return web.Response(body=body, headers={"Content-Type": content_type, "Content-Encoding": "gzip"})
+
+    app = web.Application()
+    app.router.add_get("/metrics", handle)
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app)
+    loop.run_until_complete(runner.setup())
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    loop.run_until_complete(site.start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield runner.addresses[0][1]
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
 
 
 async def responses(url: str, seconds: float) -> np.ndarray:
@@ -129,16 +159,20 @@ async def responses(url: str, seconds: float) -> np.ndarray:
     return np.array(took)
 
 
-def prometheus_scraping(port: int, minutes: float) -> dict:
+def prometheus_scraping(port: int, minutes: float, timed: bool = True) -> dict:
     """A real Prometheus scraping the exporter for `minutes`: its own view of those scrapes (its
-    scrape_duration_seconds counts until it has parsed and stored every sample), and the exporter's
-    part of them measured meanwhile from a client asking the same."""
+    scrape_duration_seconds counts until it has parsed and stored every sample), and unless not `timed`,
+    the exporter's part of them measured meanwhile from a client asking the same."""
     with tempfile.TemporaryDirectory(prefix="aura-scrape-load-") as tmp:
         server = PrometheusServer(Path(tmp), {"aura": f"127.0.0.1:{port}"}, scrape_interval=f"{SCRAPE_INTERVAL}s")
         server.start()
         try:
             say(f"Prometheus scraping every {SCRAPE_INTERVAL} s for {minutes:g} min…")
-            answered = asyncio.run(responses(f"http://127.0.0.1:{port}/metrics", minutes * 60))
+            if timed:
+                answered = asyncio.run(responses(f"http://127.0.0.1:{port}/metrics", minutes * 60))
+            else:
+                time.sleep(minutes * 60)
+                answered = np.array([np.nan])
             span = f"[{int(minutes * 60) + SCRAPE_INTERVAL}s]"
 
             def samples(metric: str) -> np.ndarray:
@@ -156,13 +190,14 @@ def prometheus_scraping(port: int, minutes: float) -> dict:
 
 def print_prometheus(rows: list[dict]) -> None:
     print(f"A real Prometheus scraping every {SCRAPE_INTERVAL} s (timeout 10 s):")
-    print("| hosts | series | format | scrapes | failed | scrape_duration_seconds: mean | p50 | p99 | max "
+    print("| hosts | served by | series | format | scrapes | failed | scrape_duration_seconds: mean | p50 | p99 | max "
           "| the exporter's answer: p50 | p99 |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['hosts']:,} | {r['series']:,.0f} | {r['format']} | {r['scrapes']:.0f} | {r['failed']:.0f} | "
-              + " | ".join(f"{r[k] * 1000:.1f} ms" for k in ("mean", "p50", "p99", "max", "answer_p50", "answer_p99"))
-              + " |")
+        print(f"| {r['hosts']:,} | {r['served by']} | {r['series']:,.0f} | {r['format']} | {r['scrapes']:.0f} | "
+              f"{r['failed']:.0f} | "
+              + " | ".join(f"{r[k] * 1000:.1f} ms" if np.isfinite(r[k]) else "–"
+                           for k in ("mean", "p50", "p99", "max", "answer_p50", "answer_p99")) + " |")
 
 
 def main() -> None:
@@ -174,6 +209,8 @@ def main() -> None:
     parser.add_argument("--prometheus-hosts", default="2000,10000",
                         help="fleets a real Prometheus scrapes ('' for none)")
     parser.add_argument("--prometheus-minutes", type=float, default=5)
+    parser.add_argument("--static-minutes", type=float, default=3,
+                        help="Prometheus scraping a kept answer from a static server (0: not measured)")
     args = parser.parse_args()
     prometheus_hosts = [int(h) for h in args.prometheus_hosts.split(",") if h]
     scraped = []
@@ -185,9 +222,16 @@ def main() -> None:
             if hosts in prometheus_hosts:
                 asyncio.run(warm_up(url))
                 found = prometheus_scraping(exporter.port, args.prometheus_minutes)
-                scraped.append({"hosts": hosts, "format": asyncio.run(negotiated(url)).split(";")[0], **found})
+                content_type, kept = asyncio.run(answer(url))
+                scraped.append({"hosts": hosts, "served by": "the exporter", "format": content_type.split(";")[0],
+                                **found})
             if exporter.process.poll() is not None:
                 raise SystemExit("the exporter died under load")
+        if hosts in prometheus_hosts and args.static_minutes:
+            with static_server(content_type, kept) as port:
+                found = prometheus_scraping(port, args.static_minutes, timed=False)
+            scraped.append({"hosts": hosts, "served by": "a static server", "format": content_type.split(";")[0],
+                            **found})
     if scraped:
         print_prometheus(scraped)
 

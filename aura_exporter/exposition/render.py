@@ -13,6 +13,7 @@ client reads (server.py).
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import threading
@@ -90,19 +91,33 @@ def render_snapshot(snapshot: Snapshot, writer: TextWriter | None = None) -> Ren
     # 17% larger; compressing is on every cycle's path, the bytes only cross a LAN. 16+: gzip framing.
     compressor = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
     head = compressor.compress(text) + compressor.flush(zlib.Z_SYNC_FLUSH)
-    file = _memory_file()
-    file.write(text)
-    file.write(head)
-    file.flush()
+    file = _MemoryFile(_anonymous_file(), "r+b")
+    file.write_all(text)
+    file.write_all(head)
     return Rendered(snapshot=snapshot, text_part=Stored(file, 0, len(text)),
                     text_gzip_head=Stored(file, len(text), len(head)), _compressor=compressor)
 
 
-def _memory_file() -> BinaryIO:
-    """An anonymous file in memory (Linux), else a temporary one; closed when the last body using it is gone."""
+class _MemoryFile(io.FileIO):
+    """A rendered snapshot's file, closed quietly when the last part using it is gone (the current snapshot's,
+    or a slow scrape's): one per snapshot, its lifetime the parts' own."""
+
+    def write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[self.write(view) or 0:]
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def _anonymous_file() -> int:
+    """A file descriptor of an anonymous file: in memory (Linux), else on the temporary directory's disk."""
     if hasattr(os, "memfd_create"):
-        return open(os.memfd_create("aura-exposition", os.MFD_CLOEXEC), "w+b")  # noqa: SIM115 - outlives this call
-    return tempfile.TemporaryFile()  # noqa: SIM115
+        return os.memfd_create("aura-exposition", os.MFD_CLOEXEC)
+    descriptor, path = tempfile.mkstemp(prefix="aura-exposition-")
+    os.unlink(path)
+    return descriptor
 
 
 def wants_openmetrics(accept: str) -> bool:
