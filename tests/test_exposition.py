@@ -189,6 +189,28 @@ def test_a_client_that_never_reads_is_dropped_and_scrapes_go_on(monkeypatch, cap
             part.file.close()
 
 
+def test_a_head_request_gets_the_headers_and_no_body():
+    """HEAD /metrics on a kept-alive connection: a body would be read as the start of the next answer."""
+    async def scenario(exporter, session):
+        while "node" not in exporter.state.status.succeeded:
+            await asyncio.sleep(0.05)
+        loop = asyncio.get_running_loop()
+        sock = socket.socket()
+        sock.setblocking(False)
+        await loop.sock_connect(sock, ("127.0.0.1", exporter.port))
+        await loop.sock_sendall(sock, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+                                      b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        received = b""
+        while chunk := await asyncio.wait_for(loop.sock_recv(sock, 1 << 20), 5):
+            received += chunk
+        sock.close()
+        head, rest = received.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 200") and b"Content-Length:" in head
+        assert rest.startswith(b"HTTP/1.1 200") and rest.endswith(b"Healthy.\n")
+
+    serve_and(scenario, ReplaySource(ReplayFleet(hosts=10)))
+
+
 async def answer(sock: socket.socket, request: bytes = b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n") -> bytes:
     loop = asyncio.get_running_loop()
     await loop.sock_sendall(sock, request)

@@ -152,6 +152,8 @@ async def send_or_drop(request: web.Request, response: web.StreamResponse, body:
     exporter copies nothing per scrape; else (TLS) a chunk or two at a time pass through its memory."""
     loop = asyncio.get_running_loop()
     kernel = request.transport is not None and request.transport.get_extra_info("sslcontext") is None
+    if request.method == "HEAD":  # its headers only: a body would be read as the next response's start
+        body = ()
     try:
         for part in body:
             for start in range(0, len(part), CHUNK):
