@@ -212,7 +212,11 @@ class Exporter:
         """Serve `snapshot` once rendered, unless a newer one was meanwhile (False): renders run on a thread pool,
         and two analyses' cycles that end together must not leave the older snapshot served (an analysis' result,
         called ready, would vanish from /metrics and the API until its next cycle)."""
-        rendered = await self._run_blocking(render_snapshot, snapshot, self.writer)
+        try:
+            rendered = await self._run_blocking(render_snapshot, snapshot, self.writer)
+        except OSError as err:  # no file (descriptors or memory) for its bytes: the last snapshot stays served
+            log.error("snapshot not rendered: the previous one is still served", extra={"error": str(err)})
+            return False
         if rendered.snapshot.version < self.state.rendered.snapshot.version:
             return False
         self.state.rendered = rendered

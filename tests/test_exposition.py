@@ -344,6 +344,36 @@ def test_a_snapshot_rendered_late_never_replaces_a_newer_one(monkeypatch):
     serve_and(scenario, ReplaySource(ReplayFleet(hosts=10)))
 
 
+def test_a_snapshot_that_cannot_be_rendered_leaves_the_last_one_served(monkeypatch, caplog):
+    """Out of file descriptors for the rendered file (a fault no real part produces on demand): the exporter
+    logs it, keeps serving the snapshot before, and renders the next one."""
+    import errno
+
+    from aura_exporter.exposition import render
+
+    async def scenario(exporter, session):
+        while "node" not in exporter.state.status.succeeded:
+            await asyncio.sleep(0.05)
+        served = exporter.state.rendered
+        real = render._anonymous_file
+
+        def exhausted() -> int:
+            raise OSError(errno.EMFILE, "Too many open files")
+
+        monkeypatch.setattr(render, "_anonymous_file", exhausted)
+        newer = exporter.holder.publish(None, "node", time.time())
+        assert await exporter._render(newer) is False
+        assert exporter.state.rendered is served
+        async with session.get("/metrics") as response:
+            assert response.status == 200 and "aura_risk_score" in await response.text()
+        monkeypatch.setattr(render, "_anonymous_file", real)
+        assert await exporter._render(exporter.holder.publish(None, "node", time.time())) is True
+
+    with caplog.at_level(logging.ERROR, logger="aura_exporter"):
+        serve_and(scenario, ReplaySource(ReplayFleet(hosts=10)))
+    assert any("not rendered" in r.getMessage() for r in caplog.records)
+
+
 def test_landing_page_lists_standouts_and_escapes_label_values():
     from aura_exporter.exposition.landing import render_landing
 
