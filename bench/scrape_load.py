@@ -9,8 +9,8 @@ Runs the demo exporter on a large replay fleet at a pace where cycles run back t
   that Prometheus' own `scrape_duration_seconds` and `up` for the time it scraped. Prometheus counts
   a scrape until it has parsed and stored every sample, on the same two cores; the exporter's own part,
   the time to the last byte of its answer to the same request, is measured meanwhile beside it;
-- and Prometheus' own part: the same Prometheus scraping one of those answers, kept and served as it
-  came by a static server once the exporter has stopped (`--static-minutes`; 0: not measured).
+- and Prometheus' own part: a Prometheus started the same way scraping one of those answers, kept and
+  served as it came by a static server once the exporter has stopped (`--static-minutes`; 0: none).
 """
 
 from __future__ import annotations
