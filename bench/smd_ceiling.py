@@ -7,8 +7,12 @@ thresholds them as no label-free rule could:
 - one threshold for the whole fleet, the best for each budget of false alerts per entity-day (the family the
   shared budget lives in);
 - one threshold per machine, the false alerts of the budget shared out among the machines at best (exact, by
-  dynamic programming over each machine's curve): the ceiling of any per-entity rule on this evidence.
-When a goal lies above the second, no threshold reaches it: the evidence has to rank incidents better.
+  dynamic programming over each machine's curve): the ceiling of any per-entity rule on this evidence;
+- one threshold per machine, each machine held to the same rate of false alerts (the family a budget learned per
+  entity lives in: what perfect calibration of each machine's own thresholds would reach).
+When a goal lies above the second, no threshold reaches it: the evidence has to rank incidents better. The gap
+between the third and what the page budget reaches is calibration: thresholds learned from the past that do not
+hold each machine to its rate in the judged days.
 Prints both beside the budget's own recall; `smd_evaluation.py` writes them to docs/evaluation-smd.md.
 """
 
@@ -89,17 +93,27 @@ def fleet_ceiling(entities: list[EntityScores], incidents: Mapping[EntityKey, Se
             for b in BUDGETS}
 
 
+def _options(entity: EntityScores, incidents: Mapping[EntityKey, Sequence[Span]]) -> set[tuple[int, int]]:
+    """(false alerts, incidents caught) of each threshold tried on the entity, never alerting included."""
+    return {(0, 0)} | {(f.false_alerts, f.caught) for f in
+                       (_figures(entity, t, incidents) for t in _thresholds(entity.scores[entity.scored]))}
+
+
+def _days(entity: EntityScores) -> float:
+    first, last = scored_span(entity)
+    return (last - first) / DAY
+
+
 def entity_ceiling(entities: list[EntityScores], incidents: Mapping[EntityKey, Sequence[Span]]) -> dict[str, float]:
     """The best recall at each budget of one threshold per entity, each picked with the labels: for every total
     of false alerts, the most incidents caught (a knapsack over the entities' curves)."""
-    days = sum(last - first for first, last in (scored_span(e) for e in entities)) / DAY
+    days = sum(_days(e) for e in entities)
     most_false = int(max(BUDGETS) * days)
     best = np.full(most_false + 1, -1)  # most incidents caught with exactly this many false alerts
     best[0] = 0
     total = 0
     for entity in entities:
-        options = {(0, 0)} | {(f.false_alerts, f.caught) for f in
-                              (_figures(entity, t, incidents) for t in _thresholds(entity.scores[entity.scored]))}
+        options = _options(entity, incidents)
         total += len(incidents.get(entity.key, ()))
         merged = np.full_like(best, -1)
         for false_alerts, caught in options:
@@ -111,10 +125,21 @@ def entity_ceiling(entities: list[EntityScores], incidents: Mapping[EntityKey, S
     return {str(b): float(np.max(best[:int(b * days) + 1])) / total for b in BUDGETS}
 
 
+def equal_rate_ceiling(entities: list[EntityScores],
+                       incidents: Mapping[EntityKey, Sequence[Span]]) -> dict[str, float]:
+    """The best recall at each budget of one threshold per entity, each picked with the labels but holding its
+    entity to at most the budget's false alerts per day of its own."""
+    total = sum(len(incidents.get(e.key, ())) for e in entities)
+    options = [(_options(e, incidents), _days(e)) for e in entities]
+    return {str(b): sum(max(caught for false_alerts, caught in entity_options if false_alerts <= b * days)
+                        for entity_options, days in options) / total for b in BUDGETS}
+
+
 def ceilings(evidence: Path, config: Path = CONFIG) -> dict[str, dict[str, float]]:
     entities = recorded_strengths(config, evidence)
     incidents = read_incidents()
-    return {"fleet": fleet_ceiling(entities, incidents), "entity": entity_ceiling(entities, incidents)}
+    return {"fleet": fleet_ceiling(entities, incidents), "entity": entity_ceiling(entities, incidents),
+            "equal": equal_rate_ceiling(entities, incidents)}
 
 
 def main() -> None:
@@ -124,9 +149,10 @@ def main() -> None:
     args = parser.parse_args()
     found = ceilings(args.evidence)
     print(f"SMD ({SMD}), recall with thresholds picked on the test labels, at false alerts per entity-day:")
-    print(f"{'thresholds':<22}" + "".join(f" {b:>6}" for b in BUDGETS))
-    for name, label in (("fleet", "one for the fleet"), ("entity", "one per machine")):
-        print(f"{label:<22}" + "".join(f" {found[name][str(b)]:>6.2f}" for b in BUDGETS))
+    print(f"{'thresholds':<27}" + "".join(f" {b:>6}" for b in BUDGETS))
+    for name, label in (("fleet", "one for the fleet"), ("entity", "one per machine"),
+                        ("equal", "one per machine, same rate")):
+        print(f"{label:<27}" + "".join(f" {found[name][str(b)]:>6.2f}" for b in BUDGETS))
 
 
 if __name__ == "__main__":

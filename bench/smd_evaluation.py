@@ -123,7 +123,11 @@ def markdown(results: dict, ceiling: dict, seconds: float, command: str) -> str:
               "false alerts shared out among the machines at best, "
               + ", ".join(f"{_pct(ceiling['entity'][str(b)])} at {b}" for b in BUDGETS) + ". A goal above the",
               "second is out of reach of any page budget or threshold: the evidence itself has to rank incidents",
-              "above normal behaviour better.", "",
+              "above normal behaviour better. One per machine, each machine held to the same false alerts per day",
+              "(what a budget learned per machine would reach if each machine's past told its thresholds exactly",
+              "how often the judged days rise past them): "
+              + ", ".join(f"{_pct(ceiling['equal'][str(b)])} at {b}" for b in BUDGETS) + "; the gap between that",
+              "and the page budget's own recall is calibration, not evidence.", "",
               "Goals (issue 23): recall ≥ 70% at ≤ 0.25 false alerts per entity-day and ≥ 50% at ≤ 0.1, ahead of",
               "both baselines at every budget, median delay ≤ 0. The band baseline (|x − 1 h mean| / 1 h stddev, the",
               "current sample included as PromQL includes it) cannot exceed √59 on 60 rows, which a metric flat for",
