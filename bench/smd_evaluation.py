@@ -47,14 +47,14 @@ def budget_document(backtest: Path, incidents: list[Incident]) -> dict:
     recall among them within each false-alert budget per entity-day."""
     base = yaml.safe_load(CONFIG.read_text())
     with tempfile.TemporaryDirectory() as scratch, ProcessPoolExecutor(2) as pool:
-        runs = pool.map(partial(_paged_at, base, backtest / "evidence.npz", Path(scratch), incidents), BUDGET_CURVE)
+        runs = pool.map(partial(paged_at, base, backtest / "evidence.npz", Path(scratch), incidents), BUDGET_CURVE)
         curve = [{"budget_per_week": budget, **pages} for budget, pages in zip(BUDGET_CURVE, runs, strict=True)]
     return {"recall_at_budget": {str(b): max((p["recall"] for p in curve if p["false_alerts_per_entity_day"] <= b),
                                              default=0.0) for b in BUDGETS},
             "curve": curve}
 
 
-def _paged_at(base: dict, evidence: Path, scratch: Path, incidents: list[Incident], budget: float) -> dict:
+def paged_at(base: dict, evidence: Path, scratch: Path, incidents: list[Incident], budget: float) -> dict:
     out = redecide(configured(base, None, {"council.false_pages_per_week": budget}), evidence, scratch / str(budget))
     return event_document(out, incidents, EARLY)["pages"]
 

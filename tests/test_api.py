@@ -111,6 +111,22 @@ def test_wrong_methods_get_405_with_a_json_error():
     serve(scenario)
 
 
+def test_a_request_line_too_long_for_the_server_gets_the_documented_plain_400():
+    """aiohttp refuses a request line over 8,190 bytes before any route runs, in plain text: the document says so
+    for every operation whose path or query a client writes (found by schemathesis, tests/test_api_schema.py)."""
+    async def scenario(exporter, session):
+        spec = await (await session.get("/api/v1/openapi.json")).json()
+        for path in ("/api/v1/entities?analysis=" + "a" * 9000, "/api/v1/graphs/" + "g" * 9000):
+            async with session.get(path) as response:
+                assert response.status == 400 and response.content_type == "text/plain"
+        for operations in spec["paths"].values():
+            for operation in operations.values():
+                if operation.get("parameters") and operation["operationId"] != "decisionFeed":
+                    assert "text/plain" in operation["responses"]["400"]["content"], operation["operationId"]
+
+    serve(scenario)
+
+
 def test_openapi_document_is_valid_and_describes_every_route():
     async def scenario(exporter, session):
         document = await session.get("/api/v1/openapi.json")

@@ -23,12 +23,23 @@ def _success(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 def _errors(*codes: int, **reasons: str) -> dict[str, Any]:
-    """Error answers with their usual reasons; `reasons` ("e503": ...) says what a code means on this path."""
-    body = {"content": {"application/json": {"schema": _ref("Error")}}}
-    usual = {400: "Malformed request.", 403: "A browser's request from another site's page.",
+    """Error answers with their usual reasons; `reasons` ("e503": ...) says what a code means on this path.
+    A 400 can also come from the HTTP server itself, before the API sees the request (a request line or a
+    header longer than aiohttp's 8,190 bytes): then it is plain text."""
+    usual = {400: "Malformed request (in plain text when the HTTP server refuses it: a request line or header "
+                  "longer than 8,190 bytes).",
+             403: "A browser's request from another site's page.",
              404: "Unknown analysis, entity or endpoint, or an analysis of the other kind.",
              426: "Not a WebSocket handshake.", 503: "The analysis has no recent complete cycle."}
-    return {str(code): {"description": reasons.get(f"e{code}", usual[code]), **body} for code in codes}
+    return {str(code): {"description": reasons.get(f"e{code}", usual[code]), "content": _error_content(code)}
+            for code in codes}
+
+
+def _error_content(code: int) -> dict[str, Any]:
+    content: dict[str, Any] = {"application/json": {"schema": _ref("Error")}}
+    if code == 400:
+        content["text/plain"] = {"schema": {"type": "string"}}
+    return content
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -172,7 +183,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "summary": "One graph analysis' service graph: services, edges, diagrams and named findings.",
                 "operationId": "getGraph",
                 "parameters": [_path("analysis", "Name of an analysis of kind graph.")],
-                "responses": {"200": _success(_ref("GraphDetail"), "The graph."), **_errors(404, 503)}}},
+                "responses": {"200": _success(_ref("GraphDetail"), "The graph."), **_errors(400, 404, 503)}}},
             "/api/v1/decisions": {"get": {
                 "summary": "WebSocket feed of decisions: a hello, the current non-monitor decisions, then "
                            "every change as it is published. Messages are DecisionEvent objects.",
