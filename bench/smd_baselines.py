@@ -40,8 +40,8 @@ def read_smd_machine(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     return epoch_seconds(timestamps), values, split == "train", label.astype(np.int8)
 
 
-def read_incidents() -> dict[tuple[str, ...], list[tuple[float, float]]]:
-    labels = json.loads((SMD / "labels.json").read_text())
+def read_incidents(path: Path = SMD / "labels.json") -> dict[tuple[str, ...], list[tuple[float, float]]]:
+    labels = json.loads(path.read_text())
     return {(machine,): [tuple(epoch_seconds(np.array(span)).tolist()) for span in spans]
             for machine, spans in labels.items()}
 

@@ -13,7 +13,7 @@ thresholds them as no label-free rule could:
 When a goal lies above the second, no threshold reaches it: the evidence has to rank incidents better. The gap
 between the third and what the page budget reaches is calibration: thresholds learned from the past that do not
 hold each machine to its rate in the judged days.
-Prints both beside the budget's own recall; `smd_evaluation.py` writes them to docs/evaluation-smd.md.
+Prints the three; `smd_evaluation.py` writes them beside the budget's own recall to docs/evaluation-smd.md.
 """
 
 from __future__ import annotations
@@ -135,9 +135,9 @@ def equal_rate_ceiling(entities: list[EntityScores],
                         for entity_options, days in options) / total for b in BUDGETS}
 
 
-def ceilings(evidence: Path, config: Path = CONFIG) -> dict[str, dict[str, float]]:
+def ceilings(evidence: Path, config: Path = CONFIG, labels: Path = SMD / "labels.json") -> dict[str, dict[str, float]]:
     entities = recorded_strengths(config, evidence)
-    incidents = read_incidents()
+    incidents = read_incidents(labels)
     return {"fleet": fleet_ceiling(entities, incidents), "entity": entity_ceiling(entities, incidents),
             "equal": equal_rate_ceiling(entities, incidents)}
 

@@ -128,6 +128,8 @@ def markdown(results: dict, ceiling: dict, seconds: float, command: str) -> str:
               "how often the judged days rise past them): "
               + ", ".join(f"{_pct(ceiling['equal'][str(b)])} at {b}" for b in BUDGETS) + "; the gap between that",
               "and the page budget's own recall is calibration, not evidence.", "",
+              "How much of all this is where the 5-minute cycles happen to begin (the same evaluation at five",
+              "phases, `make evaluate-phases`): [evaluation-smd-phases.md](evaluation-smd-phases.md).", "",
               "Goals (issue 23): recall ≥ 70% at ≤ 0.25 false alerts per entity-day and ≥ 50% at ≤ 0.1, ahead of",
               "both baselines at every budget, median delay ≤ 0. The band baseline (|x − 1 h mean| / 1 h stddev, the",
               "current sample included as PromQL includes it) cannot exceed √59 on 60 rows, which a metric flat for",
