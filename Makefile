@@ -102,6 +102,6 @@ evaluate: bench-deps
 	$(BIN)/python bench/nab_evaluation.py $(ARGS)
 	$(BIN)/python bench/smd_evaluation.py $(ARGS)
 
-# The SMD evaluation once per phase of the 5-minute cycles (docs/evaluation-smd-phases.md); about 40 minutes.
+# The SMD evaluation once per phase of the 5-minute cycles (docs/evaluation-smd-phases.md); about 30 minutes.
 evaluate-phases: bench-deps
 	$(BIN)/python bench/smd_phases.py $(ARGS)
