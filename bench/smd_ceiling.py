@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -93,53 +94,56 @@ def fleet_ceiling(entities: list[EntityScores], incidents: Mapping[EntityKey, Se
             for b in BUDGETS}
 
 
-def _options(entity: EntityScores, incidents: Mapping[EntityKey, Sequence[Span]]) -> set[tuple[int, int]]:
-    """(false alerts, incidents caught) of each threshold tried on the entity, never alerting included."""
-    return {(0, 0)} | {(f.false_alerts, f.caught) for f in
-                       (_figures(entity, t, incidents) for t in _thresholds(entity.scores[entity.scored]))}
+@dataclass(frozen=True)
+class EntityCurve:
+    """What one entity's thresholds can do: (false alerts, incidents caught) of each threshold tried, never
+    alerting included, over its scored days."""
+
+    options: frozenset[tuple[int, int]]
+    days: float
+    incidents: int
 
 
-def _days(entity: EntityScores) -> float:
+def entity_curve(entity: EntityScores, incidents: Mapping[EntityKey, Sequence[Span]]) -> EntityCurve:
     first, last = scored_span(entity)
-    return (last - first) / DAY
+    tried = (_figures(entity, t, incidents) for t in _thresholds(entity.scores[entity.scored]))
+    options = frozenset({(0, 0)} | {(f.false_alerts, f.caught) for f in tried})
+    return EntityCurve(options, (last - first) / DAY, len(incidents.get(entity.key, ())))
 
 
-def entity_ceiling(entities: list[EntityScores], incidents: Mapping[EntityKey, Sequence[Span]]) -> dict[str, float]:
+def entity_ceiling(curves: list[EntityCurve]) -> dict[str, float]:
     """The best recall at each budget of one threshold per entity, each picked with the labels: for every total
     of false alerts, the most incidents caught (a knapsack over the entities' curves)."""
-    days = sum(_days(e) for e in entities)
+    days = sum(c.days for c in curves)
     most_false = int(max(BUDGETS) * days)
     best = np.full(most_false + 1, -1)  # most incidents caught with exactly this many false alerts
     best[0] = 0
-    total = 0
-    for entity in entities:
-        options = _options(entity, incidents)
-        total += len(incidents.get(entity.key, ()))
+    for curve in curves:
         merged = np.full_like(best, -1)
-        for false_alerts, caught in options:
+        for false_alerts, caught in curve.options:
             if false_alerts <= most_false:
                 shifted = np.where(best[:most_false + 1 - false_alerts] >= 0,
                                    best[:most_false + 1 - false_alerts] + caught, -1)
                 merged[false_alerts:] = np.maximum(merged[false_alerts:], shifted)
         best = merged
+    total = sum(c.incidents for c in curves)
     return {str(b): float(np.max(best[:int(b * days) + 1])) / total for b in BUDGETS}
 
 
-def equal_rate_ceiling(entities: list[EntityScores],
-                       incidents: Mapping[EntityKey, Sequence[Span]]) -> dict[str, float]:
+def equal_rate_ceiling(curves: list[EntityCurve]) -> dict[str, float]:
     """The best recall at each budget of one threshold per entity, each picked with the labels but holding its
     entity to at most the budget's false alerts per day of its own."""
-    total = sum(len(incidents.get(e.key, ())) for e in entities)
-    options = [(_options(e, incidents), _days(e)) for e in entities]
-    return {str(b): sum(max(caught for false_alerts, caught in entity_options if false_alerts <= b * days)
-                        for entity_options, days in options) / total for b in BUDGETS}
+    total = sum(c.incidents for c in curves)
+    return {str(b): sum(max(caught for false_alerts, caught in c.options if false_alerts <= b * c.days)
+                        for c in curves) / total for b in BUDGETS}
 
 
 def ceilings(evidence: Path, config: Path = CONFIG, labels: Path = SMD / "labels.json") -> dict[str, dict[str, float]]:
     entities = recorded_strengths(config, evidence)
     incidents = read_incidents(labels)
-    return {"fleet": fleet_ceiling(entities, incidents), "entity": entity_ceiling(entities, incidents),
-            "equal": equal_rate_ceiling(entities, incidents)}
+    curves = [entity_curve(e, incidents) for e in entities]  # each entity's thresholds tried once, for both
+    return {"fleet": fleet_ceiling(entities, incidents), "entity": entity_ceiling(curves),
+            "equal": equal_rate_ceiling(curves)}
 
 
 def main() -> None:

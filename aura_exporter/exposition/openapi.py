@@ -23,9 +23,7 @@ def _success(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 def _errors(*codes: int, **reasons: str) -> dict[str, Any]:
-    """Error answers with their usual reasons; `reasons` ("e503": ...) says what a code means on this path.
-    A 400 can also come from the HTTP server itself, before the API sees the request (a request line or a
-    header longer than aiohttp's 8,190 bytes): then it is plain text."""
+    """Error answers with their usual reasons; `reasons` ("e503": ...) says what a code means on this path."""
     usual = {400: "Malformed request (in plain text when the HTTP server refuses it: a request line or header "
                   "longer than 8,190 bytes).",
              403: "A browser's request from another site's page.",
@@ -36,6 +34,7 @@ def _errors(*codes: int, **reasons: str) -> dict[str, Any]:
 
 
 def _error_content(code: int) -> dict[str, Any]:
+    """JSON, and for 400 plain text too: aiohttp's own answer to a request it refuses before any route runs."""
     content: dict[str, Any] = {"application/json": {"schema": _ref("Error")}}
     if code == 400:
         content["text/plain"] = {"schema": {"type": "string"}}
