@@ -173,7 +173,7 @@ class AnalysisCycle(Cycle[Analysis]):
         cycles learned meanwhile: between two cycles, so no stage is half-way through one."""
         self.topology, self.council = learner.topology, learner.council
         # the stage itself is where the manager installs models
-        self.forecast.residuals, self.forecast.bands = learner.forecast.residuals, learner.forecast.bands
+        self.forecast.residuals, self.forecast.tailoring = learner.forecast.residuals, learner.forecast.tailoring
         starts = [t for t in (self.first_success, learner.first_success) if t is not None]
         self.first_success = min(starts) if starts else None
 
@@ -186,14 +186,15 @@ class AnalysisCycle(Cycle[Analysis]):
             log.info("page budget not in the state file: learning it afresh", extra={"analysis": self.analysis.name})
         if not self.topology.state.restore(extra, len(self.analysis.features)):
             log.info("usual states not in the state file: learning them afresh", extra={"analysis": self.analysis.name})
-        if not self.forecast.bands.restore(extra, len(self.analysis.features)):
-            log.info("forecast bands not in the state file: learning afresh", extra={"analysis": self.analysis.name})
+        if not self.forecast.tailoring.restore(extra, len(self.analysis.features)):
+            log.info("forecast combination or bands not in the state file: learning them afresh",
+                     extra={"analysis": self.analysis.name})
         return max((e.last_seen for e in baselines.entities.values()), default=-math.inf)
 
     def _forget(self) -> None:
         self.topology.baselines.entities.clear()
         self.topology.state.entities.clear()
-        self.forecast.bands.forget()
+        self.forecast.tailoring.forget()
         if self.council.budget is not None:
             self.council.budget.forget()
         self.first_success = None
@@ -201,7 +202,7 @@ class AnalysisCycle(Cycle[Analysis]):
     def _write(self) -> None:
         assert self.state_path is not None
         save_baselines(self.state_path, self.analysis, self.topology.baselines, self.first_success,
-                       self.council.budget_state() | self.topology.state.state() | self.forecast.bands.state())
+                       self.council.budget_state() | self.topology.state.state() | self.forecast.tailoring.state())
         self.saved_at = time.monotonic()
 
     async def _run(self, now: float) -> AnalysisResult:

@@ -26,11 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from smd_baselines import read_smd_machine  # noqa: E402
 
 from aura_exporter.config import Analysis, Feature, ForecastConfig  # noqa: E402
-from aura_exporter.forecast.bands import BandCalibration  # noqa: E402
 from aura_exporter.forecast.data import Samples, lagged_values, training_samples  # noqa: E402
 from aura_exporter.forecast.manager import build_trained, model_shape, sample_shape  # noqa: E402
 from aura_exporter.forecast.model import MODEL_VERSION, pick_device  # noqa: E402
 from aura_exporter.forecast.stage import TrainedModel, predict  # noqa: E402
+from aura_exporter.forecast.tailoring import Tailoring  # noqa: E402
 from aura_exporter.forecast.train import TrainingReport, train_model  # noqa: E402
 from aura_exporter.progress import progress_bar  # noqa: E402
 from aura_exporter.sources.replay import FEATURES, ReplayFleet  # noqa: E402
@@ -155,11 +155,18 @@ def train(analysis: Analysis, series: list[Series], seed: int = 0) -> tuple[Trai
     return build_trained(analysis, model.state_dict(), {}), report
 
 
+def cfc_inputs(shape, values: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The contexts [O, n, 1] ending at `ends` of a series' `values`, their steps [O, n] and their seasons' lagged
+    values [O, S, n + H, 1]."""
+    index = shape.context_index(ends)
+    lagged = lagged_values(values[None, :, None], np.zeros(len(ends), dtype=int), index, ends, shape)
+    return values[index][..., None], index, lagged
+
+
 def cfc_forecasts(trained, shape, series: Series, ends: np.ndarray) -> np.ndarray:
     """[O, H, 3] the model's quantiles at `shape`'s horizons from contexts ending at `ends`, seasons included."""
-    index = shape.context_index(ends)
-    lagged = lagged_values(series.values[None, :, None], np.zeros(len(ends), dtype=int), index, ends, shape)
-    return predict(trained, series.values[index][..., None], series.timestamps[index], lagged)[:, 0]
+    contexts, index, lagged = cfc_inputs(shape, series.values, ends)
+    return predict(trained, contexts, series.timestamps[index], lagged)[:, 0]
 
 
 def horizon_columns(shape) -> list[int]:
@@ -175,15 +182,18 @@ def calibration_stream(series: Series, shape, ends: np.ndarray, every: int) -> n
     return np.arange(ends[0] - (ends[0] - first) // every * every, ends[-1] + 1, every)
 
 
-def exported_bands(raw: np.ndarray, values: np.ndarray, stream: np.ndarray, bands: BandCalibration | None = None
-                   ) -> np.ndarray:
-    """[O, H, 3] the forecasts `raw` [O, H, 3] at HORIZONS, made at the steps `stream` in time order, as the
-    exporter exports them: each cycle's band scaled by aura_exporter.forecast.bands, which first judges the
-    forecasts that came due at that step against `values` (a fresh calibration unless `bands` is given)."""
-    bands = bands or BandCalibration(HORIZONS, STEP)
-    out = np.empty_like(raw)
+def exported_forecasts(analysis: Analysis, raw: np.ndarray, values: np.ndarray, stream: np.ndarray,
+                       tailoring: Tailoring | None = None) -> np.ndarray:
+    """[O, H, 3] at HORIZONS the model's forecasts `raw` [O, all its horizons, 3], made at the steps `stream` in
+    time order, as the exporter exports them: tailored to the series by its own outcomes (combined with simple
+    forecasts, bands scaled: aura_exporter.forecast.tailoring), each step first judging the forecasts that came
+    due then against `values` (a fresh start unless `tailoring` is given)."""
+    tailoring = tailoring or Tailoring(analysis)
+    contexts, _, lagged = cfc_inputs(sample_shape(analysis), values, stream)
+    out = np.empty((len(stream), len(HORIZONS), 3))
     for i, end in enumerate(stream):
-        out[i] = bands.update((("series",),), end * STEP, values[end][None, None], raw[i][None, None])[0, 0]
+        out[i] = tailoring.update((("series",),), end * STEP, values[end][None, None], raw[i][None, None],
+                                  contexts[i][None], lagged[i][None])[1][0, 0]
     return out
 
 

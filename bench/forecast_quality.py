@@ -12,7 +12,9 @@ Every corpus at 5-minute steps, each series split in time (the model never sees 
 At forecast origins spread over each judged part, every method forecasts 15 min, 1 h, 2 h and 4 h
 ahead from what is known at the origin:
 - CfC: one model per corpus (aura_exporter.forecast) as shipped (`forecast.seasons` of a day and a
-  week), and "CfC, no seasons", the same with `forecast.seasons: []`;
+  week), and "CfC, no seasons", the same with `forecast.seasons: []`; each as the exporter exports it, its
+  median combined per series with simple forecasts by their errors on the series so far
+  (aura_exporter/forecast/combination.py), and the shipped one's model alone;
 - seasonal naive: the value one day before the target time;
 - last value;
 - AutoETS (statsforecast; non-seasonal: ETS refuses a 288-step season), fitted once on the
@@ -53,7 +55,7 @@ from forecast_corpora import (  # noqa: E402
     Series,
     calibration_stream,
     cfc_forecasts,
-    exported_bands,
+    exported_forecasts,
     horizon_columns,
     nab_series,
     replace_section,
@@ -70,6 +72,8 @@ from aura_exporter.forecast.stage import TrainedModel  # noqa: E402
 MSTL_HISTORY = 4 * SEASON  # steps before each origin MSTL decomposes
 ORIGINS = 36  # forecast origins per series (--origins): with 12, moving each by 10 minutes moved NAB's 4 h MASE by 0.4
 ANCHORS = ("seasonal naive", "last value", "AutoETS", "MSTL (day)")
+SHIPPED = "CfC"
+MODEL_ALONE = "CfC's model alone"  # its median before each series' combination (aura_exporter/forecast/combination.py)
 # Steps between the forecasts that calibrate each series' bands, as an exporter's cycles would: every 15 minutes
 # (5-minute cycles cost three times the forecasts and only judge the 15-minute horizon more often).
 CALL = 3
@@ -143,18 +147,20 @@ def judge(models: dict[str, tuple[Analysis, TrainedModel]], series: list[Series]
         raw, exported = {}, {}
         for variant, (analysis, trained) in models.items():
             stream = calibration_stream(s, sample_shape(analysis), ends, CALL)
-            forecasts = cfc_forecasts(trained, sample_shape(analysis), s, stream)[:, columns]
+            forecasts = cfc_forecasts(trained, sample_shape(analysis), s, stream)
             at = np.searchsorted(stream, ends)
-            raw[variant], exported[variant] = forecasts[at], exported_bands(forecasts, s.values, stream)[at]
+            raw[variant] = forecasts[at][:, columns]
+            exported[variant] = exported_forecasts(analysis, forecasts, s.values, stream)[at]
         model.append(exported)
         uncalibrated.append(raw)
         naive.append({"seasonal naive": s.values[targets - SEASON],
-                      "last value": np.repeat(s.values[ends][:, None], len(steps), axis=1)})
+                      "last value": np.repeat(s.values[ends][:, None], len(steps), axis=1),
+                      MODEL_ALONE: raw[SHIPPED][..., 1]})
         jobs.append((s.values, s.split, ends, steps, weekly_mstl and ends[0] >= 2 * WEEK))
     print(f"  statistical anchors for {len(jobs)} series", file=sys.stderr)
     with ProcessPoolExecutor(workers) as pool:
         statistical = list(pool.map(statistical_forecasts, jobs, chunksize=4))
-    methods = [*models, *ANCHORS, *(["MSTL (day, week)"] if weekly_mstl else [])]
+    methods = [*models, MODEL_ALONE, *ANCHORS, *(["MSTL (day, week)"] if weekly_mstl else [])]
     errors = {m: np.full((len(kept), len(steps)), np.nan) for m in methods}
     inside = {variant: np.zeros((len(kept), len(steps))) for variant in models}
     inside_model = {variant: np.zeros((len(kept), len(steps))) for variant in models}
@@ -267,9 +273,9 @@ def example_forecast(analysis: Analysis, trained, series: Series) -> tuple[Serie
     two_hours = shape.horizons.index(int(7200 / STEP))
     ends = np.arange(max(series.split - SEASON, shape.span), len(series.values) - shape.horizons[-1], 2)
     stream = calibration_stream(series, shape, ends, 2)
-    columns = horizon_columns(shape)
-    exported = exported_bands(cfc_forecasts(trained, shape, series, stream)[:, columns], series.values, stream)
-    return series, ends + shape.horizons[two_hours], exported[np.searchsorted(stream, ends), columns.index(two_hours)]
+    exported = exported_forecasts(analysis, cfc_forecasts(trained, shape, series, stream), series.values, stream)
+    return series, ends + shape.horizons[two_hours], exported[np.searchsorted(stream, ends),
+                                                              horizon_columns(shape).index(two_hours)]
 
 
 def main() -> None:
@@ -296,7 +302,7 @@ def main() -> None:
         print(f"{title}: judging", file=sys.stderr)
         judged[title] = judge(models, series, args.origins, args.weekly_mstl, args.workers)
         if title == "Replay fleet":
-            example = example_forecast(*models["CfC"], next(s for s in series if s.name == "host-07/memory"))
+            example = example_forecast(*models[SHIPPED], next(s for s in series if s.name == "host-07/memory"))
         print("\n".join(table(judged[title])), file=sys.stderr)
     assert example is not None
     image = plot(args.out, judged, example)

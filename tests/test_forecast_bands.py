@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from test_state import ANALYSIS, START, cycle_with_storage, run_cycles
 
-from aura_exporter.forecast.bands import WAITING, BandCalibration
+from aura_exporter.forecast.awaiting import WAITING
+from aura_exporter.forecast.bands import BandCalibration
 
 STEP = 60.0
 HORIZON = 300.0  # five cycles ahead
@@ -78,7 +78,7 @@ def test_no_look_ahead_and_bounded_waiting():
     once = replay(a, (("x",),), first[:1000], forecast)
     again = replay(b, (("x",),), together, forecast)
     np.testing.assert_array_equal(once, again[:1000])  # what came later changed nothing before it
-    assert len(b.waiting[0]) <= WAITING + 1 and len(b.waiting[1]) <= WAITING + 1
+    assert len(b.awaiting.queues[0]) <= WAITING + 1 and len(b.awaiting.queues[1]) <= WAITING + 1
     # the 4-hour horizon is judged on one forecast an hour: it moved, but far less often than the 5-minute one
     assert 0 < np.abs(b.log_factors[0, 0, 1]).max() < np.abs(b.log_factors[0, 0, 0]).max()
 
@@ -90,29 +90,3 @@ def test_nothing_to_judge_leaves_the_band_alone():
     for t in range(100):
         bands.update((("a",),), t * STEP, np.full((1, 1), 5.0 if t % 2 else np.nan), flat if t % 3 else gaps)
     np.testing.assert_array_equal(bands.log_factors, 0.0)
-
-
-def test_the_bands_are_saved_with_the_baselines_and_refused_for_other_horizons(tmp_path):
-    before = cycle_with_storage(tmp_path)
-    before.restore(START)
-    run_cycles(before, 3)
-    keys = tuple(before.topology.baselines.entities)
-    features = len(ANALYSIS.features)
-    rng = np.random.default_rng(5)
-    horizons = len(ANALYSIS.forecast.horizons)
-    forecast = np.tile([-1.0, 0.0, 1.0], (len(keys), features, horizons, 1))
-    for t in range(400):
-        before.forecast.bands.update(keys, START + t * ANALYSIS.interval,
-                                     rng.normal(0.0, 3.0, (len(keys), features)), forecast)
-    assert np.all(before.forecast.bands.log_factors[..., 0, :] > 0.5)  # the nearest horizon has widened
-    before.save()
-    after = cycle_with_storage(tmp_path)
-    after.restore(START + 3 * ANALYSIS.interval)
-    assert after.forecast.bands.keys == keys
-    np.testing.assert_array_equal(after.forecast.bands.log_factors, before.forecast.bands.log_factors)
-    other = BandCalibration(tuple(h * 2 for h in ANALYSIS.forecast.horizons), ANALYSIS.step)
-    assert not other.restore(before.forecast.bands.state(), features)
-    assert not other.keys
-    assert not BandCalibration(ANALYSIS.forecast.horizons, ANALYSIS.step).restore({"bands_version": np.array(1)}, 5)
-    empty = BandCalibration(ANALYSIS.forecast.horizons, ANALYSIS.step)
-    assert empty.restore(BandCalibration(ANALYSIS.forecast.horizons, ANALYSIS.step).state(), features)  # no forecaster

@@ -8,22 +8,22 @@ and side of the band keeps a factor on the band's half-width (the median's dista
 quantile scaled by the factor in force: beyond, the factor's log grows by STEP_SIZE × 0.9; within, it
 shrinks by STEP_SIZE × 0.1, so it settles where one outcome in ten falls beyond, whatever the errors'
 distribution (online quantile tracking, as in adaptive conformal inference: Gibbs and Candès, 2021).
-The median, and so the time to breach, is left as it is; the exported quantiles and the breach
-probability read the scaled band.
+The median (combined per entity before: forecast/combination.py) is left as it is; the exported quantiles
+and the breach probability read the scaled band.
 
-Memory stays bounded: per horizon at most WAITING forecasts wait for their outcome (a 4-hour horizon
-is judged on one forecast an hour). A factor stays within [1/FACTOR_BOUND, FACTOR_BOUND]: a series the
-model cannot forecast must not grow its band without end. Entities not in a cycle are forgotten, as
+Memory stays bounded (forecast/awaiting.py: a 4-hour horizon is judged on one forecast an hour). A factor
+stays within [1/FACTOR_BOUND, FACTOR_BOUND]: a series the model cannot forecast must not grow its band
+without end. Entities not in a cycle are forgotten, as
 the nowcast's residuals are; what was learned is saved with the baselines (`state`, `restore`).
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from aura_exporter.forecast.awaiting import Awaiting, Made, carried_over, matching_rows
 from aura_exporter.storage import keys_array, read_keys
 from aura_exporter.windows import EntityKey
 
@@ -33,70 +33,39 @@ TAIL = 0.1  # the share of outcomes each side's quantile leaves beyond it (10% a
 # wanders by about a tenth.
 STEP_SIZE = 0.05
 FACTOR_BOUND = 8.0
-WAITING = 4  # forecasts per horizon waiting for their outcome, at most
 WIDTH_FLOOR = 1e-12  # a band of no width says nothing a factor could mend
 BANDS_PREFIX = "bands_"  # its arrays in the analysis' state file (saved with the baselines)
 BANDS_VERSION = 1
 
 
-@dataclass(frozen=True)
-class _Waiting:
-    due: float  # the data time whose values are the outcome
-    keys: tuple[EntityKey, ...]
-    quantiles: np.ndarray  # [E, F, 3] as the model forecast them for that time
-
-
 @dataclass
 class BandCalibration:
     horizons: tuple[float, ...]  # seconds
-    step: float  # the data's step: an outcome is the cycle's data time within half a step of the forecast's
+    step: float  # the data's step
     keys: tuple[EntityKey, ...] = ()
     log_factors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0, 2)))  # [E, F, H, lower/upper]
-    waiting: list[deque[_Waiting]] = field(default_factory=list)
+    awaiting: Awaiting = field(init=False)
 
     def __post_init__(self) -> None:
-        self.waiting = [deque() for _ in self.horizons]
+        self.awaiting = Awaiting(self.horizons, self.step)
 
     def update(self, keys: tuple[EntityKey, ...], data_time: float, observed: np.ndarray,
                quantiles: np.ndarray) -> np.ndarray:
         """The forecasts [E, F, H, 3] (the horizons' 10%, 50%, 90%) with their bands scaled; first the
         forecasts made for `data_time` are judged against `observed` [E, F], then these wait for theirs."""
-        self._follow(keys, quantiles.shape[1])
-        for h, horizon in enumerate(self.horizons):
-            waiting = self.waiting[h]
-            while waiting and waiting[0].due <= data_time + self.step / 2:
-                made = waiting.popleft()
-                if made.due >= data_time - self.step / 2:  # the cycle of its outcome (not one after it)
-                    self._judge(made, observed, h)
-            spacing = horizon / WAITING
-            if not waiting or data_time + horizon - waiting[-1].due >= spacing - self.step / 2:
-                waiting.append(_Waiting(data_time + horizon, keys, quantiles[:, :, h].copy()))
+        shape = (quantiles.shape[1], len(self.horizons), 2)
+        if keys != self.keys or self.log_factors.shape[1:] != shape:
+            self.log_factors = carried_over(self.keys, self.log_factors, keys, shape, 0.0)
+            self.keys = keys
+        for h, made in self.awaiting.come_due(data_time):
+            self._judge(made, observed, h)
+        self.awaiting.add(data_time, keys, quantiles)
         return scaled(quantiles, self.log_factors)
 
-    def _follow(self, keys: tuple[EntityKey, ...], features: int) -> None:
-        """Factors row by row for `keys`: each entity keeps its own, new ones start at 1, absent ones are forgotten."""
-        shape = (features, len(self.horizons), 2)
-        if keys == self.keys and self.log_factors.shape[1:] == shape:
-            return
-        previous = {key: row for row, key in enumerate(self.keys)} if self.log_factors.shape[1:] == shape else {}
-        factors = np.zeros((len(keys), *shape))
-        rows = [(i, previous[key]) for i, key in enumerate(keys) if key in previous]
-        if rows:
-            now, before = (np.array(column) for column in zip(*rows, strict=True))
-            factors[now] = self.log_factors[before]
-        self.keys, self.log_factors = keys, factors
-
-    def _judge(self, made: _Waiting, observed: np.ndarray, h: int) -> None:
+    def _judge(self, made: Made, observed: np.ndarray, h: int) -> None:
         """Move the factors of horizon `h` by the outcomes of the forecasts `made`."""
-        if made.keys == self.keys:
-            rows, then = np.arange(len(self.keys)), np.arange(len(self.keys))
-        else:
-            index = {key: row for row, key in enumerate(self.keys)}
-            pairs = [(index[key], i) for i, key in enumerate(made.keys) if key in index]
-            if not pairs:
-                return
-            rows, then = (np.array(column) for column in zip(*pairs, strict=True))
-        lower, median, upper = (made.quantiles[then, :, k] for k in range(3))
+        rows, then = matching_rows(self.keys, made.keys)
+        lower, median, upper = (made.forecast[then, :, k] for k in range(3))
         outcome = observed[rows]
         factors = np.exp(self.log_factors[rows, :, h])  # [E, F, 2]
         with np.errstate(invalid="ignore"):
@@ -133,7 +102,7 @@ class BandCalibration:
 
     def forget(self) -> None:
         self.keys, self.log_factors = (), np.zeros((0, 0, 0, 2))
-        self.waiting = [deque() for _ in self.horizons]
+        self.awaiting.clear()
 
 
 def scaled(quantiles: np.ndarray, log_factors: np.ndarray) -> np.ndarray:

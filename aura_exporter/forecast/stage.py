@@ -13,11 +13,11 @@ import numpy as np
 import torch
 
 from aura_exporter.config import Analysis
-from aura_exporter.forecast.bands import BandCalibration
 from aura_exporter.forecast.breach import exceedance_probability, time_to_breach
 from aura_exporter.forecast.data import denormalise, model_horizons, model_inputs
 from aura_exporter.forecast.model import Forecaster, ModelShape
 from aura_exporter.forecast.residuals import ResidualTracker
+from aura_exporter.forecast.tailoring import Tailoring
 from aura_exporter.windows import Context, Windows
 
 INFERENCE_BATCH = 4096
@@ -50,11 +50,10 @@ class ForecastStage:
         self.analysis = analysis
         self.trained: TrainedModel | None = None
         self.horizons = model_horizons(analysis.interval, analysis.forecast.horizons)
-        self.exported = [self.horizons.index(h) for h in analysis.forecast.horizons]
         self.nowcast = self.horizons.index(analysis.interval)
         self.limits = np.array([np.nan if f.limit is None else f.limit for f in analysis.features])
         self.residuals = ResidualTracker(analysis.step, analysis.baseline.min_history, analysis.baseline.history)
-        self.bands = BandCalibration(analysis.forecast.horizons, analysis.step)
+        self.tailoring = Tailoring(analysis)
 
     def install(self, trained: TrainedModel) -> None:
         self.trained = trained
@@ -64,13 +63,14 @@ class ForecastStage:
         trained = self.trained
         if trained is None or context is None:
             return None
-        quantiles = predict(trained, context.values, context.timestamps, context.lagged)
         data_time = float(windows.timestamps[-1])
         current = windows.values[:, -1, :]
+        quantiles, exported = self.tailoring.update(
+            windows.entities, data_time, current, predict(trained, context.values, context.timestamps, context.lagged),
+            context.values, context.lagged)
         nowcast = quantiles[:, :, self.nowcast, :]
         zscores = self.residuals.update(windows.entities, data_time, current, data_time + self.analysis.interval,
                                         nowcast[..., 1], nowcast[..., 2] - nowcast[..., 0])
-        exported = self.bands.update(windows.entities, data_time, current, quantiles[:, :, self.exported, :])
         seconds = np.array(self.analysis.forecast.horizons)
         return Forecast(
             horizons=self.analysis.forecast.horizons,

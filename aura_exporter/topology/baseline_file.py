@@ -24,8 +24,8 @@ from aura_exporter.topology.baseline import BaselineStore, EntityBaseline
 FORMAT = "aura-baselines"
 VERSION = 1
 # arrays of other learners saved alongside: the council's page budget, the usual states (topology/state.py), the
-# forecast bands' factors (forecast/bands.py)
-EXTRA_PREFIXES = ("council_", "state_", "bands_")
+# forecast bands' factors and combination errors (forecast/bands.py, forecast/combination.py)
+EXTRA_PREFIXES = ("council_", "state_", "bands_", "combination_")
 
 
 class BaselineFileError(StateFileError):

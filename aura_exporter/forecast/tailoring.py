@@ -1,0 +1,45 @@
+"""The fleet's forecast tailored to each entity by its own outcomes: combined with simple forecasts
+(combination.py), then its bands scaled (bands.py). The stage and the benchmarks run the same steps."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from aura_exporter.config import Analysis
+from aura_exporter.forecast.bands import BandCalibration
+from aura_exporter.forecast.combination import Combination, candidate_names, candidates
+from aura_exporter.forecast.data import model_horizons
+from aura_exporter.windows import EntityKey
+
+
+class Tailoring:
+    def __init__(self, analysis: Analysis):
+        horizons = model_horizons(analysis.interval, analysis.forecast.horizons)
+        self.exported = [horizons.index(h) for h in analysis.forecast.horizons]
+        self.candidates = len(candidate_names(analysis.forecast.seasons))
+        self.combination = Combination(horizons, analysis.step)
+        self.bands = BandCalibration(analysis.forecast.horizons, analysis.step)
+
+    def update(self, keys: tuple[EntityKey, ...], data_time: float, observed: np.ndarray, quantiles: np.ndarray,
+               context: np.ndarray, lagged: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The model's quantiles [E, F, H, 3] at every model horizon moved to each entity's combined median, and
+        at the exported horizons with their bands scaled too; from the contexts [E, n, F] they were forecast
+        from, their seasons' lagged values [E, S, n + H, F] (None: no seasons) and this cycle's values
+        `observed` [E, F] (the outcomes of earlier forecasts)."""
+        anchors = None if lagged is None else lagged[:, :, context.shape[1]:].transpose(0, 1, 3, 2)
+        choices = candidates(quantiles[..., 1], context, anchors)
+        median = self.combination.update(keys, data_time, observed, choices)
+        combined = quantiles + (median - quantiles[..., 1])[..., None]
+        return combined, self.bands.update(keys, data_time, observed, combined[:, :, self.exported])
+
+    def state(self) -> dict[str, np.ndarray]:
+        return self.combination.state() | self.bands.state()
+
+    def restore(self, arrays: dict[str, np.ndarray], features: int) -> bool:
+        """Each part back where the arrays hold it; False when one learns afresh (a state file from before it)."""
+        combination = self.combination.restore(arrays, features, self.candidates)
+        return self.bands.restore(arrays, features) and combination
+
+    def forget(self) -> None:
+        self.combination.forget()
+        self.bands.forget()
