@@ -7,7 +7,7 @@ import numpy as np
 from test_state import ANALYSIS, START, cycle_with_storage, run_cycles
 
 from aura_exporter.forecast.combination import MIN_OUTCOMES, Combination, candidate_names, candidates
-from aura_exporter.forecast.tailoring import Tailoring
+from aura_exporter.forecast.tailoring import Tailoring, banded
 
 STEP = 300.0
 AHEAD = 12  # the horizon, in steps: an hour
@@ -38,7 +38,7 @@ def replay(combination: Combination, values: np.ndarray, seed: int = 1) -> tuple
     combined, made = [], []
     for t in range(len(values) - AHEAD):
         choices = choices_at(values, t, rng.normal(0, 2.0, 2))
-        combined.append(combination.update(KEYS, t * STEP, values[t][:, None], choices)[:, 0, 0])
+        combined.append(combination.update(KEYS, t * STEP, values[t][:, None], choices)[0][:, 0, 0])
         made.append(choices[:, 0, 0])
     return np.array(combined), np.array(made)
 
@@ -87,6 +87,14 @@ def test_no_look_ahead():
     assert not np.array_equal(first[cut + 1 :], second[cut + 1 :])
 
 
+def test_the_band_of_a_combined_median_spans_both_medians_narrowed_by_the_error_ratio():
+    model = np.array([-1.0, 0.0, 2.0]).reshape(1, 1, 1, 3)  # a band 1 below and 2 above the model's median
+    out = banded(model, np.full((1, 1, 1), 3.0), np.full((1, 1, 1), 0.5))[0, 0, 0]
+    np.testing.assert_allclose(out, [-0.5, 3.0, 4.0])  # from half a side below the model's to half one above ours
+    same = banded(model, np.zeros((1, 1, 1)), np.ones((1, 1, 1)))
+    np.testing.assert_array_equal(same, model)  # no combination yet: the model's band
+
+
 def test_what_each_entity_learned_is_saved_with_the_baselines_and_refused_for_other_horizons(tmp_path):
     before = cycle_with_storage(tmp_path)
     before.restore(START)
@@ -102,7 +110,10 @@ def test_what_each_entity_learned_is_saved_with_the_baselines_and_refused_for_ot
         lagged = rng.normal(0.0, 1.0, (len(keys), seasons, context + horizons, features))
         tailoring.update(keys, START + t * ANALYSIS.interval, observed, quantiles,
                          rng.normal(0.0, 1.0, (len(keys), context, features)), lagged)
-    assert np.all(tailoring.bands.log_factors[..., 0, :] > 0.5)  # the nearest horizon's band has widened
+    tailoring.update(keys, START + 400 * ANALYSIS.interval, observed, quantiles,
+                     rng.normal(0.0, 1.0, (len(keys), context, features)), None)  # no season at hand this cycle
+    assert tailoring.combination.errors.shape[-1] == len(candidate_names(ANALYSIS.forecast.seasons)) + 1  # + combined
+    assert np.all(tailoring.bands.log_factors[..., 0, :] > 0.2)  # the nearest horizon's band has widened
     assert np.all(tailoring.combination.outcomes[..., 0] >= MIN_OUTCOMES)
     before.save()
     after = cycle_with_storage(tmp_path)

@@ -35,6 +35,7 @@ from aura_exporter.windows import ABSOLUTE_SCALE_FLOOR, EntityKey
 HALF_LIFE = 86400.0  # seconds: a day of outcomes, so that yesterday's behaviour counts and last week's little
 POWER = 2.0
 MIN_OUTCOMES = 24  # a day at the 4-hour horizon (judged hourly), two hours at 15 minutes
+RATIO_BOUND = 8.0  # the band narrows by the combination's error ratio, at most this many times
 FIXED_CANDIDATES = ("model", "last value", "context mean")
 COMBINATION_PREFIX = "combination_"  # its arrays in the analysis' state file (saved with the baselines)
 COMBINATION_VERSION = 1
@@ -44,17 +45,16 @@ def candidate_names(seasons: tuple[float, ...]) -> tuple[str, ...]:
     return (*FIXED_CANDIDATES, *(f"{season:g}s before" for season in seasons))
 
 
-def candidates(median: np.ndarray, context: np.ndarray, anchors: np.ndarray | None) -> np.ndarray:
+def candidates(median: np.ndarray, context: np.ndarray, anchors: np.ndarray) -> np.ndarray:
     """[E, F, H, K] the candidates (candidate_names' order) from the model's median [E, F, H], the contexts
-    [E, n, F] and each season's value one season before each horizon's target [E, S, F, H] (None: no seasons)."""
+    [E, n, F] and each season's value one season before each horizon's target [E, S, F, H] (NaN: not at hand)."""
     horizons = median.shape[2]
     level = np.repeat(context[:, -1, :, None], horizons, axis=2)
     known = np.isfinite(context)
     count, total = known.sum(axis=1), np.where(known, context, 0.0).sum(axis=1)
     mean = np.divide(total, count, out=np.full(total.shape, np.nan), where=count > 0)
     mean = np.repeat(mean[:, :, None], horizons, axis=2)
-    seasonal = [] if anchors is None else list(np.moveaxis(anchors, 1, 0))
-    return np.stack([median, level, mean, *seasonal], axis=-1)
+    return np.stack([median, level, mean, *np.moveaxis(anchors, 1, 0)], axis=-1)
 
 
 @dataclass
@@ -62,7 +62,8 @@ class Combination:
     horizons: tuple[float, ...]  # seconds
     step: float  # the data's step
     keys: tuple[EntityKey, ...] = ()
-    errors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0, 0)))  # [E, F, H, K] NaN until judged
+    # [E, F, H, K + 1] each candidate's and the combined median's, NaN until judged
+    errors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0, 0)))
     outcomes: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))  # [E, F, H] judged so far
     judged_at: np.ndarray = field(init=False)  # [H] the data time each horizon was last judged at
     awaiting: Awaiting = field(init=False)
@@ -72,25 +73,36 @@ class Combination:
         self.judged_at = np.full(len(self.horizons), np.nan)
 
     def update(self, keys: tuple[EntityKey, ...], data_time: float, observed: np.ndarray,
-               choices: np.ndarray) -> np.ndarray:
-        """[E, F, H] the combined medians of `choices` [E, F, H, K] (candidates); first the candidates made for
-        `data_time` are judged against `observed` [E, F], then these wait for their outcomes."""
-        self._follow(keys, choices.shape)
+               choices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[E, F, H] the combined medians of `choices` [E, F, H, K] (candidates), and how far their errors have
+        been the model's (`error_ratio`); first the forecasts made for `data_time` are judged against `observed`
+        [E, F], then these wait for their outcomes."""
+        self._follow(keys, (*choices.shape[:3], choices.shape[3] + 1))
         for h, made in self.awaiting.come_due(data_time):
             self._judge(made, observed, h, data_time)
-        self.awaiting.add(data_time, keys, choices)
-        return self.combined(choices)
+        median = self.combined(choices)
+        self.awaiting.add(data_time, keys, np.concatenate([choices, median[..., None]], axis=-1))
+        return median, self.error_ratio()
 
     def combined(self, choices: np.ndarray) -> np.ndarray:
         """[E, F, H] the weighted mean of the candidates at hand; the model's median where the entity is still
         learning or nothing else is at hand."""
-        usable = np.isfinite(choices) & np.isfinite(self.errors)
-        weights = np.where(usable, np.maximum(np.where(usable, self.errors, 1.0), ABSOLUTE_SCALE_FLOOR) ** -POWER, 0.0)
+        errors = self.errors[..., : choices.shape[-1]]
+        usable = np.isfinite(choices) & np.isfinite(errors)
+        weights = np.where(usable, np.maximum(np.where(usable, errors, 1.0), ABSOLUTE_SCALE_FLOOR) ** -POWER, 0.0)
         with np.errstate(invalid="ignore"):
             mixed = (weights * np.where(usable, choices, 0.0)).sum(axis=-1) / weights.sum(axis=-1)
         model = choices[..., 0]
         ready = (self.outcomes >= MIN_OUTCOMES) & np.isfinite(model) & np.isfinite(mixed)
         return np.where(ready, mixed, model)
+
+    def error_ratio(self) -> np.ndarray:
+        """[E, F, H] the combined median's mean absolute error over the model's, within [1/RATIO_BOUND, 1]; 1 while
+        learning. The band (tailoring.py) narrows by it: a combination twice as good is half as uncertain."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = self.errors[..., -1] / np.maximum(self.errors[..., 0], ABSOLUTE_SCALE_FLOOR)
+        ready = (self.outcomes >= MIN_OUTCOMES) & np.isfinite(ratio)
+        return np.where(ready, np.clip(ratio, 1.0 / RATIO_BOUND, 1.0), 1.0)
 
     def _follow(self, keys: tuple[EntityKey, ...], shape: tuple[int, ...]) -> None:
         if keys == self.keys and self.errors.shape[1:] == shape[1:]:
@@ -119,7 +131,7 @@ class Combination:
 
     def restore(self, arrays: dict[str, np.ndarray], features: int, candidates: int) -> bool:
         """Take back what `state` wrote; False, leaving nothing, when the arrays are missing, malformed or for
-        other features, horizons or candidates."""
+        other features, horizons or number of candidates."""
         try:
             get = {name.removeprefix(COMBINATION_PREFIX): value for name, value in arrays.items()
                    if name.startswith(COMBINATION_PREFIX)}
@@ -134,7 +146,7 @@ class Combination:
             self.forget()
             return True
         shape = (len(keys), features, len(self.horizons))
-        if (errors.shape != (*shape, candidates) or outcomes.shape != shape or np.any(errors < 0)
+        if (errors.shape != (*shape, candidates + 1) or outcomes.shape != shape or np.any(errors < 0)
                 or not np.isfinite(outcomes).all() or np.any(outcomes < 0)):
             return False
         self.keys, self.errors, self.outcomes = keys, errors, outcomes

@@ -16,6 +16,7 @@ class Tailoring:
     def __init__(self, analysis: Analysis):
         horizons = model_horizons(analysis.interval, analysis.forecast.horizons)
         self.exported = [horizons.index(h) for h in analysis.forecast.horizons]
+        self.seasons = len(analysis.forecast.seasons)
         self.candidates = len(candidate_names(analysis.forecast.seasons))
         self.combination = Combination(horizons, analysis.step)
         self.bands = BandCalibration(analysis.forecast.horizons, analysis.step)
@@ -24,12 +25,13 @@ class Tailoring:
                context: np.ndarray, lagged: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """The model's quantiles [E, F, H, 3] at every model horizon moved to each entity's combined median, and
         at the exported horizons with their bands scaled too; from the contexts [E, n, F] they were forecast
-        from, their seasons' lagged values [E, S, n + H, F] (None: no seasons) and this cycle's values
+        from, their seasons' lagged values [E, S, n + H, F] (None: none at hand) and this cycle's values
         `observed` [E, F] (the outcomes of earlier forecasts)."""
-        anchors = None if lagged is None else lagged[:, :, context.shape[1]:].transpose(0, 1, 3, 2)
-        choices = candidates(quantiles[..., 1], context, anchors)
-        median = self.combination.update(keys, data_time, observed, choices)
-        combined = quantiles + (median - quantiles[..., 1])[..., None]
+        if lagged is None:  # no season at hand: their candidates are missing, not left out (the same K always)
+            lagged = np.full((len(context), self.seasons, context.shape[1] + quantiles.shape[2], context.shape[2]),
+                             np.nan)
+        choices = candidates(quantiles[..., 1], context, lagged[:, :, context.shape[1]:].transpose(0, 1, 3, 2))
+        combined = banded(quantiles, *self.combination.update(keys, data_time, observed, choices))
         return combined, self.bands.update(keys, data_time, observed, combined[:, :, self.exported])
 
     def state(self) -> dict[str, np.ndarray]:
@@ -43,3 +45,15 @@ class Tailoring:
     def forget(self) -> None:
         self.combination.forget()
         self.bands.forget()
+
+
+def banded(quantiles: np.ndarray, median: np.ndarray, ratio: np.ndarray) -> np.ndarray:
+    """[E, F, H, 3] a band for the combined `median` [E, F, H] from the model's: its sides narrowed by the
+    combination's error ratio [E, F, H] (error_ratio), both about the model's median and moved to the combined
+    one, and the two held together: where the medians disagree, that is uncertainty too. Moved alone, a band
+    whose side the model had put at its median (a series at its floor) held 71% of NAB's outcomes instead of 80%;
+    not narrowed, a combination better than the model kept a band too wide for days. The bands' factors
+    (bands.py) then mend what is left."""
+    lower, model, upper = (quantiles[..., k] for k in range(3))
+    below, above = ratio * (model - lower), ratio * (upper - model)
+    return np.stack([np.minimum(model, median) - below, median, np.maximum(model, median) + above], axis=-1)
