@@ -17,9 +17,9 @@ Every 5-minute cycle from the injection's start, both detectors are asked whethe
 reached within 4 hours:
 - the CfC (as shipped, with seasons of a day and a week, and without: bench/forecast_corpora.py): the
   forecast's probability of reaching the limit within its horizons (15 min to 4 h) is at least p
-  (p = 0.5 is what the exporter exports and the shipped alerts read; other p trace its curve), tailored
-  to the series by its own outcomes as the exporter's forecasts are (combined with simple forecasts, bands
-  scaled: aura_exporter/forecast/tailoring.py), from 2 days before the judged part;
+  (p = 0.5 is what the exporter exports and the shipped alerts read; other p trace its curve): the
+  model's own forecast, its bands calibrated by the series' own outcomes as the exporter's are
+  (aura_exporter/forecast/tailoring.py), from 2 days before the judged part;
 - predict_linear: the least-squares line through the last hour (12 points), at the current time
   plus a look-ahead (4 h is the rule above; others trace its curve), is at or above the limit.
 The lead is the limit's time minus the first announcement's. False announcements: on the same
@@ -139,12 +139,12 @@ def cfc_answers(analysis, trained, series: Series, limit: float, ends: np.ndarra
     stream = np.arange(max(shape.span, series.split - CALIBRATION_LEAD), ends[-1] + 1)
     raw = cfc_forecasts(trained, shape, series, stream)
     starts = sorted({case.start for case in cases})
-    tailoring, reached, exported = Tailoring(analysis), {}, np.empty((len(stream), len(HORIZONS), 3))
+    tailoring, reached, model = Tailoring(analysis), {}, np.empty((len(stream), len(HORIZONS), 3))
     for part, start in zip(np.split(np.arange(len(stream)), np.searchsorted(stream, starts)), [None, *starts],
                            strict=True):
         if start is not None:
             reached[start] = copy.deepcopy(tailoring)
-        exported[part] = exported_forecasts(analysis, raw[part], series.values, stream[part], tailoring)
+        model[part] = exported_forecasts(analysis, raw[part], series.values, stream[part], tailoring)[1]
 
     def announcing(quantiles: np.ndarray) -> np.ndarray:
         probability = exceedance_probability(quantiles[:, None], np.array([limit]))[:, 0]
@@ -154,10 +154,10 @@ def cfc_answers(analysis, trained, series: Series, limit: float, ends: np.ndarra
     for case in cases:
         asked = np.arange(case.start, case.breach + 1)
         failing = Series(series.name, series.timestamps, case.values, series.split)
-        quantiles = exported_forecasts(analysis, cfc_forecasts(trained, shape, failing, asked), case.values, asked,
-                                       copy.deepcopy(reached[case.start]))
+        _, quantiles = exported_forecasts(analysis, cfc_forecasts(trained, shape, failing, asked), case.values, asked,
+                                          copy.deepcopy(reached[case.start]))
         injected.append(announcing(quantiles))
-    return announcing(exported[np.searchsorted(stream, ends)]), injected
+    return announcing(model[np.searchsorted(stream, ends)]), injected
 
 
 def linear_answers(series: Series, limit: float, ends: np.ndarray, cases: list[Case]
@@ -342,8 +342,8 @@ def main() -> None:
              "four failures that develop (a leak, a noisy leak, a disk filling in steps, a pool draining ever faster) "
              "reach the series' limit (its highest learned value plus a quarter of its learned range) 1 to 12 hours "
              "after they start. Every 5 minutes from their start, each detector says whether the limit will be reached "
-             "within 4 hours (the CfC: with p or more, tailored to the series by its own outcomes as the exporter's "
-             "forecasts are, combined with simple forecasts and bands scaled, from 2 days before the judged part). "
+             "within 4 hours (the CfC: with p or more, the model's own forecast, its bands calibrated by the series' "
+             "own outcomes as the exporter's are, from 2 days before the judged part). "
              "Lead: the limit's time minus the first announcement's. False announcements: the same series without "
              "injection, where they do not reach the limit themselves within 4 hours.", "",
              f"![share of long ramps announced 2 h ahead against false announcements]({image})", ""]

@@ -183,18 +183,20 @@ def calibration_stream(series: Series, shape, ends: np.ndarray, every: int) -> n
 
 
 def exported_forecasts(analysis: Analysis, raw: np.ndarray, values: np.ndarray, stream: np.ndarray,
-                       tailoring: Tailoring | None = None) -> np.ndarray:
-    """[O, H, 3] at HORIZONS the model's forecasts `raw` [O, all its horizons, 3], made at the steps `stream` in
-    time order, as the exporter exports them: tailored to the series by its own outcomes (combined with simple
-    forecasts, bands scaled: aura_exporter.forecast.tailoring), each step first judging the forecasts that came
-    due then against `values` (a fresh start unless `tailoring` is given)."""
+                       tailoring: Tailoring | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """At HORIZONS, [O, H, 3] each, the model's forecasts `raw` [O, all its horizons, 3], made at the steps `stream`
+    in time order, as the exporter tailors them to the series by its own outcomes
+    (aura_exporter.forecast.tailoring): the exported forecast (combined with simple forecasts, its band scaled)
+    and the model's own with its band scaled (what the breach reads). Each step first judges the forecasts that
+    came due then against `values` (a fresh start unless `tailoring` is given)."""
     tailoring = tailoring or Tailoring(analysis)
     contexts, _, lagged = cfc_inputs(sample_shape(analysis), values, stream)
-    out = np.empty((len(stream), len(HORIZONS), 3))
+    exported, model = (np.empty((len(stream), len(HORIZONS), 3)) for _ in range(2))
     for i, end in enumerate(stream):
-        out[i] = tailoring.update((("series",),), end * STEP, values[end][None, None], raw[i][None, None],
-                                  contexts[i][None], lagged[i][None])[1][0, 0]
-    return out
+        tailored = tailoring.update((("series",),), end * STEP, values[end][None, None], raw[i][None, None],
+                                    contexts[i][None], lagged[i][None])
+        exported[i], model[i] = tailored.exported[0, 0], tailored.model[0, 0]
+    return exported, model
 
 
 def replace_section(path: Path, name: str, lines: list[str]) -> None:

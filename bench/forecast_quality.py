@@ -150,7 +150,7 @@ def judge(models: dict[str, tuple[Analysis, TrainedModel]], series: list[Series]
             forecasts = cfc_forecasts(trained, sample_shape(analysis), s, stream)
             at = np.searchsorted(stream, ends)
             raw[variant] = forecasts[at][:, columns]
-            exported[variant] = exported_forecasts(analysis, forecasts, s.values, stream)[at]
+            exported[variant] = exported_forecasts(analysis, forecasts, s.values, stream)[0][at]
         model.append(exported)
         uncalibrated.append(raw)
         naive.append({"seasonal naive": s.values[targets - SEASON],
@@ -273,7 +273,7 @@ def example_forecast(analysis: Analysis, trained, series: Series) -> tuple[Serie
     two_hours = shape.horizons.index(int(7200 / STEP))
     ends = np.arange(max(series.split - SEASON, shape.span), len(series.values) - shape.horizons[-1], 2)
     stream = calibration_stream(series, shape, ends, 2)
-    exported = exported_forecasts(analysis, cfc_forecasts(trained, shape, series, stream), series.values, stream)
+    exported, _ = exported_forecasts(analysis, cfc_forecasts(trained, shape, series, stream), series.values, stream)
     return series, ends + shape.horizons[two_hours], exported[np.searchsorted(stream, ends),
                                                               horizon_columns(shape).index(two_hours)]
 

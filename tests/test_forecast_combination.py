@@ -123,11 +123,32 @@ def test_what_each_entity_learned_is_saved_with_the_baselines_and_refused_for_ot
     np.testing.assert_array_equal(restored.combination.errors, tailoring.combination.errors)
     np.testing.assert_array_equal(restored.combination.outcomes, tailoring.combination.outcomes)
     np.testing.assert_array_equal(restored.bands.log_factors, tailoring.bands.log_factors)
+    np.testing.assert_array_equal(restored.model_bands.log_factors, tailoring.model_bands.log_factors)
     other = Combination(tuple(h * 2 for h in before.forecast.horizons), ANALYSIS.step)
     assert not other.restore(tailoring.state(), features, len(candidate_names(ANALYSIS.forecast.seasons)))
     assert not other.keys
     fresh = Tailoring(ANALYSIS)
     bands_only = {name: value for name, value in tailoring.state().items() if name.startswith("bands_")}
-    assert not fresh.restore(bands_only, features)  # a state file from before the combination: bands kept
-    assert fresh.bands.keys == keys and not fresh.combination.keys
+    assert not fresh.restore(bands_only, features)  # a state file from before the combination: the model's bands kept
+    assert fresh.model_bands.keys == keys and not fresh.combination.keys and not fresh.bands.keys
     assert Tailoring(ANALYSIS).restore(Tailoring(ANALYSIS).state(), features)  # nothing learned: nothing to restore
+
+
+def test_the_breach_reads_the_models_own_trend_where_the_combination_leans_on_the_last_value():
+    """A flat series the model forecasts badly: the combination learns to lean on the last value; then a ramp
+    the model carries forward is still what the breach reads (Tailored.model), with its median untouched."""
+    analysis = ANALYSIS
+    tailoring = Tailoring(analysis)
+    keys, features = (("host",),), len(analysis.features)
+    horizons = len(tailoring.combination.horizons)
+    rng = np.random.default_rng(7)
+    context = np.zeros((1, 4, features))
+    for t in range(3000):
+        observed = rng.normal(0.0, 0.1, (1, features))
+        wrong = np.tile([1.0, 2.0, 3.0], (1, features, horizons, 1))  # the model: 2 too high, every time
+        tailored = tailoring.update(keys, START + t * analysis.interval, observed, wrong, context, None)
+    assert np.all(np.abs(tailored.exported[..., 1]) < 0.5)  # leaning on the last value and the context's mean
+    rising = np.tile([4.0, 5.0, 6.0], (1, features, horizons, 1))  # a trend the model now carries forward
+    tailored = tailoring.update(keys, START + 3000 * analysis.interval, np.zeros((1, features)), rising, context, None)
+    np.testing.assert_array_equal(tailored.model[..., 1], 5.0)
+    assert np.all(tailored.exported[..., 1] < 2.0)

@@ -34,7 +34,7 @@ TAIL = 0.1  # the share of outcomes each side's quantile leaves beyond it (10% a
 STEP_SIZE = 0.05
 FACTOR_BOUND = 8.0
 WIDTH_FLOOR = 1e-12  # a band of no width says nothing a factor could mend
-BANDS_PREFIX = "bands_"  # its arrays in the analysis' state file (saved with the baselines)
+BANDS_PREFIX = "bands_"  # the model's own bands' arrays in the analysis' state file (saved with the baselines)
 BANDS_VERSION = 1
 
 
@@ -42,6 +42,7 @@ BANDS_VERSION = 1
 class BandCalibration:
     horizons: tuple[float, ...]  # seconds
     step: float  # the data's step
+    prefix: str = BANDS_PREFIX  # of its arrays' names in the state file
     keys: tuple[EntityKey, ...] = ()
     log_factors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0, 2)))  # [E, F, H, lower/upper]
     awaiting: Awaiting = field(init=False)
@@ -79,14 +80,14 @@ class BandCalibration:
         """The factors as arrays for the state file (forecasts waiting for their outcome are not kept)."""
         arrays = {"version": np.array(BANDS_VERSION), "horizons": np.array(self.horizons, dtype=np.float64),
                   "keys": keys_array(self.keys), "log_factors": self.log_factors}
-        return {BANDS_PREFIX + name: value for name, value in arrays.items()}
+        return {self.prefix + name: value for name, value in arrays.items()}
 
     def restore(self, arrays: dict[str, np.ndarray], features: int) -> bool:
         """Take back what `state` wrote; False, leaving nothing, when the arrays are missing, malformed or for
         other features or horizons."""
         try:
-            get = {name.removeprefix(BANDS_PREFIX): value for name, value in arrays.items()
-                   if name.startswith(BANDS_PREFIX)}
+            get = {name.removeprefix(self.prefix): value for name, value in arrays.items()
+                   if name.startswith(self.prefix)}
             if int(get["version"]) != BANDS_VERSION or not np.array_equal(get["horizons"], self.horizons):
                 return False
             keys, factors = tuple(read_keys(get["keys"])), np.asarray(get["log_factors"], dtype=np.float64)

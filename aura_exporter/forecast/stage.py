@@ -39,8 +39,9 @@ class TrainedModel:
 @dataclass(frozen=True)
 class Forecast:
     horizons: tuple[float, ...]  # exported horizons, seconds
-    quantiles: np.ndarray  # [E, F, H, 3] (10%, 50%, 90%) in the features' units, bands calibrated per entity
+    quantiles: np.ndarray  # [E, F, H, 3] (10%, 50%, 90%) in the features' units, tailored per entity (tailoring.py)
     residual_zscore: np.ndarray  # [E, F], NaN until a nowcast has come due
+    # from the model's own forecast (its trend), its bands calibrated per entity
     time_to_breach: np.ndarray  # [E, F] seconds, NaN without a limit or a breach within the horizons
     breach_probability: np.ndarray  # [E, F], NaN without a limit
 
@@ -65,19 +66,19 @@ class ForecastStage:
             return None
         data_time = float(windows.timestamps[-1])
         current = windows.values[:, -1, :]
-        quantiles, exported = self.tailoring.update(
+        tailored = self.tailoring.update(
             windows.entities, data_time, current, predict(trained, context.values, context.timestamps, context.lagged),
             context.values, context.lagged)
-        nowcast = quantiles[:, :, self.nowcast, :]
+        nowcast = tailored.combined[:, :, self.nowcast, :]
         zscores = self.residuals.update(windows.entities, data_time, current, data_time + self.analysis.interval,
                                         nowcast[..., 1], nowcast[..., 2] - nowcast[..., 0])
         seconds = np.array(self.analysis.forecast.horizons)
         return Forecast(
             horizons=self.analysis.forecast.horizons,
-            quantiles=exported,
+            quantiles=tailored.exported,
             residual_zscore=zscores,
-            time_to_breach=time_to_breach(current, exported[..., 1], seconds, self.limits),
-            breach_probability=exceedance_probability(exported, self.limits),
+            time_to_breach=time_to_breach(current, tailored.model[..., 1], seconds, self.limits),
+            breach_probability=exceedance_probability(tailored.model, self.limits),
         )
 
 
