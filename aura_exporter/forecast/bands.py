@@ -8,13 +8,13 @@ and side of the band keeps a factor on the band's half-width (the median's dista
 quantile scaled by the factor in force: beyond, the factor's log grows by STEP_SIZE × 0.9; within, it
 shrinks by STEP_SIZE × 0.1, so it settles where one outcome in ten falls beyond, whatever the errors'
 distribution (online quantile tracking, as in adaptive conformal inference: Gibbs and Candès, 2021).
-The median (combined per entity before: forecast/combination.py) is left as it is; the exported quantiles
-and the breach probability read the scaled band.
+The median is left as it is. Two calibrations run (forecast/tailoring.py): one for the exported forecast, whose
+median is combined per entity (forecast/combination.py), and one for the model's own, which the breach reads.
 
 Memory stays bounded (forecast/awaiting.py: a 4-hour horizon is judged on one forecast an hour). A factor
 stays within [1/FACTOR_BOUND, FACTOR_BOUND]: a series the model cannot forecast must not grow its band
-without end. Entities not in a cycle are forgotten, as
-the nowcast's residuals are; what was learned is saved with the baselines (`state`, `restore`).
+without end. Entities not in a cycle are forgotten, as the nowcast's residuals are; what was learned is saved
+with the baselines (`state`, `restore`).
 """
 
 from __future__ import annotations
