@@ -127,9 +127,12 @@ def test_every_panel_returns_data_from_the_replay_and_names_only_exported_metric
                                     rule_files=[rules_for_test(exporter.url, tmp_path / "rules.yml")])
     # Baselines warm up (40 scenario minutes), then the leak and the partition fire the shipped alerts; the leak's
     # time to breach is exported once its median path reaches the limit, which the breach odds may precede.
+    # The residual z-score comes a cycle after the first forecast (its nowcast must come due): waited for too, or a
+    # check right after the first forecasts finds its panel empty.
     wait_for(lambda: prometheus.query('ALERTS{alertstate="firing", alertname=~"Aura.*"}')
-             and prometheus.query('aura_time_to_breach_seconds{instance="host-07"}'), 150, interval=2,
-             what="a firing AURA alert and the leak's time to breach")
+             and prometheus.query('aura_time_to_breach_seconds{instance="host-07"}')
+             and prometheus.query('aura_forecast_residual_zscore{instance="host-07"}'), 150, interval=2,
+             what="a firing AURA alert, the leak's time to breach and its residual z-score")
     check_against(prometheus, graph=False)
 
 
