@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ARGS   ?=
 
-.PHONY: install rules readme dashboards screenshots bench-deps system-deps run test lint bench bench-cycle bench-topology bench-forecast forecast-quality breach-lead clean soak scrape-load attacks evaluate evaluate-phases bench-exposition
+.PHONY: install rules readme dashboards screenshots bench-deps system-deps run test lint bench bench-cycle bench-topology bench-forecast forecast-quality breach-lead clean soak scrape-load attacks evaluate bench-exposition
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -101,7 +101,3 @@ attacks: install
 evaluate: bench-deps
 	$(BIN)/python bench/nab_evaluation.py $(ARGS)
 	$(BIN)/python bench/smd_evaluation.py $(ARGS)
-
-# The SMD evaluation once per phase of the 5-minute cycles (docs/evaluation-smd-phases.md); about 30 minutes.
-evaluate-phases: bench-deps
-	$(BIN)/python bench/smd_phases.py $(ARGS)

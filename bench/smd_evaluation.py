@@ -80,7 +80,7 @@ def markdown(results: dict, ceiling: dict, seconds: float, command: str) -> str:
         "about 16.5 days to learn from, then 16.5 days judged (../shared/data/smd/README.md). AURA runs as a user",
         "would run it (`aura-exporter backtest --data.path` with aura_exporter/examples/smd.yml: every metric a",
         "feature with a role, peers off, the default page budget of one a week per machine shared by the fleet,",
-        "decisions confirmed after one 5-minute cycle, no forecaster, defaults otherwise).",
+        "a cycle every minute with decisions confirmed over two, no forecaster, defaults otherwise).",
         "Event-wise: an alert is a run of alerting rows; an incident is caught by an alert overlapping",
         "[first − 1 h, last]; an alert overlapping none is false.", "",
         "**Operating point**: AURA's alerts are those the shipped rules would have fired (its defaults,",
@@ -128,8 +128,6 @@ def markdown(results: dict, ceiling: dict, seconds: float, command: str) -> str:
               "how often the judged days rise past them): "
               + ", ".join(f"{_pct(ceiling['equal'][str(b)])} at {b}" for b in BUDGETS) + "; the gap between that",
               "and the page budget's own recall is calibration, not evidence.", "",
-              "How much of all this is where the 5-minute cycles happen to begin (the same evaluation at five",
-              "phases, `make evaluate-phases`): [evaluation-smd-phases.md](evaluation-smd-phases.md).", "",
               "Goals (issue 23): recall ≥ 70% at ≤ 0.25 false alerts per entity-day and ≥ 50% at ≤ 0.1, ahead of",
               "both baselines at every budget, median delay ≤ 0. The band baseline (|x − 1 h mean| / 1 h stddev, the",
               "current sample included as PromQL includes it) cannot exceed √59 on 60 rows, which a metric flat for",

@@ -46,7 +46,9 @@ from aura_exporter.windows import EntityKey
 DETECTOR = "aura"
 
 
-@dataclass(frozen=True)
+# No repr: asyncio.run formats its finished task, result included, when it restores the SIGINT handler, and the
+# repr of every cycle's arrays took seconds at the end of each replay.
+@dataclass(frozen=True, repr=False)
 class Outcome:
     """One analysis' replay over a group of entities, and each entity's per-row figures."""
 
